@@ -1,0 +1,382 @@
+//! Code generation for `#[hot]`.
+//!
+//! For `#[hot] pub fn step(state: &mut State) -> u32 { BODY }` hot mode generates:
+//!
+//! - `__hotswap_impl_step`: the original body under a hidden name;
+//! - `__hotswap_slot_step`: a `Slot` (an atomic pointer) holding the current implementation,
+//!   initialised to a one-time boot function that starts the runtime and then points the slot at
+//!   the compiled-in implementation;
+//! - `__hotswap_guarded_step`: the implementation wrapped so a panic is caught inside a
+//!   self-contained patch library and raised again in the host (full library mode);
+//! - an exported, unmangled `Entry` (the manifest line: name, signature fingerprint, slot and
+//!   implementation pointers) registered in `hotswap`'s distributed slice;
+//! - `step` itself with the original signature: one atomic load and one indirect call.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use proc_macro2::{Ident, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, ToTokens};
+use syn::visit_mut::VisitMut;
+use syn::{FnArg, ImplItem, Item, ItemFn, ReturnType, Signature, Type};
+
+use crate::validate;
+
+/// Makes entry symbols unique within one crate: rustc expands every macro of a crate in one
+/// process, so a counter suffices. Symbol names need not be stable across builds: the loader
+/// finds entries by prefix and matches them by their `name` field.
+static ENTRY_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
+    let parsed: Item = syn::parse2(item.clone())?;
+    let hot = match parsed {
+        Item::Fn(func) => free_fn(func)?,
+        Item::Impl(block) => impl_block(block)?,
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "`#[hot]` goes on a function or on an inherent `impl` block",
+            ))
+        }
+    };
+    Ok(quote! {
+        ::hotswap::__select! {
+            hot { #hot }
+            cold { #item }
+        }
+    })
+}
+
+/// One function to make hot, with everything the generated items need to know about it.
+struct HotFn<'a> {
+    sig: &'a Signature,
+    /// The implementing type for methods of a `#[hot] impl` block.
+    self_ty: Option<&'a Type>,
+}
+
+impl HotFn<'_> {
+    fn base_name(&self) -> String {
+        match self.self_ty {
+            Some(ty) => format!("{}_{}", type_ident(ty), self.sig.ident),
+            None => self.sig.ident.to_string(),
+        }
+    }
+
+    fn item(&self, kind: &str) -> Ident {
+        format_ident!("__hotswap_{}_{}", kind, self.base_name())
+    }
+
+    fn impl_name(&self) -> Ident {
+        format_ident!("__hotswap_impl_{}", self.sig.ident)
+    }
+
+    /// Path to the implementation from module scope.
+    fn impl_path(&self) -> TokenStream {
+        let name = self.impl_name();
+        match self.self_ty {
+            Some(ty) => quote!(<#ty>::#name),
+            None => quote!(#name),
+        }
+    }
+
+    /// Argument types with `Self` (and receivers) replaced by the implementing type.
+    fn arg_types(&self) -> Vec<Type> {
+        self.sig
+            .inputs
+            .iter()
+            .map(|arg| match arg {
+                FnArg::Receiver(receiver) => self.concrete(&receiver.ty),
+                FnArg::Typed(typed) => self.concrete(&typed.ty),
+            })
+            .collect()
+    }
+
+    fn return_type(&self) -> Option<Type> {
+        match &self.sig.output {
+            ReturnType::Default => None,
+            ReturnType::Type(_, ty) => Some(self.concrete(ty)),
+        }
+    }
+
+    fn concrete(&self, ty: &Type) -> Type {
+        match self.self_ty {
+            Some(self_ty) => {
+                let replaced = replace_self(ty.to_token_stream(), self_ty);
+                syn::parse2(replaced).expect("replacing `Self` keeps a type a type")
+            }
+            None => ty.clone(),
+        }
+    }
+
+    /// A human-readable signature, also the text the fingerprint is computed from. Parameter
+    /// names are left out (renaming one changes nothing at the call) and lifetimes are
+    /// normalised to `'_`.
+    fn signature_text(&self) -> String {
+        let args: Vec<String> = self
+            .arg_types()
+            .iter()
+            .map(|ty| erase_lifetimes(ty).to_token_stream().to_string())
+            .collect();
+        let ret = match self.return_type() {
+            Some(ty) => format!(" -> {}", erase_lifetimes(&ty).to_token_stream()),
+            None => String::new(),
+        };
+        format!("fn({}){}", args.join(", "), ret)
+    }
+
+    /// Module-level items shared by free functions and methods: slot, boot, guarded shim and
+    /// manifest entry.
+    fn support_items(&self) -> TokenStream {
+        let slot = self.item("slot");
+        let boot = self.item("boot");
+        let guarded = self.item("guarded");
+        let impl_path = self.impl_path();
+        let generics = &self.sig.generics;
+        let where_clause = &self.sig.generics.where_clause;
+        let types = self.arg_types();
+        let args: Vec<Ident> = (0..types.len())
+            .map(|i| format_ident!("__hotswap_arg{}", i))
+            .collect();
+        let holes: Vec<TokenStream> = types.iter().map(|_| quote!(_)).collect();
+        let output = match self.return_type() {
+            Some(ty) => quote!(-> #ty),
+            None => quote!(),
+        };
+
+        let crate_name = std::env::var("CARGO_CRATE_NAME").unwrap_or_else(|_| "crate".into());
+        let counter = ENTRY_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let entry = format_ident!(
+            "__hotswap_entry_v1_{}_{}_{}",
+            sanitize(&crate_name),
+            self.base_name(),
+            counter
+        );
+        let registration = self.item("registration");
+        let display_name = match self.self_ty {
+            Some(ty) => format!("{}::{}", type_ident(ty), self.sig.ident),
+            None => self.sig.ident.to_string(),
+        };
+        let signature = self.signature_text();
+        let layout_types: Vec<Type> = types
+            .iter()
+            .chain(self.return_type().iter())
+            .map(erase_lifetimes)
+            .collect();
+        let layouts: Vec<TokenStream> = layout_types
+            .iter()
+            .map(|ty| match ty {
+                Type::Never(_) => quote!(::hotswap::__private::Layout::NEVER),
+                ty => quote!(::hotswap::__private::Layout::of::<#ty>()),
+            })
+            .collect();
+
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            static #slot: ::hotswap::__private::Slot =
+                ::hotswap::__private::Slot::new(#boot as *const ());
+
+            #[doc(hidden)]
+            #[allow(non_snake_case, clippy::too_many_arguments)]
+            fn #boot #generics (#(#args: #types),*) #output #where_clause {
+                ::hotswap::__private::boot(&#slot, #boot as *const (), #impl_path as *const ());
+                let __hotswap_like: fn(#(#holes),*) -> _ = #impl_path;
+                // SAFETY: the slot only ever holds `#boot`, the compiled-in implementation or a
+                // patch's implementation whose signature fingerprint matched this one.
+                let __hotswap_f = unsafe { ::hotswap::__private::load(&#slot, __hotswap_like) };
+                __hotswap_f(#(#args),*)
+            }
+
+            #[doc(hidden)]
+            #[allow(non_snake_case, clippy::too_many_arguments)]
+            fn #guarded #generics (#(#args: #types),*) #output #where_clause {
+                ::hotswap::__private::guard(move || #impl_path(#(#args),*))
+            }
+
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            #[unsafe(no_mangle)]
+            static #entry: ::hotswap::__private::Entry = ::hotswap::__private::Entry {
+                abi: ::hotswap::__private::ENTRY_ABI,
+                name: ::hotswap::__private::RawStr::new(
+                    ::core::concat!(::core::module_path!(), "::", #display_name)
+                ),
+                signature: ::hotswap::__private::RawStr::new(#signature),
+                fingerprint: ::hotswap::__private::fingerprint(#signature, &[#(#layouts),*]),
+                token: ::hotswap::__private::RawStr::new(
+                    match ::core::option_env!("HOTSWAP_BUILD_TOKEN") {
+                        ::core::option::Option::Some(token) => token,
+                        ::core::option::Option::None => "",
+                    }
+                ),
+                slot: &#slot,
+                implementation: #impl_path as *const (),
+                guarded: #guarded as *const (),
+            };
+
+            #[::hotswap::__private::linkme::distributed_slice(::hotswap::__private::ENTRIES)]
+            #[linkme(crate = ::hotswap::__private::linkme)]
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            static #registration: &::hotswap::__private::Entry = &#entry;
+        }
+    }
+
+    /// The wrapper: the original signature, dispatching through the slot.
+    fn wrapper(&self, attrs: &[syn::Attribute], vis: &syn::Visibility) -> TokenStream {
+        let slot = self.item("slot");
+        let mut sig = self.sig.clone();
+        let mut call_args = Vec::new();
+        for (i, arg) in sig.inputs.iter_mut().enumerate() {
+            match arg {
+                FnArg::Receiver(receiver) => {
+                    receiver.mutability = None;
+                    call_args.push(quote!(self));
+                }
+                FnArg::Typed(typed) => {
+                    let name = format_ident!("__hotswap_arg{}", i);
+                    typed.pat = Box::new(syn::parse_quote!(#name));
+                    call_args.push(quote!(#name));
+                }
+            }
+        }
+        let holes: Vec<TokenStream> = call_args.iter().map(|_| quote!(_)).collect();
+        let impl_ref = match self.self_ty {
+            Some(_) => {
+                let name = self.impl_name();
+                quote!(Self::#name)
+            }
+            None => self.impl_path(),
+        };
+        quote! {
+            #(#attrs)*
+            #[inline]
+            #vis #sig {
+                let __hotswap_like: fn(#(#holes),*) -> _ = #impl_ref;
+                // SAFETY: the slot only ever holds the boot function, the compiled-in
+                // implementation or a patch's implementation whose signature fingerprint
+                // matched this one, all of this exact function pointer type.
+                let __hotswap_f = unsafe { ::hotswap::__private::load(&#slot, __hotswap_like) };
+                __hotswap_f(#(#call_args),*)
+            }
+        }
+    }
+
+    /// The original function under its hidden name.
+    fn implementation(&self, vis: &syn::Visibility, block: &syn::Block) -> TokenStream {
+        let mut sig = self.sig.clone();
+        sig.ident = self.impl_name();
+        quote! {
+            #[doc(hidden)]
+            #[inline(never)]
+            #[allow(non_snake_case, clippy::too_many_arguments)]
+            #vis #sig #block
+        }
+    }
+}
+
+fn free_fn(func: ItemFn) -> syn::Result<TokenStream> {
+    validate::signature(&func.sig, false)?;
+    let hot = HotFn {
+        sig: &func.sig,
+        self_ty: None,
+    };
+    let implementation = hot.implementation(&func.vis, &func.block);
+    let support = hot.support_items();
+    let wrapper = hot.wrapper(&func.attrs, &func.vis);
+    Ok(quote! {
+        #implementation
+        #support
+        #wrapper
+    })
+}
+
+fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
+    validate::impl_block(&block)?;
+    let self_ty = &*block.self_ty;
+    let mut methods = Vec::new();
+    let mut support = Vec::new();
+    let mut others = Vec::new();
+    for item in &block.items {
+        match item {
+            ImplItem::Fn(method) => {
+                validate::signature(&method.sig, true)?;
+                let hot = HotFn {
+                    sig: &method.sig,
+                    self_ty: Some(self_ty),
+                };
+                methods.push(hot.implementation(&method.vis, &method.block));
+                methods.push(hot.wrapper(&method.attrs, &method.vis));
+                support.push(hot.support_items());
+            }
+            other => others.push(other),
+        }
+    }
+    let attrs = &block.attrs;
+    let unsafety = &block.unsafety;
+    Ok(quote! {
+        #(#attrs)*
+        #unsafety impl #self_ty {
+            #(#others)*
+            #(#methods)*
+        }
+        #(#support)*
+    })
+}
+
+/// The last identifier of a type's path, for naming generated items.
+fn type_ident(ty: &Type) -> String {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .map(|segment| segment.ident.to_string())
+            .unwrap_or_else(|| "Self".into()),
+        _ => "Self".into(),
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Replaces the `Self` keyword in a token stream by the implementing type.
+fn replace_self(tokens: TokenStream, self_ty: &Type) -> TokenStream {
+    tokens
+        .into_iter()
+        .flat_map(|tree| -> Vec<TokenTree> {
+            match tree {
+                TokenTree::Ident(ident) if ident == "Self" => {
+                    quote!(#self_ty).into_iter().collect()
+                }
+                TokenTree::Group(group) => {
+                    let mut new = proc_macro2::Group::new(
+                        group.delimiter(),
+                        replace_self(group.stream(), self_ty),
+                    );
+                    new.set_span(group.span());
+                    vec![TokenTree::Group(new)]
+                }
+                other => vec![other],
+            }
+        })
+        .collect()
+}
+
+/// Turns every named lifetime except `'static` into `'_`, so a type can be named in a `const`
+/// expression and renaming a lifetime leaves the fingerprint alone.
+fn erase_lifetimes(ty: &Type) -> Type {
+    struct Eraser;
+    impl VisitMut for Eraser {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident != "static" {
+                lifetime.ident = Ident::new("_", Span::call_site());
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    Eraser.visit_type_mut(&mut ty);
+    ty
+}

@@ -1,0 +1,131 @@
+//! Hot reloading for Rust that keeps state and refuses what it cannot swap safely.
+//!
+//! Mark entry points with [`#[hot]`](hot). In a normal build (`cargo build`, `cargo build
+//! --release`) the attribute does nothing: the binary has no slot, no loader and no `dlopen`.
+//! In **hot mode** each `#[hot]` function is called through an atomic slot that a patch can
+//! repoint while the program runs, so edited code takes effect without a restart and without
+//! losing state.
+//!
+//! Hot mode is switched on explicitly, in one of two ways:
+//! - `RUSTFLAGS="--cfg hotswap"`, which is what `cargo hotswap run` does in its own target
+//!   directory (thin patches, delivered over a private control channel);
+//! - the `hot` feature of this crate, for the *full library* workflow: the hot crate also builds
+//!   as a `cdylib` and the running program watches that file (see [`library`] below).
+//!
+//! # Full library mode
+//!
+//! Give the hot crate `crate-type = ["rlib", "cdylib"]`, build the app with hot mode on, run it,
+//! and rebuild with plain `cargo build` after an edit. On the first call of a `#[hot]` function
+//! the runtime starts watching `lib<crate>.so` next to the executable (or in the directory named
+//! by `HOTSWAP_LIB_DIR`). A new, complete library is copied to a private per-process directory,
+//! checked, loaded, its copy deleted, and all of its functions swapped in at once, or none.
+//! The library carries its own copy of `std`: a panic in patched code is caught inside the
+//! library and raised again in the host with the same message, and the host's `log` logger and
+//! `tracing` dispatcher are handed to the library so its logging still appears.
+//!
+//! # Observing reloads
+//!
+//! [`version`], [`is_hot`], [`wait_for_reload`] and [`subscribe`] work in every build; outside
+//! hot mode they report version 0 and never see a reload. The runtime's own messages go through
+//! `tracing` (target `hotswap`) and are silent unless the app installs a subscriber; set
+//! `HOTSWAP_LOG=1` to have them printed to stderr as well.
+//!
+//! [`library`]: #full-library-mode
+
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+/// Marks a function, or every method of an inherent `impl` block, as hot-swappable.
+///
+/// ```ignore
+/// #[hotswap::hot]
+/// pub fn step(state: &mut State) -> String { format!("tick {}", state.ticks) }
+/// ```
+///
+/// Refused at compile time, with an error pointing at the offending token: generic functions,
+/// `impl Trait` arguments and return types, `async fn`, `const fn`, non-Rust ABIs, variadic
+/// functions, trait impls and generic impl blocks.
+pub use hotswap_macros::hot;
+
+mod events;
+pub use events::{Event, Subscription};
+
+#[cfg(any(hotswap, feature = "hot"))]
+#[doc(hidden)]
+pub mod __private;
+#[cfg(any(hotswap, feature = "hot"))]
+mod platform;
+#[cfg(any(hotswap, feature = "hot"))]
+mod runtime;
+
+/// Keeps the `hot { .. }` tokens in hot mode and the `cold { .. }` tokens otherwise. The choice
+/// is made here, when `hotswap` itself is compiled, so user crates never test a cfg of ours.
+#[cfg(any(hotswap, feature = "hot"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select {
+    (hot { $($hot:tt)* } cold { $($cold:tt)* }) => { $($hot)* };
+}
+
+/// Keeps the `hot { .. }` tokens in hot mode and the `cold { .. }` tokens otherwise.
+#[cfg(not(any(hotswap, feature = "hot")))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select {
+    (hot { $($hot:tt)* } cold { $($cold:tt)* }) => { $($cold)* };
+}
+
+/// Whether this build is in hot mode (its `#[hot]` functions can be swapped).
+pub const fn is_hot() -> bool {
+    cfg!(any(hotswap, feature = "hot"))
+}
+
+/// The number of patches swapped in so far: 0 for the compiled-in code.
+pub fn version() -> u64 {
+    #[cfg(any(hotswap, feature = "hot"))]
+    {
+        runtime::events().version()
+    }
+    #[cfg(not(any(hotswap, feature = "hot")))]
+    {
+        0
+    }
+}
+
+/// Starts the runtime now instead of on the first call of a `#[hot]` function. Does nothing
+/// outside hot mode, and nothing the second time.
+pub fn start() {
+    #[cfg(any(hotswap, feature = "hot"))]
+    runtime::start();
+}
+
+/// Waits until the next patch is swapped in, for at most `timeout`. Returns the new
+/// [`version`], or `None` on timeout (at once outside hot mode).
+pub fn wait_for_reload(timeout: Duration) -> Option<u64> {
+    #[cfg(any(hotswap, feature = "hot"))]
+    {
+        runtime::start();
+        runtime::events().wait_past(runtime::events().version(), timeout)
+    }
+    #[cfg(not(any(hotswap, feature = "hot")))]
+    {
+        let _ = timeout;
+        None
+    }
+}
+
+/// Subscribes to reload events. A subscription holds a bounded queue: a subscriber that is slow
+/// or never reads loses the oldest events (counted in [`Subscription::missed`]) but never delays a
+/// reload.
+pub fn subscribe() -> Subscription {
+    #[cfg(any(hotswap, feature = "hot"))]
+    {
+        runtime::start();
+        runtime::events().subscribe()
+    }
+    #[cfg(not(any(hotswap, feature = "hot")))]
+    {
+        Subscription::detached()
+    }
+}

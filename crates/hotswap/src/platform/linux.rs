@@ -1,0 +1,109 @@
+//! Linux: ELF shared objects, `dlopen`, a private directory under the temp dir.
+
+use std::fs::{DirBuilder, Metadata};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+pub(crate) const BINARY_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
+
+pub(crate) fn architecture() -> object::Architecture {
+    #[cfg(target_arch = "x86_64")]
+    return object::Architecture::X86_64;
+    #[cfg(target_arch = "aarch64")]
+    return object::Architecture::Aarch64;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    return object::Architecture::Unknown;
+}
+
+/// The file cargo writes for a `cdylib` crate named `name`.
+pub(crate) fn library_file_name(name: &str) -> String {
+    format!("lib{name}.so")
+}
+
+pub(crate) fn inode(meta: &Metadata) -> u64 {
+    meta.ino()
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Refuses a directory that another user owns or that others may write to: anyone who can write
+/// there could swap the bytes we are about to load.
+pub(crate) fn check_private(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|err| format!("cannot inspect {}: {err}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    if meta.uid() != current_uid() {
+        return Err(format!(
+            "{} is owned by uid {}, not by this user (uid {}); refusing to load patches from it",
+            dir.display(),
+            meta.uid(),
+            current_uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by group or others (mode {:o}); refusing to load patches from it. \
+             Make it private: chmod 700 {}",
+            dir.display(),
+            meta.mode() & 0o777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// This process's private patch directory: `<tmp>/hotswap-<uid>/<pid>`, mode 0700. Directories
+/// of processes that no longer run (a crash between copy and delete) are removed first.
+pub(crate) fn private_dir() -> Result<PathBuf, String> {
+    let base = std::env::temp_dir().join(format!("hotswap-{}", current_uid()));
+    let mut builder = DirBuilder::new();
+    builder.mode(0o700);
+    if let Err(err) = builder.create(&base) {
+        if err.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(format!("cannot create {}: {err}", base.display()));
+        }
+    }
+    check_private(&base)?;
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for entry in entries.flatten() {
+            let stale = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<i32>().ok())
+                .is_some_and(|pid| !process_alive(pid));
+            if stale {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let own = base.join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&own);
+    builder
+        .create(&own)
+        .map_err(|err| format!("cannot create {}: {err}", own.display()))?;
+    check_private(&own)?;
+    Ok(own)
+}
+
+/// `dlopen` with every symbol bound now (a missing one fails here, not mid-call) and nothing
+/// added to the global namespace.
+pub(crate) fn open_library(path: &Path) -> Result<libloading::Library, String> {
+    use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
+    // SAFETY: loading runs the library's initialisers. The file was checked to be a complete
+    // shared object for this machine carrying a hotswap manifest, i.e. built from the program's
+    // own hot crate, whose initialisers are the program's own code.
+    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+        .map_err(|err| err.to_string())?;
+    Ok(library.into())
+}

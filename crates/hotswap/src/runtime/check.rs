@@ -1,0 +1,208 @@
+//! Check: refuse anything that is not a complete shared library for this machine, built in hot
+//! mode for this program, with signatures the program's callers can still use.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+
+use crate::__private::{Entry, Slot, ENTRY_ABI, ENTRY_SYMBOL_PREFIX};
+use crate::platform;
+
+/// Symbol a self-contained library (with its own copy of this crate) exports; the host calls
+/// it before any of the library's code runs.
+pub(crate) const GUEST_INIT_SYMBOL: &str = "__hotswap_guest_init_v1";
+
+/// What the file says about itself, read before it is loaded.
+#[derive(Debug)]
+pub(crate) struct Manifest {
+    /// Unmangled symbols of the patch's `Entry` statics.
+    pub entry_symbols: Vec<String>,
+    /// Whether the library carries its own runtime (full library mode).
+    pub is_guest: bool,
+}
+
+/// Reads the staged copy and checks it is a whole shared library for this machine with a
+/// hotswap manifest.
+pub(crate) fn file(path: &Path) -> Result<Manifest, String> {
+    let data = std::fs::read(path).map_err(|err| format!("cannot read the patch: {err}"))?;
+    inspect(&data)
+}
+
+pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
+    const INCOMPLETE: &str = "it is not a complete shared library (still being written, \
+                              truncated, or not a library at all)";
+    if data.is_empty() {
+        return Err(format!("the file is empty: {INCOMPLETE}"));
+    }
+    let file = object::File::parse(data).map_err(|err| format!("{INCOMPLETE}: {err}"))?;
+    if file.format() != platform::BINARY_FORMAT {
+        return Err(format!(
+            "it is a {:?} file, but this program loads {:?} libraries",
+            file.format(),
+            platform::BINARY_FORMAT
+        ));
+    }
+    if file.architecture() != platform::architecture() {
+        return Err(format!(
+            "it was built for {:?}, but this program runs on {:?}",
+            file.architecture(),
+            platform::architecture()
+        ));
+    }
+    if file.kind() != object::ObjectKind::Dynamic {
+        return Err(format!(
+            "it is a {:?} object, not a shared library",
+            file.kind()
+        ));
+    }
+    let len = data.len() as u64;
+    for segment in file.segments() {
+        let (offset, size) = segment.file_range();
+        if offset.checked_add(size).is_none_or(|end| end > len) {
+            return Err(format!(
+                "a segment lies past the end of the file: {INCOMPLETE}"
+            ));
+        }
+    }
+    for section in file.sections() {
+        if let Some((offset, size)) = section.file_range() {
+            if offset.checked_add(size).is_none_or(|end| end > len) {
+                return Err(format!(
+                    "section {} lies past the end of the file: {INCOMPLETE}",
+                    section.name().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    let mut entry_symbols = Vec::new();
+    let mut is_guest = false;
+    for symbol in file.dynamic_symbols() {
+        if !symbol.is_definition() {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        if name.starts_with(ENTRY_SYMBOL_PREFIX) {
+            entry_symbols.push(name.to_owned());
+        } else if name == GUEST_INIT_SYMBOL {
+            is_guest = true;
+        }
+    }
+    if entry_symbols.is_empty() {
+        return Err(
+            "it has no hotswap manifest (no `#[hot]` functions exported): build the \
+                    library in hot mode (`--cfg hotswap` or the `hot` feature of hotswap)"
+                .into(),
+        );
+    }
+    Ok(Manifest {
+        entry_symbols,
+        is_guest,
+    })
+}
+
+/// One slot to write.
+pub(crate) struct Swap {
+    pub slot: &'static Slot,
+    pub implementation: *const (),
+    pub guarded: *const (),
+}
+
+/// The slots a patch will write, once every check passed.
+pub(crate) struct Plan {
+    pub swaps: Vec<Swap>,
+}
+
+/// Compares the patch's manifest with the host's: every function the host knows must keep its
+/// fingerprint and build token. Functions new in the patch are only reachable from patch code
+/// and are left alone; functions the patch dropped keep their current code.
+pub(crate) fn compatible(
+    registry: &HashMap<&'static str, &'static Entry>,
+    entries: &[&'static Entry],
+) -> Result<Plan, String> {
+    let mut problems = Vec::new();
+    let mut swaps = Vec::new();
+    for entry in entries {
+        if entry.abi != ENTRY_ABI {
+            return Err(format!(
+                "it was built with an incompatible version of hotswap (manifest format {}, this \
+                 program reads {ENTRY_ABI}); rebuild both with the same hotswap",
+                entry.abi
+            ));
+        }
+        let name = entry.name.as_str();
+        let Some(host) = registry.get(name) else {
+            continue;
+        };
+        let host_token = host.token.as_str();
+        if !host_token.is_empty() && host_token != entry.token.as_str() {
+            return Err(format!(
+                "it was built for another build of this program (`{name}` carries build token \
+                 `{}`, this program has `{host_token}`); rebuild the patch from this program's \
+                 build, or restart the program",
+                entry.token.as_str()
+            ));
+        }
+        if host.fingerprint != entry.fingerprint {
+            let (old, new) = (host.signature.as_str(), entry.signature.as_str());
+            if old == new {
+                problems.push(format!(
+                    "`{name}`: a parameter or return type changed size or alignment \
+                     (signature `{old}`)"
+                ));
+            } else {
+                problems.push(format!(
+                    "`{name}`: signature changed from `{old}` to `{new}`"
+                ));
+            }
+            continue;
+        }
+        swaps.push(Swap {
+            slot: host.slot,
+            implementation: entry.implementation,
+            guarded: entry.guarded,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(format!(
+            "{}. The running code was kept. This change cannot be hot-swapped: restart the \
+             program (`cargo hotswap run` restarts it for you)",
+            problems.join("; ")
+        ));
+    }
+    if swaps.is_empty() {
+        return Err(
+            "none of its `#[hot]` functions is one this program has: it was built for \
+                    another program"
+                .into(),
+        );
+    }
+    Ok(Plan { swaps })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_garbage_files_are_refused_as_incomplete() {
+        assert!(inspect(b"").unwrap_err().contains("empty"));
+        let garbage: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        assert!(inspect(&garbage)
+            .unwrap_err()
+            .contains("not a complete shared library"));
+    }
+
+    #[test]
+    fn a_truncated_copy_of_a_real_library_is_refused() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let truncated = &exe[..exe.len() / 2];
+        let err = inspect(truncated).unwrap_err();
+        assert!(
+            err.contains("not a complete shared library") || err.contains("past the end"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! The two sides of a self-contained patch library (full library mode).
+//!
+//! Such a library has its own copy of `std`, `log`, `tracing` and this crate. Right after
+//! loading it, the host calls its exported [`GUEST_INIT_SYMBOL`](super::check::GUEST_INIT_SYMBOL)
+//! with a [`HostContext`]: from then on the library's runtime stays dormant, its `log` and
+//! `tracing` forward to the host's logger and dispatcher, and a panic in its code is caught in the
+//! library and raised again in the host (an unwind cannot be caught by another copy of `std`).
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use super::load::Loaded;
+
+/// Layout version of [`HostContext`].
+const CONTEXT_ABI: u32 = 1;
+
+/// What the host hands a library. Both sides are built by the same compiler from the same
+/// lock file, so the `log` and `tracing` types behind these pointers have the same layout.
+#[repr(C)]
+pub struct HostContext {
+    abi: u32,
+    /// Raises a panic with this message in the host; `location` is where the library panicked.
+    raise: fn(message: &str, location: &str) -> !,
+    /// `&'static dyn log::Log` of the host, as its two pointer-sized parts.
+    logger: [usize; 2],
+    log_max_level: usize,
+    /// The host's global `tracing` dispatcher, or null.
+    dispatch: *const tracing::Dispatch,
+}
+
+static IS_GUEST: AtomicBool = AtomicBool::new(false);
+static RAISE: OnceLock<fn(&str, &str) -> !> = OnceLock::new();
+
+pub(crate) fn is_guest() -> bool {
+    IS_GUEST.load(Ordering::Acquire)
+}
+
+/// Host side: initialise a freshly loaded self-contained library.
+pub(crate) fn init_guest(library: &Loaded) -> Result<(), String> {
+    let Some(init) = library.function(super::check::GUEST_INIT_SYMBOL) else {
+        return Err("it has no hotswap guest entry point".into());
+    };
+    let logger: *const dyn log::Log = log::logger();
+    // SAFETY: a `*const dyn Trait` is two pointer-sized words on every platform Rust supports.
+    let logger: [usize; 2] = unsafe { std::mem::transmute(logger) };
+    let dispatch =
+        tracing::dispatcher::has_been_set().then(|| tracing::dispatcher::get_default(Clone::clone));
+    let context = HostContext {
+        abi: CONTEXT_ABI,
+        raise: raise_in_host,
+        logger,
+        log_max_level: log::max_level() as usize,
+        dispatch: dispatch
+            .as_ref()
+            .map_or(std::ptr::null(), |dispatch| dispatch as *const _),
+    };
+    // SAFETY: the check found GUEST_INIT_SYMBOL defined in this library; only this crate
+    // exports that name, with this signature (see `__hotswap_guest_init_v1`).
+    let init: unsafe extern "C" fn(*const HostContext) -> u32 =
+        unsafe { std::mem::transmute(init) };
+    // SAFETY: `context` outlives the call; the guest copies what it keeps.
+    match unsafe { init(&context) } {
+        CONTEXT_ABI => Ok(()),
+        other => Err(format!(
+            "it was built with an incompatible version of hotswap (guest interface {other}, \
+             this program has {CONTEXT_ABI}); rebuild both with the same hotswap"
+        )),
+    }
+}
+
+fn raise_in_host(message: &str, location: &str) -> ! {
+    tracing::debug!(target: "hotswap", "patched code panicked at {location}: {message}");
+    std::panic::panic_any(message.to_owned())
+}
+
+/// Guest side: called by the host once, before any code of this library runs.
+///
+/// # Safety
+/// `context` must point to a live `HostContext` made by a host built with the same compiler
+/// and the same versions of `log` and `tracing`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __hotswap_guest_init_v1(context: *const HostContext) -> u32 {
+    IS_GUEST.store(true, Ordering::Release);
+    // SAFETY: the caller promises a live context.
+    let Some(context) = (unsafe { context.as_ref() }) else {
+        return 0;
+    };
+    if context.abi != CONTEXT_ABI {
+        return CONTEXT_ABI;
+    }
+    let _ = RAISE.set(context.raise);
+    // SAFETY: the host built these words from a `&'static dyn log::Log` of the same `log`
+    // version; the host's logger lives as long as the process.
+    let logger: &'static dyn log::Log = unsafe { std::mem::transmute(context.logger) };
+    if log::set_logger(logger).is_ok() {
+        let level = log::LevelFilter::iter()
+            .nth(context.log_max_level)
+            .unwrap_or(log::LevelFilter::Off);
+        log::set_max_level(level);
+    }
+    // SAFETY: non-null means it points to the host's live `Dispatch` of the same `tracing`.
+    if let Some(dispatch) = unsafe { context.dispatch.as_ref() } {
+        let _ = tracing::dispatcher::set_global_default(dispatch.clone());
+    }
+    // The host prints the panic (its hook sees the re-raised one); stay quiet here.
+    std::panic::set_hook(Box::new(|info| {
+        let _ = info;
+    }));
+    CONTEXT_ABI
+}
+
+/// Guest side: run patched code; a panic becomes a host panic with the same message.
+pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(payload) => match RAISE.get() {
+            Some(raise) => {
+                let message = payload_message(&*payload);
+                drop(payload);
+                raise(&message, "patched code")
+            }
+            None => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
+/// The text of a panic payload, as the default panic hook would print it.
+pub(crate) fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}

@@ -1,0 +1,211 @@
+//! The runtime linked into a hot-mode program.
+//!
+//! Data flows one way, one module a step:
+//! [`watch`] (a rebuilt library appears) or [`deliver`] (the CLI sends a thin patch) →
+//! [`stage`] (copied into a private directory) → [`check`] (a complete shared object for this
+//! machine, with a manifest this program accepts) → [`load`] (`dlopen`, file removed) →
+//! [`swap`] (every slot of the patch, or none) → [`crate::events`] (version, waiters,
+//! subscribers) and back to the CLI.
+
+pub(crate) mod check;
+pub(crate) mod deliver;
+pub(crate) mod guest;
+pub(crate) mod load;
+pub(crate) mod stage;
+pub(crate) mod swap;
+pub(crate) mod watch;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::__private::{Entry, ENTRIES};
+use crate::events::{Event, Events};
+
+/// Environment variable naming the CLI's control socket; set by `cargo hotswap run`.
+pub const CONTROL_ENV: &str = "HOTSWAP_CONTROL";
+/// Environment variable overriding where full library mode looks for `lib<crate>.so`.
+pub const LIB_DIR_ENV: &str = "HOTSWAP_LIB_DIR";
+/// Environment variable that makes the runtime print its messages to stderr.
+pub const LOG_ENV: &str = "HOTSWAP_LOG";
+
+/// What the runtime keeps for the life of the process.
+pub(crate) struct Runtime {
+    /// The host's `#[hot]` functions by full name.
+    registry: HashMap<&'static str, &'static Entry>,
+    /// Where patches are copied before they are loaded; this process's alone.
+    private_dir: Result<PathBuf, String>,
+    /// One patch at a time.
+    applying: Mutex<()>,
+    verbose: bool,
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+pub(crate) fn events() -> &'static Events {
+    static EVENTS: OnceLock<Events> = OnceLock::new();
+    EVENTS.get_or_init(Events::default)
+}
+
+/// Starts the runtime once. Inside a self-contained patch library (a guest) this does nothing:
+/// the host's runtime is the only one.
+pub(crate) fn start() {
+    if guest::is_guest() {
+        return;
+    }
+    let mut first = false;
+    let runtime = RUNTIME.get_or_init(|| {
+        first = true;
+        Runtime::new()
+    });
+    if first {
+        runtime.launch();
+    }
+}
+
+pub(crate) fn runtime() -> &'static Runtime {
+    start();
+    RUNTIME.get().expect("started above")
+}
+
+/// How a patch shares the host's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PatchKind {
+    /// A self-contained library with its own `std` (full library mode): call through the guard.
+    Full,
+    /// A thin patch whose undefined symbols resolve against the host: call directly.
+    Thin,
+}
+
+/// A patch swapped in.
+pub(crate) struct Applied {
+    pub version: u64,
+    pub functions: usize,
+    pub took: Duration,
+}
+
+impl Runtime {
+    fn new() -> Self {
+        let mut registry = HashMap::new();
+        for entry in ENTRIES.iter() {
+            registry.insert(entry.name.as_str(), *entry);
+        }
+        Runtime {
+            registry,
+            private_dir: crate::platform::private_dir(),
+            applying: Mutex::new(()),
+            verbose: std::env::var_os(LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0"),
+        }
+    }
+
+    fn launch(&'static self) {
+        if let Some(socket) = std::env::var_os(CONTROL_ENV) {
+            deliver::spawn(self, PathBuf::from(socket));
+        } else {
+            watch::spawn(self, self.library_paths());
+        }
+    }
+
+    /// The libraries full library mode watches: `lib<crate>.so` for every crate with `#[hot]`
+    /// functions, next to the executable unless `HOTSWAP_LIB_DIR` says otherwise.
+    fn library_paths(&self) -> Vec<PathBuf> {
+        let dir = std::env::var_os(LIB_DIR_ENV)
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|exe| exe.parent().map(Path::to_path_buf))
+            });
+        let Some(dir) = dir else {
+            self.warn("cannot find the executable's directory; set HOTSWAP_LIB_DIR");
+            return Vec::new();
+        };
+        let mut crates: Vec<&str> = self
+            .registry
+            .keys()
+            .map(|name| name.split("::").next().unwrap_or(name))
+            .collect();
+        crates.sort_unstable();
+        crates.dedup();
+        crates
+            .into_iter()
+            .map(|name| dir.join(crate::platform::library_file_name(name)))
+            .collect()
+    }
+
+    /// The whole pipeline for one file: stage, check, load, swap, report. On any failure the
+    /// running code is left as it was and the reason is reported.
+    pub(crate) fn apply(&self, file: &Path, kind: PatchKind) -> Result<Applied, String> {
+        let _one_at_a_time = self
+            .applying
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let started = Instant::now();
+        let source = file.display().to_string();
+        let result = self.apply_locked(file, kind, started);
+        match &result {
+            Ok(applied) => {
+                self.info(&format!(
+                    "reloaded {source}: {} function(s), version {}, {:.2} ms",
+                    applied.functions,
+                    applied.version,
+                    applied.took.as_secs_f64() * 1e3
+                ));
+                events().publish(Event::Reloaded {
+                    version: applied.version,
+                    source,
+                    functions: applied.functions,
+                    took: applied.took,
+                });
+            }
+            Err(reason) => {
+                self.warn(&format!("refused {source}: {reason}"));
+                events().publish(Event::Refused {
+                    source,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        result
+    }
+
+    fn apply_locked(
+        &self,
+        file: &Path,
+        kind: PatchKind,
+        started: Instant,
+    ) -> Result<Applied, String> {
+        let private_dir = self.private_dir.as_ref().map_err(Clone::clone)?;
+        let staged = stage::copy(file, private_dir)?;
+        let manifest = check::file(staged.path())?;
+        let library = load::open(staged, &manifest)?;
+        let entries = library.entries(&manifest)?;
+        let plan = check::compatible(&self.registry, &entries)?;
+        if manifest.is_guest {
+            guest::init_guest(&library)?;
+        }
+        let functions = swap::apply(&plan, kind);
+        library.keep_forever();
+        let version = events().bump();
+        Ok(Applied {
+            version,
+            functions,
+            took: started.elapsed(),
+        })
+    }
+
+    pub(crate) fn info(&self, message: &str) {
+        tracing::info!(target: "hotswap", "{message}");
+        if self.verbose {
+            eprintln!("[hotswap] {message}");
+        }
+    }
+
+    pub(crate) fn warn(&self, message: &str) {
+        tracing::warn!(target: "hotswap", "{message}");
+        if self.verbose {
+            eprintln!("[hotswap] {message}");
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Stage: copy a patch into this process's private directory before anything reads it.
+//!
+//! The copy is what gets checked and loaded, so a writer still busy with the original (or one
+//! that rewrites it later) can never change the bytes between the check and `dlopen`, and
+//! nobody else can write into the directory. The copy is deleted as soon as it is loaded, or
+//! when the attempt fails; a crash in between leaves it for the next start to sweep away.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A patch copied into the private directory; removed from disk when dropped.
+pub(crate) struct Staged {
+    path: PathBuf,
+}
+
+impl Staged {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub(crate) fn copy(file: &Path, private_dir: &Path) -> Result<Staged, String> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let number = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let stem = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "patch".into());
+    let extension = file
+        .extension()
+        .map(|ext| format!(".{}", ext.to_string_lossy()))
+        .unwrap_or_default();
+    let staged = Staged {
+        path: private_dir.join(format!("{stem}-{number}{extension}")),
+    };
+    std::fs::copy(file, &staged.path).map_err(|err| {
+        format!(
+            "cannot copy {} to {}: {err}",
+            file.display(),
+            private_dir.display()
+        )
+    })?;
+    Ok(staged)
+}

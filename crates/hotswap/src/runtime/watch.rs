@@ -1,0 +1,113 @@
+//! Watch (full library mode): notice that a hot crate's library was rebuilt.
+//!
+//! Events for the library's file restart a short settle timer; when the file has been quiet
+//! for [`SETTLE`], it is handed to the pipeline. A writer that is still busy keeps producing
+//! events, and a file left incomplete is refused by the check and retried on its next change.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use super::{PatchKind, Runtime};
+
+/// How long a library must stay unchanged before it is loaded.
+pub(crate) const SETTLE: Duration = Duration::from_millis(8);
+
+/// What identifies one version of a file, to skip events that changed nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Identity {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn identity(path: &Path) -> Option<Identity> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Identity {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode: crate::platform::inode(&meta),
+    })
+}
+
+pub(crate) fn spawn(runtime: &'static Runtime, libraries: Vec<PathBuf>) {
+    if libraries.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("hotswap-watch".into())
+        .spawn(move || watch(runtime, libraries));
+    if let Err(err) = spawned {
+        runtime.warn(&format!("cannot start the library watcher: {err}"));
+    }
+}
+
+fn watch(runtime: &'static Runtime, libraries: Vec<PathBuf>) {
+    let (sender, events) = mpsc::channel();
+    let mut watcher = match notify::recommended_watcher(move |event| {
+        let _ = sender.send(event);
+    }) {
+        Ok(watcher) => watcher,
+        Err(err) => return runtime.warn(&format!("cannot watch for rebuilt libraries: {err}")),
+    };
+    let dirs: HashSet<&Path> = libraries.iter().filter_map(|lib| lib.parent()).collect();
+    for dir in dirs {
+        if let Err(err) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            runtime.warn(&format!("cannot watch {}: {err}", dir.display()));
+        }
+    }
+    for library in &libraries {
+        runtime.info(&format!("watching {}", library.display()));
+    }
+    // The library present at start is the code the program already runs.
+    let mut seen: HashMap<PathBuf, Option<Identity>> = libraries
+        .iter()
+        .map(|lib| (lib.clone(), identity(lib)))
+        .collect();
+    let mut pending: HashSet<PathBuf> = HashSet::new();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let wait = deadline.map_or(Duration::from_secs(3600), |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        match events.recv_timeout(wait) {
+            Ok(Ok(event)) => {
+                if !relevant(&event.kind) {
+                    continue;
+                }
+                for path in event.paths {
+                    if seen.contains_key(&path) {
+                        pending.insert(path);
+                        deadline = Some(Instant::now() + SETTLE);
+                    }
+                }
+            }
+            Ok(Err(err)) => runtime.warn(&format!("file watcher: {err}")),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                deadline = None;
+                for path in pending.drain() {
+                    let now = identity(&path);
+                    let last = seen.get_mut(&path).expect("only watched paths are pending");
+                    if now.is_none() || now == *last {
+                        continue;
+                    }
+                    *last = now;
+                    let _ = runtime.apply(&path, PatchKind::Full);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn relevant(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        _ => false,
+    }
+}
