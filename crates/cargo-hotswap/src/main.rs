@@ -1,4 +1,34 @@
+//! `cargo hotswap`: run a program and hot-swap edited code into it.
+//!
+//! One binary, three roles:
+//! - `cargo hotswap …`: the command a user runs ([`cli`]);
+//! - `RUSTC_WRAPPER` during the app's build ([`capture`]): records each compiler command so a
+//!   patch can be built with exactly the same flags, and switches hot mode on;
+//! - the linker of the app's executable ([`linker`]): keeps every function of the hot crates'
+//!   dependencies in the executable, and exports them, so patches can call them.
+//!
+//! The `run` pipeline follows the data: [`watch`] → [`patch`] (build, link) → [`deliver`] →
+//! the program's runtime (check, swap) → back through [`deliver`] → [`report`].
+
+mod app;
+mod capture;
+mod cli;
+mod deliver;
+mod doctor;
+mod host;
+mod init;
+mod linker;
+mod patch;
+mod project;
+mod report;
+mod run;
+mod watch;
+
 fn main() {
-    eprintln!("cargo hotswap: not implemented yet");
-    std::process::exit(2);
+    let code = match std::env::var(capture::ROLE_ENV).ok().as_deref() {
+        Some(capture::ROLE_WRAPPER) => capture::wrapper_main(),
+        Some(linker::ROLE_LINKER) => linker::main(),
+        _ => cli::main(),
+    };
+    std::process::exit(code);
 }

@@ -229,7 +229,11 @@ impl HotFn<'_> {
         for (i, arg) in sig.inputs.iter_mut().enumerate() {
             match arg {
                 FnArg::Receiver(receiver) => {
-                    receiver.mutability = None;
+                    // Drop the binding `mut` of `mut self` (the wrapper never mutates `self`),
+                    // but not the `mut` of `&mut self`, which is part of the receiver's type.
+                    if receiver.reference.is_none() {
+                        receiver.mutability = None;
+                    }
                     call_args.push(quote!(self));
                 }
                 FnArg::Typed(typed) => {

@@ -70,11 +70,11 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
                 ));
             }
             FnArg::Receiver(_) => {}
-            FnArg::Typed(typed) => no_impl_trait(&typed.ty, "argument")?,
+            FnArg::Typed(typed) => no_impl_trait(&typed.ty, "an argument")?,
         }
     }
     if let syn::ReturnType::Type(_, ty) = &sig.output {
-        no_impl_trait(ty, "return type")?;
+        no_impl_trait(ty, "a return type")?;
     }
     if !in_impl {
         no_self_type(sig)?;
@@ -114,7 +114,7 @@ fn no_impl_trait(ty: &Type, what: &str) -> syn::Result<()> {
         Some(found) => Err(syn::Error::new_spanned(
             found,
             format!(
-                "`#[hot]` cannot be used with `impl Trait` in an {what}: it stands for a type \
+                "`#[hot]` cannot be used with `impl Trait` in {what}: it stands for a type \
                  that each version of the function may choose differently; name a concrete type \
                  or use `&dyn Trait` / `Box<dyn Trait>`"
             ),

@@ -51,11 +51,15 @@ pub use hotswap_macros::hot;
 mod events;
 pub use events::{Event, Subscription};
 
+#[doc(hidden)]
+pub mod protocol;
+
 #[cfg(any(hotswap, feature = "hot"))]
 #[doc(hidden)]
 pub mod __private;
-#[cfg(any(hotswap, feature = "hot"))]
-mod platform;
+/// Operating-system specifics, shared with the CLI (private directories, peer checks).
+#[doc(hidden)]
+pub mod platform;
 #[cfg(any(hotswap, feature = "hot"))]
 mod runtime;
 

@@ -4,9 +4,9 @@ use std::fs::{DirBuilder, Metadata};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-pub(crate) const BINARY_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
+pub const BINARY_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
 
-pub(crate) fn architecture() -> object::Architecture {
+pub fn architecture() -> object::Architecture {
     #[cfg(target_arch = "x86_64")]
     return object::Architecture::X86_64;
     #[cfg(target_arch = "aarch64")]
@@ -16,11 +16,11 @@ pub(crate) fn architecture() -> object::Architecture {
 }
 
 /// The file cargo writes for a `cdylib` crate named `name`.
-pub(crate) fn library_file_name(name: &str) -> String {
+pub fn library_file_name(name: &str) -> String {
     format!("lib{name}.so")
 }
 
-pub(crate) fn inode(meta: &Metadata) -> u64 {
+pub fn inode(meta: &Metadata) -> u64 {
     meta.ino()
 }
 
@@ -37,7 +37,7 @@ fn process_alive(pid: i32) -> bool {
 
 /// Refuses a directory that another user owns or that others may write to: anyone who can write
 /// there could swap the bytes we are about to load.
-pub(crate) fn check_private(dir: &Path) -> Result<(), String> {
+pub fn check_private(dir: &Path) -> Result<(), String> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|err| format!("cannot inspect {}: {err}", dir.display()))?;
     if !meta.is_dir() {
@@ -63,9 +63,10 @@ pub(crate) fn check_private(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// This process's private patch directory: `<tmp>/hotswap-<uid>/<pid>`, mode 0700. Directories
-/// of processes that no longer run (a crash between copy and delete) are removed first.
-pub(crate) fn private_dir() -> Result<PathBuf, String> {
+/// A private directory `<tmp>/hotswap-<uid>/<name>`, mode 0700, for this process; `name` must
+/// end with the process id (`1234`, `cli-1234`). Directories of processes that no longer run
+/// (a crash between copy and delete) are removed first.
+pub fn private_dir(name: &str) -> Result<PathBuf, String> {
     let base = std::env::temp_dir().join(format!("hotswap-{}", current_uid()));
     let mut builder = DirBuilder::new();
     builder.mode(0o700);
@@ -80,14 +81,15 @@ pub(crate) fn private_dir() -> Result<PathBuf, String> {
             let stale = entry
                 .file_name()
                 .to_str()
-                .and_then(|name| name.parse::<i32>().ok())
+                .and_then(|name| name.rsplit('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
                 .is_some_and(|pid| !process_alive(pid));
             if stale {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
-    let own = base.join(std::process::id().to_string());
+    let own = base.join(name);
     let _ = std::fs::remove_dir_all(&own);
     builder
         .create(&own)
@@ -98,7 +100,7 @@ pub(crate) fn private_dir() -> Result<PathBuf, String> {
 
 /// `dlopen` with every symbol bound now (a missing one fails here, not mid-call) and nothing
 /// added to the global namespace.
-pub(crate) fn open_library(path: &Path) -> Result<libloading::Library, String> {
+pub fn open_library(path: &Path) -> Result<libloading::Library, String> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
     // SAFETY: loading runs the library's initialisers. The file was checked to be a complete
     // shared object for this machine carrying a hotswap manifest, i.e. built from the program's
@@ -106,4 +108,39 @@ pub(crate) fn open_library(path: &Path) -> Result<libloading::Library, String> {
     let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
         .map_err(|err| err.to_string())?;
     Ok(library.into())
+}
+
+/// Refuses a control channel whose other end runs as another user.
+pub fn check_peer_is_same_user(stream: &std::os::unix::net::UnixStream) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes passed; the fd is a live socket.
+    let result = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if result != 0 {
+        return Err(format!(
+            "cannot read the peer's credentials: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if cred.uid != current_uid() {
+        return Err(format!(
+            "the other end runs as uid {}, not this user (uid {}); refusing it",
+            cred.uid,
+            current_uid()
+        ));
+    }
+    Ok(())
 }

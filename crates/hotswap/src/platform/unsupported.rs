@@ -4,31 +4,35 @@
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
-pub(crate) const BINARY_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
+pub const BINARY_FORMAT: object::BinaryFormat = object::BinaryFormat::Elf;
 
-pub(crate) fn architecture() -> object::Architecture {
+pub fn architecture() -> object::Architecture {
     object::Architecture::Unknown
 }
 
-pub(crate) fn library_file_name(name: &str) -> String {
+pub fn library_file_name(name: &str) -> String {
     format!("lib{name}.so")
 }
 
-pub(crate) fn inode(_meta: &Metadata) -> u64 {
+pub fn inode(_meta: &Metadata) -> u64 {
     0
 }
 
-pub(crate) fn check_private(_dir: &Path) -> Result<(), String> {
+pub fn check_private(_dir: &Path) -> Result<(), String> {
     Err(UNSUPPORTED.into())
 }
 
-pub(crate) fn private_dir() -> Result<PathBuf, String> {
+pub fn private_dir(_name: &str) -> Result<PathBuf, String> {
     Err(UNSUPPORTED.into())
 }
 
-pub(crate) fn open_library(_path: &Path) -> Result<libloading::Library, String> {
+pub fn open_library(_path: &Path) -> Result<libloading::Library, String> {
     Err(UNSUPPORTED.into())
 }
 
 const UNSUPPORTED: &str = "hotswap supports Linux only so far; on this system the compiled-in \
                            code keeps running";
+
+pub fn check_peer_is_same_user(_stream: &std::os::unix::net::UnixStream) -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}

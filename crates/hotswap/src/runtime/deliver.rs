@@ -1,12 +1,89 @@
 //! Deliver (thin patches): the control channel to `cargo hotswap run`.
+//!
+//! The program connects to the CLI's socket, says hello, then loads each patch it is sent and
+//! answers with the outcome. Anything that is not a well-formed message from the same user is
+//! ignored; a closed channel leaves the program running the code it has.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
-use super::Runtime;
+use super::{PatchKind, Runtime};
+use crate::platform;
+use crate::protocol::{ToApp, ToCli, MAX_MESSAGE};
 
 pub(crate) fn spawn(runtime: &'static Runtime, socket: PathBuf) {
-    runtime.warn(&format!(
-        "control channel {} is not supported by this build",
-        socket.display()
-    ));
+    let spawned = std::thread::Builder::new()
+        .name("hotswap-control".into())
+        .spawn(move || {
+            if let Err(err) = serve(runtime, &socket) {
+                runtime.warn(&format!("control channel {}: {err}", socket.display()));
+            }
+        });
+    if let Err(err) = spawned {
+        runtime.warn(&format!("cannot start the control channel: {err}"));
+    }
+}
+
+fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
+    if let Some(dir) = socket.parent() {
+        platform::check_private(dir)?;
+    }
+    let mut stream = UnixStream::connect(socket).map_err(|err| format!("cannot connect: {err}"))?;
+    platform::check_peer_is_same_user(&stream)?;
+    send(
+        &mut stream,
+        &ToCli::Hello {
+            pid: std::process::id(),
+            version: super::events().version(),
+        },
+    )?;
+    runtime.info(&format!("connected to {}", socket.display()));
+    let mut reader = BufReader::new(stream.try_clone().map_err(|err| err.to_string())?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_MESSAGE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|err| format!("read: {err}"))?;
+        if read == 0 {
+            runtime.info("control channel closed; keeping the current code");
+            return Ok(());
+        }
+        if line.len() > MAX_MESSAGE {
+            runtime.warn("ignored an oversized control message");
+            // Skip the rest of that line.
+            let mut rest = Vec::new();
+            let _ = reader.read_until(b'\n', &mut rest);
+            continue;
+        }
+        let message: ToApp = match serde_json::from_slice(&line) {
+            Ok(message) => message,
+            Err(err) => {
+                runtime.warn(&format!("ignored a malformed control message: {err}"));
+                continue;
+            }
+        };
+        let answer = match message {
+            ToApp::Patch { id, path } => match runtime.apply(Path::new(&path), PatchKind::Thin) {
+                Ok(applied) => ToCli::Applied {
+                    id,
+                    version: applied.version,
+                    functions: applied.functions,
+                    micros: applied.took.as_micros() as u64,
+                },
+                Err(reason) => ToCli::Refused { id, reason },
+            },
+        };
+        send(&mut stream, &answer)?;
+    }
+}
+
+fn send(stream: &mut UnixStream, message: &ToCli) -> Result<(), String> {
+    let mut line = serde_json::to_vec(message).map_err(|err| err.to_string())?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|err| format!("write: {err}"))
 }

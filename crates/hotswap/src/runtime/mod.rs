@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use crate::__private::{Entry, ENTRIES};
 use crate::events::{Event, Events};
 
-/// Environment variable naming the CLI's control socket; set by `cargo hotswap run`.
-pub const CONTROL_ENV: &str = "HOTSWAP_CONTROL";
+pub use crate::protocol::CONTROL_ENV;
 /// Environment variable overriding where full library mode looks for `lib<crate>.so`.
 pub const LIB_DIR_ENV: &str = "HOTSWAP_LIB_DIR";
 /// Environment variable that makes the runtime print its messages to stderr.
@@ -64,11 +63,6 @@ pub(crate) fn start() {
     }
 }
 
-pub(crate) fn runtime() -> &'static Runtime {
-    start();
-    RUNTIME.get().expect("started above")
-}
-
 /// How a patch shares the host's code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum PatchKind {
@@ -93,7 +87,7 @@ impl Runtime {
         }
         Runtime {
             registry,
-            private_dir: crate::platform::private_dir(),
+            private_dir: crate::platform::private_dir(&std::process::id().to_string()),
             applying: Mutex::new(()),
             verbose: std::env::var_os(LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0"),
         }

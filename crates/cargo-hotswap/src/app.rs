@@ -1,0 +1,111 @@
+//! The program under `run`: start it with the control channel's address, notice when it exits,
+//! stop it for a restart.
+
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::run::Event;
+
+pub struct App {
+    pub generation: u64,
+    pub pid: u32,
+    child: Arc<Mutex<Child>>,
+}
+
+pub fn start(
+    executable: &Path,
+    args: &[String],
+    socket: &Path,
+    generation: u64,
+    events: Sender<Event>,
+) -> Result<App, String> {
+    let child = Command::new(executable)
+        .args(args)
+        .env(hotswap::protocol::CONTROL_ENV, socket)
+        .spawn()
+        .map_err(|err| format!("cannot start {}: {err}", executable.display()))?;
+    let pid = child.id();
+    let child = Arc::new(Mutex::new(child));
+    let watched = Arc::clone(&child);
+    std::thread::Builder::new()
+        .name("hotswap-app".into())
+        .spawn(move || loop {
+            // Poll rather than block in wait(), so `stop` can still reach the child.
+            let status = watched.lock().map(|mut c| c.try_wait());
+            match status {
+                Ok(Ok(Some(status))) => {
+                    let _ = events.send(Event::AppExited { generation, status });
+                    return;
+                }
+                Ok(Ok(None)) => std::thread::sleep(Duration::from_millis(10)),
+                _ => return,
+            }
+        })
+        .map_err(|err| err.to_string())?;
+    Ok(App {
+        generation,
+        pid,
+        child,
+    })
+}
+
+impl App {
+    /// Asks the program to stop (SIGTERM), then kills it if it has not stopped within `grace`.
+    pub fn stop(&self, grace: Duration) -> Option<ExitStatus> {
+        signal(self.pid, libc::SIGTERM);
+        self.stop_after(grace)
+    }
+
+    /// Waits up to `grace` for the program to exit on its own, then kills it.
+    pub fn stop_after(&self, grace: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + grace;
+        loop {
+            if let Ok(mut child) = self.child.lock() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(status);
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    return child.wait().ok();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn interrupt(&self) {
+        signal(self.pid, libc::SIGINT);
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: sending a signal has no memory-safety preconditions; the pid is our own child,
+    // which we have not reaped yet (reaping happens under the same lock in `stop`).
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// `status` as a shell would report it, and the exit code `run` returns for it.
+pub fn describe(status: ExitStatus) -> (String, i32) {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        (format!("exit code {code}"), code)
+    } else if let Some(signal) = status.signal() {
+        let name = match signal {
+            libc::SIGSEGV => "SIGSEGV",
+            libc::SIGABRT => "SIGABRT",
+            libc::SIGKILL => "SIGKILL",
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGINT => "SIGINT",
+            libc::SIGBUS => "SIGBUS",
+            _ => "signal",
+        };
+        (format!("killed by {name} ({signal})"), 128 + signal)
+    } else {
+        (format!("{status}"), 1)
+    }
+}

@@ -1,0 +1,108 @@
+//! The command line: `cargo hotswap run | init | doctor`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::host::BuildOptions;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo hotswap",
+    bin_name = "cargo hotswap",
+    version,
+    about = "Run a Rust program and hot-swap edited code into it, keeping its state.",
+    after_help = "Mark entry points with #[hotswap::hot], run `cargo hotswap run`, edit, save."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the program in hot mode, run it, and patch it live on every save.
+    Run {
+        /// Package to run (as for `cargo run -p`).
+        #[arg(short, long)]
+        package: Option<String>,
+        /// Binary to run.
+        #[arg(long, conflicts_with = "example")]
+        bin: Option<String>,
+        /// Example to run.
+        #[arg(long)]
+        example: Option<String>,
+        /// Features to activate (comma or space separated).
+        #[arg(short = 'F', long, value_delimiter = ',')]
+        features: Vec<String>,
+        /// Activate all features.
+        #[arg(long)]
+        all_features: bool,
+        /// Do not activate the `default` feature.
+        #[arg(long)]
+        no_default_features: bool,
+        /// Build with the release profile (patches are built the same way).
+        #[arg(long, short)]
+        release: bool,
+        /// Path to Cargo.toml.
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// Arguments for the program.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Set up a package or workspace for hotswap with the fewest edits.
+    Init {
+        /// Path to Cargo.toml (default: the one cargo finds from here).
+        #[arg(long)]
+        manifest_path: Option<PathBuf>,
+        /// Depend on hotswap by this path instead of by version.
+        #[arg(long)]
+        hotswap_path: Option<PathBuf>,
+        /// Show what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check the toolchain, linker and platform, and say what will work.
+    Doctor,
+}
+
+pub fn main() -> i32 {
+    let mut args: Vec<String> = std::env::args().collect();
+    // As a cargo subcommand we are called as `cargo-hotswap hotswap …`.
+    if args.get(1).is_some_and(|a| a == "hotswap") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    match cli.command {
+        Command::Run {
+            package,
+            bin,
+            example,
+            features,
+            all_features,
+            no_default_features,
+            release,
+            manifest_path,
+            args,
+        } => crate::run::run(crate::run::RunOptions {
+            manifest_path,
+            package,
+            bin,
+            example,
+            build: BuildOptions {
+                features,
+                all_features,
+                no_default_features,
+                release,
+            },
+            args,
+        }),
+        Command::Init {
+            manifest_path,
+            hotswap_path,
+            dry_run,
+        } => crate::init::run(manifest_path.as_deref(), hotswap_path.as_deref(), dry_run),
+        Command::Doctor => crate::doctor::run(),
+    }
+}

@@ -1,0 +1,178 @@
+//! Build the program in hot mode with cargo, in `<target>/hotswap`, through our rustc wrapper.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+
+use crate::capture::{CAPTURE_DIR_ENV, HOT_CRATES_ENV, INNER_WRAPPER_ENV, ROLE_ENV, ROLE_WRAPPER};
+use crate::project::{cargo, Program, Project};
+use crate::report;
+
+/// Options passed through to cargo.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub release: bool,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    reason: String,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+    #[serde(default)]
+    target: Option<MessageTarget>,
+    #[serde(default)]
+    message: Option<Rendered>,
+    #[serde(default)]
+    success: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct MessageTarget {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Rendered {
+    rendered: Option<String>,
+    level: Option<String>,
+}
+
+/// Builds the program; returns the executable. Compiler errors are shown as cargo shows them.
+pub fn build(
+    project: &Project,
+    program: &Program,
+    options: &BuildOptions,
+    token: &str,
+) -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|err| format!("cannot find myself: {err}"))?;
+    let hot: Vec<&str> = project.hot.iter().map(|c| c.crate_name.as_str()).collect();
+    let mut command = Command::new(cargo());
+    command
+        .arg("build")
+        .arg("--message-format=json-diagnostic-rendered-ansi")
+        .arg("-p")
+        .arg(&program.package)
+        .arg(if program.is_example {
+            "--example"
+        } else {
+            "--bin"
+        })
+        .arg(&program.name)
+        .arg("--target-dir")
+        .arg(&project.target_dir)
+        .current_dir(&project.root)
+        .env("RUSTC_WRAPPER", &me)
+        .env(ROLE_ENV, ROLE_WRAPPER)
+        .env(CAPTURE_DIR_ENV, project.capture_dir())
+        .env(HOT_CRATES_ENV, hot.join(","))
+        .env("HOTSWAP_BUILD_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(inner) = std::env::var_os("RUSTC_WRAPPER").filter(|w| !w.is_empty()) {
+        command.env(INNER_WRAPPER_ENV, inner);
+    }
+    if options.release {
+        command.arg("--release");
+    }
+    if !options.features.is_empty() {
+        command.arg("--features").arg(options.features.join(","));
+    }
+    if options.all_features {
+        command.arg("--all-features");
+    }
+    if options.no_default_features {
+        command.arg("--no-default-features");
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|err| format!("cannot run cargo: {err}"))?;
+    // Cargo's own errors (bad manifest, …) arrive on stderr; keep the last lines for the report.
+    let stderr = child.stderr.take().expect("piped");
+    let cargo_errors = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let plain = report::strip_ansi(&line);
+            let trimmed = plain.trim_start();
+            if trimmed.starts_with("Compiling") {
+                report::progress(&format!("building (hot mode): {trimmed}"));
+            } else if !(trimmed.starts_with("Finished") || trimmed.starts_with("Blocking")) {
+                kept.push(line);
+            }
+        }
+        kept
+    });
+    let stdout = child.stdout.take().expect("piped");
+    let mut executable = None;
+    let mut success = false;
+    let mut compiled = 0usize;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let Ok(message) = serde_json::from_str::<Message>(&line) else {
+            continue;
+        };
+        match message.reason.as_str() {
+            "compiler-artifact" => {
+                compiled += 1;
+                let name = message.target.as_ref().map_or("", |t| t.name.as_str());
+                report::progress(&format!(
+                    "building (hot mode): {compiled} crates, last {name}"
+                ));
+                if message
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| t.name == program.name)
+                {
+                    if let Some(exe) = message.executable {
+                        executable = Some(exe);
+                    }
+                }
+            }
+            "compiler-message" => {
+                if let Some(Rendered {
+                    rendered: Some(text),
+                    level,
+                }) = message.message
+                {
+                    if level.as_deref() != Some("warning")
+                        || std::env::var_os("HOTSWAP_WARNINGS").is_some()
+                    {
+                        report::diagnostics(&[text]);
+                    }
+                }
+            }
+            "build-finished" => success = message.success.unwrap_or(false),
+            _ => {}
+        }
+    }
+    let status = child.wait().map_err(|err| err.to_string())?;
+    let cargo_errors = cargo_errors.join().unwrap_or_default();
+    report::clear_progress();
+    if !status.success() || !success {
+        let detail: Vec<&String> = cargo_errors
+            .iter()
+            .filter(|l| !l.trim().is_empty() && !l.contains("warning"))
+            .collect();
+        let detail = detail
+            .iter()
+            .rev()
+            .take(15)
+            .rev()
+            .map(|l| format!("  {}", report::strip_ansi(l)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(format!(
+            "the build failed{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(":\n{detail}")
+            }
+        ));
+    }
+    executable.ok_or_else(|| format!("cargo built no executable named `{}`", program.name))
+}

@@ -1,0 +1,230 @@
+//! What `cargo metadata` says about the user's workspace: where it is, which crates are hot,
+//! which program to run, and where our own target directory goes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Metadata {
+    packages: Vec<Package>,
+    workspace_members: Vec<String>,
+    workspace_root: PathBuf,
+    target_directory: PathBuf,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct Package {
+    pub id: String,
+    pub name: String,
+    pub manifest_path: PathBuf,
+    pub dependencies: Vec<Dependency>,
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub default_run: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct Dependency {
+    pub name: String,
+    #[serde(default)]
+    pub rename: Option<String>,
+}
+
+#[derive(Deserialize, Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub kind: Vec<String>,
+    pub src_path: PathBuf,
+}
+
+/// A workspace crate with `#[hot]` functions (a library that depends on `hotswap`).
+#[derive(Clone, Debug)]
+pub struct HotCrate {
+    pub package: String,
+    /// The library's crate name (`-` replaced by `_`), as rustc knows it.
+    pub crate_name: String,
+    /// The package directory.
+    pub dir: PathBuf,
+    /// Directories holding its sources (the parent of each target's root file).
+    pub source_dirs: Vec<PathBuf>,
+}
+
+/// The program `run` builds and starts.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub package: String,
+    pub name: String,
+    pub is_example: bool,
+}
+
+pub struct Project {
+    pub root: PathBuf,
+    /// `<target dir>/hotswap`: our builds never touch the user's normal ones.
+    pub target_dir: PathBuf,
+    pub members: Vec<Package>,
+    pub hot: Vec<HotCrate>,
+}
+
+impl Project {
+    pub fn load(manifest_path: Option<&Path>) -> Result<Project, String> {
+        let mut command = Command::new(cargo());
+        command.args(["metadata", "--format-version", "1", "--no-deps"]);
+        if let Some(path) = manifest_path {
+            command.arg("--manifest-path").arg(path);
+        }
+        let output = command
+            .output()
+            .map_err(|err| format!("cannot run `cargo metadata`: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "`cargo metadata` failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let metadata: Metadata = serde_json::from_slice(&output.stdout)
+            .map_err(|err| format!("cannot read `cargo metadata` output: {err}"))?;
+        let members: Vec<Package> = metadata
+            .packages
+            .into_iter()
+            .filter(|package| metadata.workspace_members.contains(&package.id))
+            .collect();
+        let hot = members.iter().filter_map(hot_crate).collect();
+        Ok(Project {
+            root: metadata.workspace_root,
+            target_dir: metadata.target_directory.join("hotswap"),
+            members,
+            hot,
+        })
+    }
+
+    /// Picks the program to run, as `cargo run` would.
+    pub fn program(
+        &self,
+        package: Option<&str>,
+        bin: Option<&str>,
+        example: Option<&str>,
+    ) -> Result<Program, String> {
+        let candidates: Vec<&Package> = match package {
+            Some(name) => {
+                let found: Vec<&Package> = self.members.iter().filter(|p| p.name == name).collect();
+                if found.is_empty() {
+                    return Err(format!("no package `{name}` in this workspace"));
+                }
+                found
+            }
+            None => self.members.iter().collect(),
+        };
+        if let Some(example) = example {
+            return candidates
+                .iter()
+                .find(|p| has_target(p, "example", example))
+                .map(|p| Program {
+                    package: p.name.clone(),
+                    name: example.to_owned(),
+                    is_example: true,
+                })
+                .ok_or_else(|| format!("no example `{example}` found"));
+        }
+        if let Some(bin) = bin {
+            return candidates
+                .iter()
+                .find(|p| has_target(p, "bin", bin))
+                .map(|p| Program {
+                    package: p.name.clone(),
+                    name: bin.to_owned(),
+                    is_example: false,
+                })
+                .ok_or_else(|| format!("no binary `{bin}` found"));
+        }
+        let mut bins = Vec::new();
+        for package in &candidates {
+            let own: Vec<&Target> = package
+                .targets
+                .iter()
+                .filter(|t| t.kind.iter().any(|k| k == "bin"))
+                .collect();
+            let chosen = match (&package.default_run, own.len()) {
+                (Some(default), _) => own.iter().find(|t| &t.name == default).copied(),
+                (None, 1) => Some(own[0]),
+                _ => None,
+            };
+            if let Some(target) = chosen {
+                bins.push(Program {
+                    package: package.name.clone(),
+                    name: target.name.clone(),
+                    is_example: false,
+                });
+            } else if own.len() > 1 {
+                return Err(format!(
+                    "package `{}` has several binaries; choose one with --bin ({})",
+                    package.name,
+                    own.iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        match bins.len() {
+            1 => Ok(bins.remove(0)),
+            0 => Err("no binary to run: add a `src/main.rs` or pass --bin / --example".into()),
+            _ => Err(format!(
+                "several packages have a binary; choose one with -p ({})",
+                bins.iter()
+                    .map(|b| b.package.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// Where the build records compiler commands (see `capture`).
+    pub fn capture_dir(&self) -> PathBuf {
+        self.target_dir.join("captures")
+    }
+}
+
+fn has_target(package: &Package, kind: &str, name: &str) -> bool {
+    package
+        .targets
+        .iter()
+        .any(|t| t.name == name && t.kind.iter().any(|k| k == kind))
+}
+
+fn hot_crate(package: &Package) -> Option<HotCrate> {
+    let uses_hotswap = package
+        .dependencies
+        .iter()
+        .any(|dep| dep.name == "hotswap" && dep.rename.is_none());
+    let lib = package.targets.iter().find(|t| {
+        t.kind
+            .iter()
+            .any(|k| matches!(k.as_str(), "lib" | "rlib" | "cdylib" | "dylib"))
+    })?;
+    if !uses_hotswap {
+        return None;
+    }
+    let dir = package.manifest_path.parent()?.to_path_buf();
+    let mut source_dirs: Vec<PathBuf> = package
+        .targets
+        .iter()
+        .filter_map(|t| t.src_path.parent().map(Path::to_path_buf))
+        .collect();
+    source_dirs.sort();
+    source_dirs.dedup();
+    Some(HotCrate {
+        package: package.name.clone(),
+        crate_name: lib.name.replace('-', "_"),
+        dir,
+        source_dirs,
+    })
+}
+
+/// The `cargo` that invoked us (cargo sets `CARGO` for subcommands), or the one on `PATH`.
+pub fn cargo() -> PathBuf {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"))
+}

@@ -1,0 +1,437 @@
+//! `cargo hotswap run`: build the program in hot mode, start it, and turn every saved edit
+//! into a patch, a restart, or a compile error on screen, while the program keeps running.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use hotswap::protocol::{ToApp, ToCli};
+
+use crate::app::{self, App};
+use crate::deliver::{self, Connection};
+use crate::host::{self, BuildOptions};
+use crate::linker::Linked;
+use crate::patch::{self, Failure};
+use crate::project::{Program, Project};
+use crate::report;
+use crate::watch::{self, Change};
+
+/// Editors save in several steps; wait this long after the last event before building.
+const DEBOUNCE: Duration = Duration::from_millis(15);
+
+pub enum Event {
+    Changed(Vec<PathBuf>),
+    Connected(Connection),
+    FromApp { connection: u64, message: ToCli },
+    Disconnected(u64),
+    AppExited { generation: u64, status: ExitStatus },
+    Interrupted,
+}
+
+pub struct RunOptions {
+    pub manifest_path: Option<PathBuf>,
+    pub package: Option<String>,
+    pub bin: Option<String>,
+    pub example: Option<String>,
+    pub build: BuildOptions,
+    pub args: Vec<String>,
+}
+
+/// A patch sent to the program and not answered yet.
+struct InFlight {
+    crate_name: String,
+    files: String,
+    build: Duration,
+    link: Duration,
+    file: PathBuf,
+}
+
+struct Session {
+    project: Project,
+    program: Program,
+    options: RunOptions,
+    dir: PathBuf,
+    socket: PathBuf,
+    token: String,
+    events: mpsc::Sender<Event>,
+    executable: Option<PathBuf>,
+    app: Option<App>,
+    generation: u64,
+    connection: Option<Connection>,
+    /// Patches built before the program connected (its runtime starts at the first hot call).
+    queued: Vec<(u64, PathBuf)>,
+    in_flight: HashMap<u64, InFlight>,
+    next_patch: u64,
+    last_code: Option<i32>,
+}
+
+pub fn run(options: RunOptions) -> i32 {
+    match start(options) {
+        Ok((mut session, events)) => session.serve(events),
+        Err(err) => {
+            report::error(&err);
+            1
+        }
+    }
+}
+
+fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
+    let project = Project::load(options.manifest_path.as_deref())?;
+    let program = project.program(
+        options.package.as_deref(),
+        options.bin.as_deref(),
+        options.example.as_deref(),
+    )?;
+    if project.hot.is_empty() {
+        report::warn(
+            "no crate of this workspace depends on `hotswap`, so nothing can be patched: every \
+             change restarts the program. Run `cargo hotswap init` to set it up.",
+        );
+    }
+    let dir = hotswap::platform::private_dir(&format!("cli-{}", std::process::id()))?;
+    let (sender, events) = mpsc::channel();
+    let socket = deliver::listen(&dir, sender.clone())?;
+    let interrupts = sender.clone();
+    ctrlc::set_handler(move || {
+        let _ = interrupts.send(Event::Interrupted);
+    })
+    .map_err(|err| format!("cannot handle Ctrl-C: {err}"))?;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let token = format!(
+        "{:016x}",
+        (seed as u64) ^ ((std::process::id() as u64) << 32)
+    );
+    let session = Session {
+        project,
+        program,
+        options,
+        dir,
+        socket,
+        token,
+        events: sender,
+        executable: None,
+        app: None,
+        generation: 0,
+        connection: None,
+        queued: Vec::new(),
+        in_flight: HashMap::new(),
+        next_patch: 0,
+        last_code: None,
+    };
+    Ok((session, events))
+}
+
+impl Session {
+    fn serve(&mut self, events: Receiver<Event>) -> i32 {
+        let _watcher = match watch::start(&self.project, self.events.clone()) {
+            Ok(watcher) => watcher,
+            Err(err) => {
+                report::error(&err);
+                return 1;
+            }
+        };
+        let hot: Vec<String> = self.project.hot.iter().map(|c| c.package.clone()).collect();
+        report::info(&format!(
+            "building `{}` in hot mode (the first build takes longest)…",
+            self.program.name
+        ));
+        if self.rebuild_and_start() {
+            report::ok(&format!(
+                "running `{}`; edit {} and save to patch it live (Ctrl-C stops both)",
+                self.program.name,
+                if hot.is_empty() {
+                    "any file".to_owned()
+                } else {
+                    format!(
+                        "the hot crate{} {}",
+                        if hot.len() > 1 { "s" } else { "" },
+                        hot.join(", ")
+                    )
+                }
+            ));
+        }
+        let mut backlog: Vec<Event> = Vec::new();
+        loop {
+            let event = match backlog.pop() {
+                Some(event) => event,
+                None => match events.recv() {
+                    Ok(event) => event,
+                    Err(_) => return 1,
+                },
+            };
+            match event {
+                Event::Changed(mut paths) => {
+                    // Gather the rest of this save.
+                    loop {
+                        match events.recv_timeout(DEBOUNCE) {
+                            Ok(Event::Changed(more)) => paths.extend(more),
+                            Ok(other) => backlog.insert(0, other),
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => return 1,
+                        }
+                    }
+                    paths.sort();
+                    paths.dedup();
+                    self.changed(&paths);
+                }
+                Event::Connected(mut connection) => {
+                    for (id, path) in std::mem::take(&mut self.queued) {
+                        let _ = connection.send(&ToApp::Patch {
+                            id,
+                            path: path.display().to_string(),
+                        });
+                    }
+                    self.connection = Some(connection);
+                }
+                Event::FromApp {
+                    connection,
+                    message,
+                } => {
+                    if self.connection.as_ref().is_some_and(|c| c.id == connection) {
+                        self.answered(message);
+                    }
+                }
+                Event::Disconnected(id) => {
+                    if self.connection.as_ref().is_some_and(|c| c.id == id) {
+                        self.connection = None;
+                    }
+                }
+                Event::AppExited { generation, status } => {
+                    if generation == self.generation && self.app.is_some() {
+                        self.app = None;
+                        self.connection = None;
+                        let (text, code) = app::describe(status);
+                        self.last_code = Some(code);
+                        let text = format!(
+                            "`{}` exited ({text}); it will start again on the next change",
+                            self.program.name
+                        );
+                        if status.success() {
+                            report::info(&text)
+                        } else {
+                            report::error(&text)
+                        }
+                    }
+                }
+                Event::Interrupted => return self.interrupted(),
+            }
+        }
+    }
+
+    fn changed(&mut self, paths: &[PathBuf]) {
+        let files = paths
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&self.project.root)
+                    .unwrap_or(p)
+                    .display()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        match watch::classify(&self.project, paths) {
+            Change::Restart(reason) => self.restart(&reason),
+            Change::Patch(crates) if self.app.is_none() => {
+                let _ = crates;
+                report::info(&format!(
+                    "{files} changed; starting `{}` again",
+                    self.program.name
+                ));
+                self.rebuild_and_start();
+            }
+            Change::Patch(crates) => {
+                for crate_name in crates {
+                    self.patch(&crate_name, &files);
+                }
+            }
+        }
+    }
+
+    fn patch(&mut self, crate_name: &str, files: &str) {
+        let Some(executable) = &self.executable else {
+            return self.restart("the last build failed");
+        };
+        let exe_name = executable
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let linked = match Linked::load(&self.project.capture_dir(), &exe_name) {
+            Ok(linked) => linked,
+            Err(err) => return report::error(&err),
+        };
+        let Some((_, capture)) = linked.hot.iter().find(|(name, _)| name == crate_name) else {
+            return self.restart(&format!(
+                "`{crate_name}` is not linked into the program yet"
+            ));
+        };
+        self.next_patch += 1;
+        let id = self.next_patch;
+        report::progress(&format!(
+            "{files} changed; building a patch for {crate_name}…"
+        ));
+        match patch::build(capture, &linked.linker, &self.dir, id) {
+            Err(Failure::Compile(diagnostics)) => {
+                report::diagnostics(&diagnostics);
+                report::warn(&format!(
+                    "`{crate_name}` does not compile; `{}` keeps running the last good code. Fix it and save.",
+                    self.program.name
+                ));
+            }
+            Err(Failure::Other(err)) => report::error(&format!(
+                "{err}\n`{}` keeps running the last good code.",
+                self.program.name
+            )),
+            Ok(patch) => {
+                if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
+                    report::diagnostics(&patch.warnings);
+                }
+                self.in_flight.insert(
+                    id,
+                    InFlight {
+                        crate_name: crate_name.to_owned(),
+                        files: files.to_owned(),
+                        build: patch.build,
+                        link: patch.link,
+                        file: patch.file.clone(),
+                    },
+                );
+                let message = ToApp::Patch {
+                    id,
+                    path: patch.file.display().to_string(),
+                };
+                let sent = self.connection.as_mut().map(|c| c.send(&message).is_ok());
+                if sent != Some(true) {
+                    self.connection = None;
+                    self.queued.push((id, patch.file));
+                    report::info(&format!(
+                        "patch for {crate_name} built; it is applied when `{}` first calls a #[hot] function",
+                        self.program.name
+                    ));
+                }
+            }
+        }
+    }
+
+    fn answered(&mut self, message: ToCli) {
+        match message {
+            ToCli::Hello { .. } => {}
+            ToCli::Applied {
+                id,
+                version,
+                functions,
+                micros,
+            } => {
+                let Some(patch) = self.in_flight.remove(&id) else {
+                    return;
+                };
+                let _ = std::fs::remove_file(&patch.file);
+                report::ok(&format!(
+                    "{}: patched {functions} function{} ({}) — version {version}; build {}, link {}, swap {}",
+                    patch.crate_name,
+                    if functions == 1 { "" } else { "s" },
+                    patch.files,
+                    report::ms(patch.build),
+                    report::ms(patch.link),
+                    report::ms(Duration::from_micros(micros)),
+                ));
+            }
+            ToCli::Refused { id, reason } => {
+                let Some(patch) = self.in_flight.remove(&id) else {
+                    return;
+                };
+                let _ = std::fs::remove_file(&patch.file);
+                report::warn(&format!(
+                    "{}: the program refused the patch: {reason}",
+                    patch.crate_name
+                ));
+                self.restart("the change cannot be hot-swapped");
+            }
+        }
+    }
+
+    fn restart(&mut self, reason: &str) {
+        report::warn(&format!("restarting `{}`: {reason}", self.program.name));
+        self.rebuild_and_start();
+    }
+
+    /// Stops the program if it runs, builds, and starts it. Returns whether it started.
+    fn rebuild_and_start(&mut self) -> bool {
+        let started = Instant::now();
+        // Build first: the old program keeps running until the new one is ready.
+        let executable = host::build(
+            &self.project,
+            &self.program,
+            &self.options.build,
+            &self.token,
+        );
+        self.stop_app();
+        self.queued.clear();
+        self.in_flight.clear();
+        match executable {
+            Err(err) => {
+                self.executable = None;
+                report::error(&format!("{err}\nFix it and save to try again."));
+                false
+            }
+            Ok(executable) => {
+                self.generation += 1;
+                match app::start(
+                    &executable,
+                    &self.options.args,
+                    &self.socket,
+                    self.generation,
+                    self.events.clone(),
+                ) {
+                    Ok(app) => {
+                        report::info(&format!(
+                            "started `{}` (pid {}) after a {} build",
+                            self.program.name,
+                            app.pid,
+                            report::ms(started.elapsed())
+                        ));
+                        self.app = Some(app);
+                        self.executable = Some(executable);
+                        true
+                    }
+                    Err(err) => {
+                        report::error(&err);
+                        false
+                    }
+                }
+            }
+        }
+    }
+
+    fn stop_app(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop(Duration::from_secs(2));
+        }
+        self.connection = None;
+    }
+
+    fn interrupted(&mut self) -> i32 {
+        let code = match self.app.take() {
+            Some(app) => {
+                app.interrupt();
+                match app.stop_after(Duration::from_secs(3)) {
+                    Some(status) => app::describe(status).1,
+                    None => 130,
+                }
+            }
+            None => self.last_code.unwrap_or(130),
+        };
+        let _ = std::fs::remove_dir_all(&self.dir);
+        code
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.stop_app();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

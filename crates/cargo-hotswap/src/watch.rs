@@ -1,0 +1,135 @@
+//! Watch: notice saved source files and sort them into what can be patched and what needs a
+//! restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use crate::project::Project;
+use crate::run::Event;
+
+/// What a set of changed files asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Source files of these hot crates (by crate name) changed.
+    Patch(Vec<String>),
+    /// Something that no patch can carry changed; the reason.
+    Restart(String),
+}
+
+pub fn start(
+    project: &Project,
+    events: Sender<Event>,
+) -> Result<notify::RecommendedWatcher, String> {
+    let target = project.target_dir.parent().map(Path::to_path_buf);
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if !matches!(
+            event.kind,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+        ) {
+            return;
+        }
+        let paths: Vec<PathBuf> = event
+            .paths
+            .into_iter()
+            .filter(|p| relevant(p) && !target.as_ref().is_some_and(|t| p.starts_with(t)))
+            .collect();
+        if !paths.is_empty() {
+            let _ = events.send(Event::Changed(paths));
+        }
+    })
+    .map_err(|err| format!("cannot watch files: {err}"))?;
+    let mut recursive: Vec<PathBuf> = Vec::new();
+    let mut flat: Vec<PathBuf> = vec![project.root.clone()];
+    for member in &project.members {
+        if let Some(dir) = member.manifest_path.parent() {
+            flat.push(dir.to_path_buf());
+        }
+        for target in &member.targets {
+            if let Some(dir) = target.src_path.parent() {
+                recursive.push(dir.to_path_buf());
+            }
+        }
+    }
+    recursive.sort();
+    recursive.dedup();
+    // Drop directories inside another watched one.
+    let nested: Vec<PathBuf> = recursive
+        .iter()
+        .filter(|d| recursive.iter().any(|o| o != *d && d.starts_with(o)))
+        .cloned()
+        .collect();
+    recursive.retain(|d| !nested.contains(d));
+    flat.sort();
+    flat.dedup();
+    for dir in &recursive {
+        watcher
+            .watch(dir, RecursiveMode::Recursive)
+            .map_err(|err| format!("cannot watch {}: {err}", dir.display()))?;
+    }
+    for dir in flat.iter().filter(|d| !recursive.contains(d)) {
+        watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|err| format!("cannot watch {}: {err}", dir.display()))?;
+    }
+    Ok(watcher)
+}
+
+fn relevant(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with('.') || name.ends_with('~') {
+        return false;
+    }
+    name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock"
+}
+
+/// Sorts changed files: sources of hot crates can be patched; manifests, the lock file, build
+/// scripts and sources of other crates need a rebuild and restart.
+pub fn classify(project: &Project, paths: &[PathBuf]) -> Change {
+    let mut hot: Vec<String> = Vec::new();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let shown = path.strip_prefix(&project.root).unwrap_or(path).display();
+        if name == "Cargo.toml" || name == "Cargo.lock" {
+            return Change::Restart(format!("{shown} changed (dependencies may differ)"));
+        }
+        if name == "build.rs" {
+            return Change::Restart(format!("{shown} changed (build script)"));
+        }
+        let owner = project.hot.iter().find(|c| {
+            c.source_dirs.iter().any(|d| path.starts_with(d)) && !is_bin_source(project, path)
+        });
+        match owner {
+            Some(krate) => {
+                if !hot.contains(&krate.crate_name) {
+                    hot.push(krate.crate_name.clone());
+                }
+            }
+            None => {
+                return Change::Restart(format!(
+                    "{shown} changed (not in a crate with #[hot] functions)"
+                ))
+            }
+        }
+    }
+    Change::Patch(hot)
+}
+
+/// `src/main.rs`, `src/bin/*` and the like belong to the program, not to the hot library.
+fn is_bin_source(project: &Project, path: &Path) -> bool {
+    project.members.iter().flat_map(|p| &p.targets).any(|t| {
+        let is_lib = t.kind.iter().any(|k| k.ends_with("lib"));
+        if is_lib {
+            return false;
+        }
+        if path == t.src_path {
+            return true;
+        }
+        // Files under a binary's own directory (src/bin/name/..., examples/...).
+        t.src_path
+            .parent()
+            .is_some_and(|dir| dir.file_name().is_some_and(|n| n != "src") && path.starts_with(dir))
+    })
+}
