@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use crate::run::Event;
 
 pub struct App {
-    pub generation: u64,
     pub pid: u32,
     child: Arc<Mutex<Child>>,
 }
@@ -45,11 +44,7 @@ pub fn start(
             }
         })
         .map_err(|err| err.to_string())?;
-    Ok(App {
-        generation,
-        pid,
-        child,
-    })
+    Ok(App { pid, child })
 }
 
 impl App {

@@ -13,7 +13,6 @@ use crate::run::Event;
 /// A connected program.
 pub struct Connection {
     pub id: u64,
-    pub pid: u32,
     stream: UnixStream,
 }
 
@@ -73,7 +72,7 @@ fn read(id: u64, stream: UnixStream, events: Sender<Event>) {
         let Ok(message) = serde_json::from_slice::<ToCli>(&line) else {
             continue;
         };
-        if let ToCli::Hello { pid, .. } = &message {
+        if let ToCli::Hello { .. } = &message {
             if let Some(stream) = writer.take() {
                 let connection = Connection {
                     id,

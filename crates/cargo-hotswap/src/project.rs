@@ -45,8 +45,6 @@ pub struct HotCrate {
     pub package: String,
     /// The library's crate name (`-` replaced by `_`), as rustc knows it.
     pub crate_name: String,
-    /// The package directory.
-    pub dir: PathBuf,
     /// Directories holding its sources (the parent of each target's root file).
     pub source_dirs: Vec<PathBuf>,
 }
@@ -206,7 +204,6 @@ fn hot_crate(package: &Package) -> Option<HotCrate> {
     if !uses_hotswap {
         return None;
     }
-    let dir = package.manifest_path.parent()?.to_path_buf();
     let mut source_dirs: Vec<PathBuf> = package
         .targets
         .iter()
@@ -217,7 +214,6 @@ fn hot_crate(package: &Package) -> Option<HotCrate> {
     Some(HotCrate {
         package: package.name.clone(),
         crate_name: lib.name.replace('-', "_"),
-        dir,
         source_dirs,
     })
 }

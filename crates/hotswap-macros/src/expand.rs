@@ -114,10 +114,13 @@ impl HotFn<'_> {
         let args: Vec<String> = self
             .arg_types()
             .iter()
-            .map(|ty| erase_lifetimes(ty).to_token_stream().to_string())
+            .map(|ty| tidy(&erase_lifetimes(ty).to_token_stream().to_string()))
             .collect();
         let ret = match self.return_type() {
-            Some(ty) => format!(" -> {}", erase_lifetimes(&ty).to_token_stream()),
+            Some(ty) => format!(
+                " -> {}",
+                tidy(&erase_lifetimes(&ty).to_token_stream().to_string())
+            ),
             None => String::new(),
         };
         format!("fn({}){}", args.join(", "), ret)
@@ -340,6 +343,32 @@ fn type_ident(ty: &Type) -> String {
     }
 }
 
+/// Writes a type as people do (`&mut State`, `Vec<u8>`) rather than as spaced-out tokens.
+fn tidy(tokens: &str) -> String {
+    let mut text = tokens.to_owned();
+    for (from, to) in [
+        ("& '", "&'"),
+        ("& mut ", "&mut "),
+        ("& ", "&"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        while text.contains(from) {
+            text = text.replace(from, to);
+        }
+    }
+    text
+}
+
 fn sanitize(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -370,17 +399,46 @@ fn replace_self(tokens: TokenStream, self_ty: &Type) -> TokenStream {
 }
 
 /// Turns every named lifetime except `'static` into `'_`, so a type can be named in a `const`
-/// expression and renaming a lifetime leaves the fingerprint alone.
+/// expression and renaming a lifetime leaves the fingerprint alone. Lifetimes bound by a
+/// `for<'x>` inside the type (`&dyn for<'x> Fn(&'x str)`, `for<'x> fn(&'x u8)`) are kept:
+/// `for<'_>` is not valid Rust.
 fn erase_lifetimes(ty: &Type) -> Type {
-    struct Eraser;
+    struct Eraser {
+        /// Lifetimes bound by the `for<..>` binders around the current position.
+        bound: Vec<Ident>,
+    }
+    impl Eraser {
+        fn within(&mut self, binder: Option<&syn::BoundLifetimes>, visit: impl FnOnce(&mut Self)) {
+            let depth = self.bound.len();
+            for param in binder.iter().flat_map(|binder| &binder.lifetimes) {
+                if let syn::GenericParam::Lifetime(param) = param {
+                    self.bound.push(param.lifetime.ident.clone());
+                }
+            }
+            visit(self);
+            self.bound.truncate(depth);
+        }
+    }
     impl VisitMut for Eraser {
         fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
-            if lifetime.ident != "static" {
+            if lifetime.ident != "static" && !self.bound.contains(&lifetime.ident) {
                 lifetime.ident = Ident::new("_", Span::call_site());
             }
         }
+        fn visit_trait_bound_mut(&mut self, bound: &mut syn::TraitBound) {
+            let binder = bound.lifetimes.clone();
+            self.within(binder.as_ref(), |this| {
+                syn::visit_mut::visit_trait_bound_mut(this, bound)
+            });
+        }
+        fn visit_type_bare_fn_mut(&mut self, bare_fn: &mut syn::TypeBareFn) {
+            let binder = bare_fn.lifetimes.clone();
+            self.within(binder.as_ref(), |this| {
+                syn::visit_mut::visit_type_bare_fn_mut(this, bare_fn)
+            });
+        }
     }
     let mut ty = ty.clone();
-    Eraser.visit_type_mut(&mut ty);
+    Eraser { bound: Vec::new() }.visit_type_mut(&mut ty);
     ty
 }

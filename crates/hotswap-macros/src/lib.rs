@@ -18,7 +18,8 @@ mod validate;
 /// replace the implementation while the program runs.
 ///
 /// Refused with a compile error: generic functions, `impl Trait` arguments or return types,
-/// `async fn`, `const fn`, non-Rust ABIs, variadic functions, trait impls and generic impls.
+/// `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, trait impls and generic
+/// impls.
 #[proc_macro_attribute]
 pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);

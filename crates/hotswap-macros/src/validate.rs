@@ -20,6 +20,13 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
              patch can reach it; remove `const` or keep this function out of hot code",
         ));
     }
+    if let Some(token) = &sig.unsafety {
+        return Err(syn::Error::new_spanned(
+            token,
+            "`#[hot]` cannot be used on an `unsafe fn`: calls go through a safe function pointer; \
+             make the `#[hot]` fn safe and put the unsafe operations in an `unsafe` block inside it",
+        ));
+    }
     if let Some(abi) = &sig.abi {
         let is_rust = abi.name.as_ref().is_some_and(|name| name.value() == "Rust");
         if !is_rust {
