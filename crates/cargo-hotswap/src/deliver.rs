@@ -74,11 +74,7 @@ fn read(id: u64, stream: UnixStream, events: Sender<Event>) {
         };
         if let ToCli::Hello { .. } = &message {
             if let Some(stream) = writer.take() {
-                let connection = Connection {
-                    id,
-                    pid: *pid,
-                    stream,
-                };
+                let connection = Connection { id, stream };
                 if events.send(Event::Connected(connection)).is_err() {
                     return;
                 }
