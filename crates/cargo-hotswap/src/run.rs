@@ -65,6 +65,9 @@ struct Session {
     in_flight: HashMap<u64, InFlight>,
     next_patch: u64,
     last_code: Option<i32>,
+    /// Contents of Cargo.toml / Cargo.lock files as the last build saw them: cargo itself
+    /// writes the lock file, and an unchanged manifest needs no restart.
+    manifests: HashMap<PathBuf, Vec<u8>>,
 }
 
 pub fn run(options: RunOptions) -> i32 {
@@ -121,6 +124,7 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         in_flight: HashMap::new(),
         next_patch: 0,
         last_code: None,
+        manifests: HashMap::new(),
     };
     Ok((session, events))
 }
@@ -223,6 +227,18 @@ impl Session {
     }
 
     fn changed(&mut self, paths: &[PathBuf]) {
+        let paths: Vec<PathBuf> = paths
+            .iter()
+            .filter(|path| match self.manifests.get(*path) {
+                Some(seen) => std::fs::read(path).ok().as_ref() != Some(seen),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        if paths.is_empty() {
+            return;
+        }
+        let paths = &paths[..];
         let files = paths
             .iter()
             .map(|p| {
@@ -368,6 +384,7 @@ impl Session {
             &self.options.build,
             &self.token,
         );
+        self.snapshot_manifests();
         self.stop_app();
         self.queued.clear();
         self.in_flight.clear();
@@ -404,6 +421,18 @@ impl Session {
                 }
             }
         }
+    }
+
+    fn snapshot_manifests(&mut self) {
+        let mut files = vec![
+            self.project.root.join("Cargo.lock"),
+            self.project.root.join("Cargo.toml"),
+        ];
+        files.extend(self.project.members.iter().map(|m| m.manifest_path.clone()));
+        self.manifests = files
+            .into_iter()
+            .filter_map(|path| std::fs::read(&path).ok().map(|bytes| (path, bytes)))
+            .collect();
     }
 
     fn stop_app(&mut self) {
