@@ -339,6 +339,7 @@ impl Session {
                 id,
                 version,
                 functions,
+                states,
                 micros,
             } => {
                 let Some(patch) = self.in_flight.remove(&id) else {
@@ -346,9 +347,10 @@ impl Session {
                 };
                 let _ = std::fs::remove_file(&patch.file);
                 report::ok(&format!(
-                    "{}: patched {functions} function{} ({}) — version {version}; build {}, link {}, swap {}",
+                    "{}: patched {functions} function{}{} ({}) — version {version}; build {}, link {}, swap {}",
                     patch.crate_name,
                     if functions == 1 { "" } else { "s" },
+                    if states == 0 { String::new() } else { format!(", migrated {states} state value{}", if states == 1 { "" } else { "s" }) },
                     patch.files,
                     report::ms(patch.build),
                     report::ms(patch.link),
@@ -385,16 +387,21 @@ impl Session {
             &self.token,
         );
         self.snapshot_manifests();
-        self.stop_app();
-        self.queued.clear();
-        self.in_flight.clear();
         match executable {
             Err(err) => {
-                self.executable = None;
-                report::error(&format!("{err}\nFix it and save to try again."));
+                // The program (if any) keeps running the last good code.
+                let still = if self.app.is_some() {
+                    format!("; `{}` keeps running the last good code", self.program.name)
+                } else {
+                    String::new()
+                };
+                report::error(&format!("{err}\nFix it and save to try again{still}."));
                 false
             }
             Ok(executable) => {
+                self.stop_app();
+                self.queued.clear();
+                self.in_flight.clear();
                 self.generation += 1;
                 match app::start(
                     &executable,

@@ -153,22 +153,39 @@ impl HotFn<'_> {
             self.base_name(),
             counter
         );
-        let registration = self.item("registration");
-        let display_name = match self.self_ty {
-            Some(ty) => format!("{}::{}", type_ident(ty), self.sig.ident),
-            None => self.sig.ident.to_string(),
-        };
-        let signature = self.signature_text();
         let layout_types: Vec<Type> = types
             .iter()
             .chain(self.return_type().iter())
             .map(erase_lifetimes)
             .collect();
+        let registration = self.item("registration");
+        let describe = self.item("types");
+        let type_count = layout_types.len();
+        // For each parameter and the return type: the described type behind any references.
+        let described: Vec<TokenStream> = layout_types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| {
+                let inner = strip_references(ty);
+                match inner {
+                    Type::Never(_) => quote!(#i => ::core::ptr::null()),
+                    inner => {
+                        quote!(#i => (&&::hotswap::__private::Probe::<#inner>::new()).describe())
+                    }
+                }
+            })
+            .collect();
+        let display_name = match self.self_ty {
+            Some(ty) => format!("{}::{}", type_ident(ty), self.sig.ident),
+            None => self.sig.ident.to_string(),
+        };
+        let signature = self.signature_text();
+
         let layouts: Vec<TokenStream> = layout_types
             .iter()
             .map(|ty| match ty {
-                Type::Never(_) => quote!(::hotswap::__private::Layout::NEVER),
-                ty => quote!(::hotswap::__private::Layout::of::<#ty>()),
+                Type::Never(_) => quote!(::hotswap::__private::SizeAlign::NEVER),
+                ty => quote!(::hotswap::__private::SizeAlign::of::<#ty>()),
             })
             .collect();
 
@@ -196,6 +213,16 @@ impl HotFn<'_> {
             }
 
             #[doc(hidden)]
+            #[allow(non_snake_case, unused_imports)]
+            fn #describe(index: usize) -> *const ::hotswap::__private::TypeLayout {
+                use ::hotswap::__private::{ProbeDescribed as _, ProbeOpaque as _};
+                match index {
+                    #(#described,)*
+                    _ => ::core::ptr::null(),
+                }
+            }
+
+            #[doc(hidden)]
             #[allow(non_upper_case_globals)]
             #[unsafe(no_mangle)]
             static #entry: ::hotswap::__private::Entry = ::hotswap::__private::Entry {
@@ -212,6 +239,8 @@ impl HotFn<'_> {
                     }
                 ),
                 slot: &#slot,
+                types: #describe,
+                type_count: #type_count,
                 implementation: #impl_path as *const (),
                 guarded: #guarded as *const (),
             };
@@ -344,7 +373,7 @@ fn type_ident(ty: &Type) -> String {
 }
 
 /// Writes a type as people do (`&mut State`, `Vec<u8>`) rather than as spaced-out tokens.
-fn tidy(tokens: &str) -> String {
+pub(crate) fn tidy(tokens: &str) -> String {
     let mut text = tokens.to_owned();
     for (from, to) in [
         ("& '", "&'"),
@@ -396,6 +425,16 @@ fn replace_self(tokens: TokenStream, self_ty: &Type) -> TokenStream {
             }
         })
         .collect()
+}
+
+/// `&T`, `&mut T` → `T`: the type whose fields matter.
+fn strip_references(ty: &Type) -> &Type {
+    match ty {
+        Type::Reference(reference) => strip_references(&reference.elem),
+        Type::Paren(paren) => strip_references(&paren.elem),
+        Type::Group(group) => strip_references(&group.elem),
+        other => other,
+    }
 }
 
 /// Turns every named lifetime except `'static` into `'_`, so a type can be named in a `const`

@@ -9,6 +9,7 @@
 use proc_macro::TokenStream;
 
 mod expand;
+mod layout;
 mod validate;
 
 /// Marks a function (or every method of an inherent `impl` block) as hot-swappable.
@@ -30,6 +31,27 @@ pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
     let item = proc_macro2::TokenStream::from(item);
     match expand::expand(item) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// Describes a type's fields (names, types, offsets) so a patch that changes them is refused
+/// with a message naming the change. Does nothing outside hot mode.
+#[proc_macro_derive(Layout)]
+pub fn derive_layout(item: TokenStream) -> TokenStream {
+    match layout::derive(item.into(), false) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// Like `Layout`, and lets `hotswap::State<T>` carry a value across a patch that changes the
+/// type: the old code serialises it, the new code deserialises it (serde; fields matched by
+/// name, new fields take their `#[serde(default)]`). Needs `Serialize` and `Deserialize`.
+#[proc_macro_derive(Migrate)]
+pub fn derive_migrate(item: TokenStream) -> TokenStream {
+    match layout::derive(item.into(), true) {
         Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
     }

@@ -14,6 +14,9 @@ pub const ENTRY_ABI: u32 = 1;
 /// Prefix of the unmangled symbol of every [`Entry`]; the loader finds a patch's entries by it.
 pub const ENTRY_SYMBOL_PREFIX: &str = "__hotswap_entry_v1_";
 
+/// Prefix of the unmangled symbol of every [`StateEntry`] (`#[derive(Migrate)]`).
+pub const STATE_SYMBOL_PREFIX: &str = "__hotswap_state_v1_";
+
 /// The host's registry of entries: one per `#[hot]` function linked into the program.
 #[linkme::distributed_slice]
 pub static ENTRIES: [&'static Entry];
@@ -25,6 +28,12 @@ pub struct RawStr {
     ptr: *const u8,
     len: usize,
 }
+
+// SAFETY: a `RawStr` is a `&'static str` in another shape: immutable, and valid for the life of
+// the process (images are never unloaded).
+unsafe impl Send for RawStr {}
+// SAFETY: as above.
+unsafe impl Sync for RawStr {}
 
 impl RawStr {
     /// Wraps a static string.
@@ -76,22 +85,22 @@ impl Slot {
 /// Size and alignment of one parameter or return type, part of a signature's fingerprint.
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub struct Layout {
+pub struct SizeAlign {
     size: usize,
     align: usize,
 }
 
-impl Layout {
+impl SizeAlign {
     /// The layout of `T`.
     pub const fn of<T>() -> Self {
-        Layout {
+        SizeAlign {
             size: std::mem::size_of::<T>(),
             align: std::mem::align_of::<T>(),
         }
     }
 
     /// Stands for `!`, which has no `size_of`.
-    pub const NEVER: Layout = Layout {
+    pub const NEVER: SizeAlign = SizeAlign {
         size: usize::MAX,
         align: usize::MAX,
     };
@@ -99,7 +108,7 @@ impl Layout {
 
 /// FNV-1a over the normalised signature text and the layout of every parameter and the return
 /// type: equal fingerprints mean a patch's function can be called through the host's pointer type.
-pub const fn fingerprint(signature: &str, layouts: &[Layout]) -> u64 {
+pub const fn fingerprint(signature: &str, layouts: &[SizeAlign]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = signature.as_bytes();
@@ -132,6 +141,11 @@ pub struct Entry {
     pub token: RawStr,
     /// This build's slot for the function.
     pub slot: &'static Slot,
+    /// The described layout (see `#[derive(Layout)]`) of parameter `i` (the return type last),
+    /// or null where the type is not described.
+    pub types: fn(usize) -> *const TypeLayout,
+    /// How many positions `types` answers for (parameters, then the return type if any).
+    pub type_count: usize,
     /// The implementation, for patches that share the host's `std` (thin patches).
     pub implementation: *const (),
     /// The implementation behind a panic guard, for self-contained libraries.
@@ -166,4 +180,171 @@ pub unsafe fn load<F: Copy>(slot: &Slot, _like: F) -> F {
 /// Runs patched code of a self-contained library, turning a panic into a panic of the host.
 pub fn guard<R>(f: impl FnOnce() -> R) -> R {
     crate::runtime::guest::guard(f)
+}
+
+/// One field of a described type (or one variant of a described enum, with offset `usize::MAX`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FieldLayout {
+    /// Field name (`0`, `1`… for tuple structs; the variant name for enums).
+    pub name: RawStr,
+    /// The field's type as written (the variant's fields for enums).
+    pub ty: RawStr,
+    /// Offset in bytes.
+    pub offset: usize,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+impl FieldLayout {
+    /// Describes one field.
+    pub const fn new(name: &'static str, ty: &'static str, offset: usize, size: usize) -> Self {
+        FieldLayout {
+            name: RawStr::new(name),
+            ty: RawStr::new(ty),
+            offset,
+            size,
+        }
+    }
+}
+
+/// What `#[derive(Layout)]` records about a type.
+#[repr(C)]
+pub struct TypeLayout {
+    /// `module::path::Type`.
+    pub name: RawStr,
+    /// Size in bytes.
+    pub size: usize,
+    /// Alignment in bytes.
+    pub align: usize,
+    fields: *const FieldLayout,
+    field_count: usize,
+}
+
+// SAFETY: immutable after compilation; points only to `'static` data of the same image.
+unsafe impl Sync for TypeLayout {}
+
+impl TypeLayout {
+    /// Describes a type.
+    pub const fn new(
+        name: &'static str,
+        size: usize,
+        align: usize,
+        fields: &'static [FieldLayout],
+    ) -> Self {
+        TypeLayout {
+            name: RawStr::new(name),
+            size,
+            align,
+            fields: fields.as_ptr(),
+            field_count: fields.len(),
+        }
+    }
+
+    /// Its fields, in declaration order.
+    pub fn fields(&self) -> &'static [FieldLayout] {
+        // SAFETY: built by `new` from a `&'static [FieldLayout]`; images are never unloaded.
+        unsafe { std::slice::from_raw_parts(self.fields, self.field_count) }
+    }
+}
+
+/// Implemented by `#[derive(Layout)]` and `#[derive(Migrate)]`.
+pub trait Described {
+    /// The type's description.
+    const LAYOUT: &'static TypeLayout;
+}
+
+/// Picks a type's description where it has one (autoref specialisation: the macro calls
+/// `(&&Probe::<T>::new()).describe()` with both traits in scope).
+pub struct Probe<T: ?Sized>(std::marker::PhantomData<T>);
+
+impl<T: ?Sized> Probe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        Probe(std::marker::PhantomData)
+    }
+}
+
+/// Chosen when `T: Described`.
+pub trait ProbeDescribed {
+    /// `T`'s description.
+    fn describe(&self) -> *const TypeLayout;
+}
+
+impl<T: Described + ?Sized> ProbeDescribed for &Probe<T> {
+    fn describe(&self) -> *const TypeLayout {
+        T::LAYOUT
+    }
+}
+
+/// Chosen otherwise.
+pub trait ProbeOpaque {
+    /// No description: null.
+    fn describe(&self) -> *const TypeLayout {
+        std::ptr::null()
+    }
+}
+
+impl<T: ?Sized> ProbeOpaque for Probe<T> {}
+
+/// What `#[derive(Migrate)]` exports so a live `State<T>` can be carried to a new layout.
+#[repr(C)]
+pub struct StateEntry {
+    /// Must equal [`ENTRY_ABI`].
+    pub abi: u32,
+    /// The type's description (its name identifies it across versions).
+    pub layout: &'static TypeLayout,
+    /// Serialises the value behind the pointer (a `Box<T>` of this version).
+    pub serialize: fn(*const ()) -> Result<Vec<u8>, String>,
+    /// Builds a `Box<T>` of this version from serialised bytes.
+    pub deserialize: fn(&[u8]) -> Result<*mut (), String>,
+    /// Drops a `Box<T>` of this version.
+    pub drop: fn(*mut ()),
+}
+
+// SAFETY: immutable after compilation; points only to code and `'static` data of its image.
+unsafe impl Sync for StateEntry {}
+
+impl StateEntry {
+    /// The entry for `T` in the image that evaluates it.
+    pub const fn of<T: Described + serde::Serialize + serde::de::DeserializeOwned>() -> Self {
+        StateEntry {
+            abi: ENTRY_ABI,
+            layout: T::LAYOUT,
+            serialize: serialize_state::<T>,
+            deserialize: deserialize_state::<T>,
+            drop: drop_state::<T>,
+        }
+    }
+}
+
+/// Implemented by `#[derive(Migrate)]`: the type can live in a [`crate::State`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be kept in a `hotswap::State` yet",
+    label = "add `#[derive(hotswap::Migrate)]` (with serde's `Serialize` and `Deserialize`) to it"
+)]
+pub trait Migratable: Described {
+    /// This version's migration entry.
+    const ENTRY: &'static StateEntry;
+}
+
+/// [`StateEntry::serialize`] for `T`.
+pub fn serialize_state<T: serde::Serialize>(value: *const ()) -> Result<Vec<u8>, String> {
+    // SAFETY: the runtime only passes the pointer of a `Box<T>` created by this version's
+    // `deserialize_state` or by `State::<T>::new`, while holding the state's lock.
+    let value = unsafe { &*value.cast::<T>() };
+    serde_json::to_vec(value).map_err(|err| err.to_string())
+}
+
+/// [`StateEntry::deserialize`] for `T`.
+pub fn deserialize_state<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<*mut (), String> {
+    let value: T = serde_json::from_slice(bytes).map_err(|err| err.to_string())?;
+    Ok(Box::into_raw(Box::new(value)).cast())
+}
+
+/// [`StateEntry::drop`] for `T`.
+pub fn drop_state<T>(value: *mut ()) {
+    // SAFETY: the runtime passes each `Box<T>` of this version exactly once, when replacing or
+    // dropping the state that owns it.
+    drop(unsafe { Box::from_raw(value.cast::<T>()) });
 }

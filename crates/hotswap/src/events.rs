@@ -20,6 +20,8 @@ pub enum Event {
         source: String,
         /// How many `#[hot]` functions it replaced.
         functions: usize,
+        /// How many [`State`](crate::State) values were migrated to a changed type.
+        states: usize,
         /// Time from starting to load the file to the last slot written.
         took: Duration,
     },
@@ -164,6 +166,7 @@ mod tests {
                 version,
                 source: "test".into(),
                 functions: 1,
+                states: 0,
                 took: Duration::ZERO,
             });
         }

@@ -29,6 +29,9 @@ pub enum ToCli {
         version: u64,
         /// How many functions it replaced.
         functions: usize,
+        /// How many `State` values were migrated to a changed type.
+        #[serde(default)]
+        states: usize,
         /// Stage, check, load and swap, in microseconds.
         micros: u64,
     },

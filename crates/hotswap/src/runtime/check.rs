@@ -6,7 +6,9 @@ use std::path::Path;
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 
-use crate::__private::{Entry, Slot, ENTRY_ABI, ENTRY_SYMBOL_PREFIX};
+use crate::__private::{
+    Entry, Slot, TypeLayout, ENTRY_ABI, ENTRY_SYMBOL_PREFIX, STATE_SYMBOL_PREFIX,
+};
 use crate::platform;
 
 /// Symbol a self-contained library (with its own copy of this crate) exports; the host calls
@@ -18,6 +20,8 @@ pub(crate) const GUEST_INIT_SYMBOL: &str = "__hotswap_guest_init_v1";
 pub(crate) struct Manifest {
     /// Unmangled symbols of the patch's `Entry` statics.
     pub entry_symbols: Vec<String>,
+    /// Unmangled symbols of the patch's `StateEntry` statics (`#[derive(Migrate)]`).
+    pub state_symbols: Vec<String>,
     /// Whether the library carries its own runtime (full library mode).
     pub is_guest: bool,
 }
@@ -76,6 +80,7 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
         }
     }
     let mut entry_symbols = Vec::new();
+    let mut state_symbols = Vec::new();
     let mut is_guest = false;
     for symbol in file.dynamic_symbols() {
         if !symbol.is_definition() {
@@ -84,6 +89,8 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
         let Ok(name) = symbol.name() else { continue };
         if name.starts_with(ENTRY_SYMBOL_PREFIX) {
             entry_symbols.push(name.to_owned());
+        } else if name.starts_with(STATE_SYMBOL_PREFIX) {
+            state_symbols.push(name.to_owned());
         } else if name == GUEST_INIT_SYMBOL {
             is_guest = true;
         }
@@ -97,6 +104,7 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
     }
     Ok(Manifest {
         entry_symbols,
+        state_symbols,
         is_guest,
     })
 }
@@ -119,6 +127,7 @@ pub(crate) struct Plan {
 pub(crate) fn compatible(
     registry: &HashMap<&'static str, &'static Entry>,
     entries: &[&'static Entry],
+    migrated: &[&str],
 ) -> Result<Plan, String> {
     let mut problems = Vec::new();
     let mut swaps = Vec::new();
@@ -142,6 +151,11 @@ pub(crate) fn compatible(
                  build, or restart the program",
                 entry.token.as_str()
             ));
+        }
+        let changes = layout_changes(host, entry, migrated);
+        if !changes.is_empty() {
+            problems.push(format!("`{name}`: {}", changes.join("; ")));
+            continue;
         }
         if host.fingerprint != entry.fingerprint {
             let (old, new) = (host.signature.as_str(), entry.signature.as_str());
@@ -180,9 +194,128 @@ pub(crate) fn compatible(
     Ok(Plan { swaps })
 }
 
+/// What changed in the described types of `host`'s parameters and return type, skipping types
+/// that a `State` migration carries across.
+fn layout_changes(host: &Entry, patch: &Entry, migrated: &[&str]) -> Vec<String> {
+    let mut changes = Vec::new();
+    let has_return = host.signature.as_str().contains(" -> ");
+    let count = host.type_count.min(patch.type_count);
+    for index in 0..count {
+        let (old, new) = ((host.types)(index), (patch.types)(index));
+        // SAFETY: `types` returns null or a pointer to a `'static TypeLayout` of its image.
+        let (Some(old), Some(new)) = (unsafe { old.as_ref() }, unsafe { new.as_ref() }) else {
+            continue;
+        };
+        if migrated.contains(&old.name.as_str()) {
+            continue;
+        }
+        if let Some(change) = describe_change(old, new) {
+            let position = if has_return && index + 1 == host.type_count {
+                "the return type".to_owned()
+            } else {
+                format!("parameter {}", index + 1)
+            };
+            changes.push(format!("{position} {change}"));
+        }
+    }
+    changes
+}
+
+/// "`State` grew from 48 to 56 bytes (field `speed: f32` added)", or `None` if equal.
+pub(crate) fn describe_change(old: &TypeLayout, new: &TypeLayout) -> Option<String> {
+    let short = |layout: &TypeLayout| {
+        let name = layout.name.as_str();
+        name.rsplit("::").next().unwrap_or(name).to_owned()
+    };
+    let mut details = Vec::new();
+    for field in new.fields() {
+        match old
+            .fields()
+            .iter()
+            .find(|f| f.name.as_str() == field.name.as_str())
+        {
+            None => details.push(format!(
+                "field `{}: {}` added",
+                field.name.as_str(),
+                field.ty.as_str()
+            )),
+            Some(before) if before.ty.as_str() != field.ty.as_str() => details.push(format!(
+                "field `{}` changed from `{}` to `{}`",
+                field.name.as_str(),
+                before.ty.as_str(),
+                field.ty.as_str()
+            )),
+            Some(before) if before.offset != field.offset || before.size != field.size => details
+                .push(format!(
+                    "field `{}` moved from offset {} to {}",
+                    field.name.as_str(),
+                    before.offset,
+                    field.offset
+                )),
+            Some(_) => {}
+        }
+    }
+    for field in old.fields() {
+        if !new
+            .fields()
+            .iter()
+            .any(|f| f.name.as_str() == field.name.as_str())
+        {
+            details.push(format!(
+                "field `{}: {}` removed",
+                field.name.as_str(),
+                field.ty.as_str()
+            ));
+        }
+    }
+    if details.is_empty() && old.size == new.size && old.align == new.align {
+        return None;
+    }
+    let size = if new.size > old.size {
+        format!("grew from {} to {} bytes", old.size, new.size)
+    } else if new.size < old.size {
+        format!("shrank from {} to {} bytes", old.size, new.size)
+    } else if old.align != new.align {
+        format!("changed alignment from {} to {}", old.align, new.align)
+    } else {
+        format!("kept its size ({} bytes) but changed", new.size)
+    };
+    let details = if details.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", details.join(", "))
+    };
+    Some(format!("`{}` {size}{details}", short(new)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_added_is_named_with_the_size_change() {
+        use crate::__private::FieldLayout;
+        static OLD_FIELDS: [FieldLayout; 2] = [
+            FieldLayout::new("x", "f32", 0, 4),
+            FieldLayout::new("score", "u64", 8, 8),
+        ];
+        static NEW_FIELDS: [FieldLayout; 3] = [
+            FieldLayout::new("x", "f32", 0, 4),
+            FieldLayout::new("speed", "f32", 4, 4),
+            FieldLayout::new("score", "u64", 8, 8),
+        ];
+        let old = TypeLayout::new("game::State", 16, 8, &OLD_FIELDS);
+        let same_size = TypeLayout::new("game::State", 16, 8, &NEW_FIELDS);
+        assert_eq!(
+            describe_change(&old, &same_size).unwrap(),
+            "`State` kept its size (16 bytes) but changed (field `speed: f32` added)"
+        );
+        let bigger = TypeLayout::new("game::State", 24, 8, &NEW_FIELDS);
+        assert!(describe_change(&old, &bigger)
+            .unwrap()
+            .starts_with("`State` grew from 16 to 24 bytes"));
+        assert!(describe_change(&old, &old).is_none());
+    }
 
     #[test]
     fn empty_and_garbage_files_are_refused_as_incomplete() {

@@ -71,6 +71,7 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
                     id,
                     version: applied.version,
                     functions: applied.functions,
+                    states: applied.states,
                     micros: applied.took.as_micros() as u64,
                 },
                 Err(reason) => ToCli::Refused { id, reason },

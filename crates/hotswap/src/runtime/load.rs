@@ -7,7 +7,7 @@ use std::mem::ManuallyDrop;
 
 use super::check::Manifest;
 use super::stage::Staged;
-use crate::__private::Entry;
+use crate::__private::{Entry, StateEntry};
 use crate::platform;
 
 /// A patch in memory. Dropping it does not unload it.
@@ -51,6 +51,32 @@ impl Loaded {
                     entry
                         .as_ref()
                         .ok_or_else(|| format!("its manifest entry {name} is null"))
+                }
+            })
+            .collect()
+    }
+
+    /// The patch's `#[derive(Migrate)]` entries.
+    pub fn state_entries(&self, manifest: &Manifest) -> Result<Vec<&'static StateEntry>, String> {
+        manifest
+            .state_symbols
+            .iter()
+            .map(|name| {
+                // SAFETY: the check found `name` among the library's defined dynamic symbols
+                // with the state prefix, which only `#[derive(Migrate)]` emits, for a
+                // `static StateEntry`. The library is never unloaded.
+                unsafe {
+                    let symbol = self
+                        .library
+                        .get::<*const StateEntry>(name.as_bytes())
+                        .map_err(|err| format!("cannot find its state entry {name}: {err}"))?;
+                    let entry: *const StateEntry = symbol
+                        .try_as_raw_ptr()
+                        .unwrap_or(std::ptr::null_mut())
+                        .cast();
+                    entry
+                        .as_ref()
+                        .ok_or_else(|| format!("its state entry {name} is null"))
                 }
             })
             .collect()

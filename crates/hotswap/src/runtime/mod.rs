@@ -11,6 +11,7 @@ pub(crate) mod check;
 pub(crate) mod deliver;
 pub(crate) mod guest;
 pub(crate) mod load;
+pub(crate) mod migrate;
 pub(crate) mod stage;
 pub(crate) mod swap;
 pub(crate) mod watch;
@@ -76,6 +77,8 @@ pub(crate) enum PatchKind {
 pub(crate) struct Applied {
     pub version: u64,
     pub functions: usize,
+    /// `State` values migrated to a new layout.
+    pub states: usize,
     pub took: Duration,
 }
 
@@ -141,8 +144,9 @@ impl Runtime {
         match &result {
             Ok(applied) => {
                 self.info(&format!(
-                    "reloaded {source}: {} function(s), version {}, {:.2} ms",
+                    "reloaded {source}: {} function(s), {} state(s) migrated, version {}, {:.2} ms",
                     applied.functions,
+                    applied.states,
                     applied.version,
                     applied.took.as_secs_f64() * 1e3
                 ));
@@ -150,6 +154,7 @@ impl Runtime {
                     version: applied.version,
                     source,
                     functions: applied.functions,
+                    states: applied.states,
                     took: applied.took,
                 });
             }
@@ -175,16 +180,22 @@ impl Runtime {
         let manifest = check::file(staged.path())?;
         let library = load::open(staged, &manifest)?;
         let entries = library.entries(&manifest)?;
-        let plan = check::compatible(&self.registry, &entries)?;
+        let states = library.state_entries(&manifest)?;
         if manifest.is_guest {
+            // Before any of the library's code runs, migrations included.
             guest::init_guest(&library)?;
         }
+        let mut migration = migrate::plan(&states)?;
+        let plan = check::compatible(&self.registry, &entries, &migration.type_names())?;
+        migration.prepare()?;
         let functions = swap::apply(&plan, kind);
+        let states = migration.commit();
         library.keep_forever();
         let version = events().bump();
         Ok(Applied {
             version,
             functions,
+            states,
             took: started.elapsed(),
         })
     }
