@@ -22,6 +22,7 @@ mod patch;
 mod project;
 mod report;
 mod run;
+mod statics;
 mod watch;
 
 fn main() {

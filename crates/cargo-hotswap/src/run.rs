@@ -65,6 +65,10 @@ struct Session {
     in_flight: HashMap<u64, InFlight>,
     next_patch: u64,
     last_code: Option<i32>,
+    /// Symbols the running executable exports (read once per build).
+    exports: Option<crate::statics::Exports>,
+    /// Fresh-copy warnings already shown this session.
+    warned: Vec<String>,
     /// Contents of Cargo.toml / Cargo.lock files as the last build saw them: cargo itself
     /// writes the lock file, and an unchanged manifest needs no restart.
     manifests: HashMap<PathBuf, Vec<u8>>,
@@ -125,6 +129,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         next_patch: 0,
         last_code: None,
         manifests: HashMap::new(),
+        exports: None,
+        warned: Vec::new(),
     };
     Ok((session, events))
 }
@@ -302,6 +308,7 @@ impl Session {
                 self.program.name
             )),
             Ok(patch) => {
+                self.warn_fresh_copies(crate_name, &patch.file);
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
@@ -330,6 +337,32 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Warns, once per name, about statics and thread-locals that restart in this patch.
+    fn warn_fresh_copies(&mut self, crate_name: &str, patch: &std::path::Path) {
+        if self.exports.is_none() {
+            self.exports = self
+                .executable
+                .as_deref()
+                .and_then(|exe| crate::statics::Exports::read(exe).ok());
+        }
+        let Some(exports) = &self.exports else { return };
+        let fresh: Vec<String> = crate::statics::fresh_copies(patch, exports)
+            .into_iter()
+            .filter(|name| !self.warned.contains(name))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        report::warn(&format!(
+            "{crate_name}: {} start{} from the initial value in each patch (private statics and \
+             thread-locals are not shared with the running program; a `pub static` reachable \
+             from the crate root is). Keep state in values the program owns, or make the static `pub`.",
+            fresh.join(", "),
+            if fresh.len() == 1 { "s" } else { "" }
+        ));
+        self.warned.extend(fresh);
     }
 
     fn answered(&mut self, message: ToCli) {
@@ -399,6 +432,7 @@ impl Session {
                 false
             }
             Ok(executable) => {
+                self.exports = None;
                 self.stop_app();
                 self.queued.clear();
                 self.in_flight.clear();

@@ -1,0 +1,123 @@
+//! Check (CLI side): find the statics and thread-locals of a patch that will start from their
+//! initial values instead of keeping the running program's.
+//!
+//! A thin patch binds data to the program wherever the program exports it, so a `pub static`
+//! reachable from the crate root is shared and keeps its value. A private static or a
+//! thread-local is local to its crate's code: the patch gets its own copy, initialised afresh.
+//! (Sharing those would mean rewriting the patch's PC-relative references to the program's
+//! addresses; copying their bytes would duplicate any heap memory they own. Neither is safe.)
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
+
+/// Names the program exports, read once per executable.
+pub struct Exports {
+    names: HashSet<String>,
+}
+
+impl Exports {
+    pub fn read(executable: &Path) -> Result<Exports, String> {
+        let data = std::fs::read(executable)
+            .map_err(|err| format!("cannot read {}: {err}", executable.display()))?;
+        let file = object::File::parse(&*data).map_err(|err| err.to_string())?;
+        let names = file
+            .dynamic_symbols()
+            .filter(|s| s.is_definition())
+            .filter_map(|s| s.name().ok().map(str::to_owned))
+            .collect();
+        Ok(Exports { names })
+    }
+}
+
+/// Human-readable names of the patch's writable statics and thread-locals that the program
+/// does not export, i.e. that restart from their initial values.
+pub fn fresh_copies(patch: &Path, exports: &Exports) -> Vec<String> {
+    let Ok(data) = std::fs::read(patch) else {
+        return Vec::new();
+    };
+    let Ok(file) = object::File::parse(&*data) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = Vec::new();
+    for symbol in file.symbols() {
+        // `is_definition` is false for TLS symbols in `object`; test for "defined here" instead.
+        if symbol.is_undefined() || !matches!(symbol.kind(), SymbolKind::Data | SymbolKind::Tls) {
+            continue;
+        }
+        let Some(section) = symbol
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+        else {
+            continue;
+        };
+        let tls = matches!(
+            section.kind(),
+            SectionKind::Tls | SectionKind::UninitializedTls
+        );
+        let writable = tls
+            || matches!(
+                section.kind(),
+                SectionKind::Data | SectionKind::UninitializedData
+            );
+        let Ok(name) = symbol.name() else { continue };
+        if !writable || exports.names.contains(name) || name.starts_with("__hotswap_") {
+            continue;
+        }
+        if let Some(shown) = describe(name, tls) {
+            if !found.contains(&shown) {
+                found.push(shown);
+            }
+        }
+    }
+    found
+}
+
+/// `game::TL::{{constant}}::{{closure}}::VAL` → "thread-local `game::TL`"; `game::COUNT` →
+/// "static `game::COUNT`"; hotswap's own and the standard library's internals → `None`.
+fn describe(mangled: &str, tls: bool) -> Option<String> {
+    let demangled = format!("{:#}", rustc_demangle::try_demangle(mangled).ok()?);
+    if demangled.contains("__hotswap_")
+        || demangled.contains("__CALLSITE")
+        || demangled.starts_with('<')
+    {
+        return None;
+    }
+    if let Some((owner, _)) = demangled.split_once("::{{constant}}") {
+        if demangled.contains("__RUST_STD_INTERNAL") || tls {
+            return Some(format!("thread-local `{owner}`"));
+        }
+        return None;
+    }
+    if demangled.contains("{{") {
+        return None;
+    }
+    Some(if tls {
+        format!("thread-local `{demangled}`")
+    } else {
+        format!("static `{demangled}`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[test]
+    fn names_are_shown_as_written() {
+        // Real legacy-mangled names, taken from a patch.
+        let tl = "_ZN4game2TL29_$u7b$$u7b$constant$u7d$$u7d$28_$u7b$$u7b$closure$u7d$$u7d$23__RUST_STD_INTERNAL_VAL17ha066454878f3764fE";
+        assert_eq!(
+            describe(tl, false).as_deref(),
+            Some("thread-local `game::TL`")
+        );
+        let count = "_ZN4game13PRIVATE_COUNT17h267f564dfc92cc07E";
+        assert_eq!(
+            describe(count, false).as_deref(),
+            Some("static `game::PRIVATE_COUNT`")
+        );
+        let slot = "_ZN4game19__hotswap_slot_step17ha5923c3e4c5c0ebdE";
+        assert_eq!(describe(slot, false), None);
+    }
+}
