@@ -1,0 +1,125 @@
+//! End to end, full library mode, as a user does it: in a temporary directory, a real two-crate
+//! app (a host binary and a hot library using `log`) is built with cargo and started; the
+//! library is edited and rebuilt with plain `cargo build -p <lib>`; the running host picks it up.
+//!
+//! Proves, on the real process:
+//! - the new code runs (`out: v2 ...` lines appear after `[hotswap] reloaded`);
+//! - state is kept: the counter the host keeps (incremented by the hot function) carries on from
+//!   where version 1 left it, one by one, instead of starting again;
+//! - a `log::info!` in the new code reaches the logger the host installed (`LOG: v2 ...`), although
+//!   the library has its own copy of `log`;
+//! - a panic in the new code is caught by `catch_unwind` in the host, with its message, although
+//!   the library has its own copy of `std`.
+//!
+//! How it fails if the feature broke: no reload → timeout waiting for `reloaded` / `out: v2`,
+//! with the whole transcript; state reset → the counter check; log not handed over → no
+//! `LOG: v2` line; panic not re-raised in the host → the host aborts (output ends early) or prints
+//! no `caught panic: v2 ...` line.
+
+mod support;
+
+use support::{counter_of, ReloadApp, RELOAD_TIMEOUT};
+
+// Proves the whole full-library workflow on a real process (see the top of the file).
+#[test]
+fn edit_rebuild_and_the_running_host_runs_the_new_code_with_its_state() {
+    let app = ReloadApp::new("hs_e2e_reload");
+    app.build_all();
+
+    let host = app.start_host(None);
+
+    app.write_game(support::GAME_V2);
+    let before_build = host.mark();
+    app.build_game();
+
+    let reloaded = host.wait_for(
+        "`[hotswap] reloaded`",
+        before_build,
+        RELOAD_TIMEOUT,
+        |line| line.is_err() && line.text.starts_with("[hotswap] reloaded "),
+    );
+    assert!(
+        reloaded.text.contains(&format!("lib{}.so", app.game))
+            && reloaded.text.contains("1 function"),
+        "unexpected reload message: {}",
+        reloaded.text
+    );
+
+    // The new code: output, a log line through the host's logger, and a panic caught in the host.
+    host.wait_for("`out: v2 ...`", before_build, RELOAD_TIMEOUT, |line| {
+        line.is_out() && line.text.starts_with("out: v2 counter=")
+    });
+    host.wait_for(
+        "`LOG: v2 logged ...`",
+        before_build,
+        RELOAD_TIMEOUT,
+        |line| line.is_out() && line.text.starts_with("LOG: v2 logged at counter="),
+    );
+    let panic = host.wait_for(
+        "`caught panic: v2 ...`",
+        before_build,
+        RELOAD_TIMEOUT,
+        |line| line.is_out() && line.text.starts_with("caught panic: "),
+    );
+    let panicked_at = counter_of(&panic.text).expect("the panic message carries the counter");
+    assert_eq!(
+        panic.text,
+        format!("caught panic: v2 panicked at counter={panicked_at}"),
+        "the host did not get the patch's panic message\n{}",
+        host.transcript()
+    );
+    // The host survived the panic and kept calling the new code.
+    host.wait_for(
+        "`out: v2 ...` after the panic",
+        panic.seq,
+        RELOAD_TIMEOUT,
+        |line| line.is_out() && line.text.starts_with("out: v2 counter="),
+    );
+
+    // State: every call of either version advanced the same counter, so the host's stdout shows
+    // 1, 2, 3, ... without a gap or a restart, and version 2 continued above version 1.
+    let calls: Vec<(u64, String)> = host
+        .lines()
+        .into_iter()
+        .filter(|line| {
+            line.is_out()
+                && (line.text.starts_with("out: ") || line.text.starts_with("caught panic: "))
+        })
+        .map(|line| {
+            (
+                counter_of(&line.text).expect("a counter in every call line"),
+                line.text,
+            )
+        })
+        .collect();
+    let last_v1 = calls
+        .iter()
+        .filter(|(_, text)| text.starts_with("out: v1 "))
+        .map(|(counter, _)| *counter)
+        .max()
+        .expect("version 1 ran before the reload");
+    let first_v2 = calls
+        .iter()
+        .find(|(_, text)| text.contains("v2 "))
+        .map(|(counter, _)| *counter)
+        .expect("version 2 ran");
+    assert!(
+        first_v2 > last_v1,
+        "state was not kept: version 2 started at counter {first_v2}, version 1 had reached \
+         {last_v1}\n{}",
+        host.transcript()
+    );
+    for (index, (counter, text)) in calls.iter().enumerate() {
+        assert_eq!(
+            *counter,
+            index as u64 + 1,
+            "the counter skipped or restarted at `{text}`\n{}",
+            host.transcript()
+        );
+    }
+    eprintln!(
+        "version 1 reached counter {last_v1}; version 2 went on from {first_v2}; {}",
+        reloaded.text
+    );
+    eprintln!("{}", host.transcript());
+}

@@ -1,0 +1,210 @@
+// Every shape `#[hot]` accepts, compiled and run: lifetimes (elided, named, bounded, higher-ranked),
+// references, `&mut` state, owned and borrowed returns, patterns in arguments, `dyn` types, `!`,
+// the explicit Rust ABI, and a `#[hot] impl` block with `&self`, `&mut self`, `self`, `mut self`,
+// `self: Box<Self>`, associated functions and an associated const.
+//
+// Built twice: by trybuild in a normal build (tests/refusals.rs), where `#[hot]` must leave each
+// function as it was, and in hot mode (tests/hot_mode_macro.rs), where every call goes through a
+// slot. `main` checks the results, so a wrong expansion fails at compile time or at run time.
+
+use std::collections::BTreeMap;
+
+pub struct State {
+    pub ticks: u64,
+    pub names: Vec<String>,
+}
+
+#[hotswap::hot]
+pub fn tick(state: &mut State) -> String {
+    state.ticks += 1;
+    format!("tick {}", state.ticks)
+}
+
+#[hotswap::hot]
+fn longest<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if a.len() >= b.len() {
+        a
+    } else {
+        b
+    }
+}
+
+#[hotswap::hot]
+fn first_name(state: &State) -> Option<&str> {
+    state.names.first().map(String::as_str)
+}
+
+#[hotswap::hot]
+fn second<'a, 'b>(pair: (&'a str, &'b str)) -> &'b str
+where
+    'b: 'a,
+{
+    pair.1
+}
+
+#[hotswap::hot]
+fn static_text(index: usize) -> &'static str {
+    ["zero", "one", "two"][index]
+}
+
+#[hotswap::hot]
+fn sum((a, b): (u32, u32), mut extra: u32) -> u32 {
+    extra += 1;
+    a + b + extra
+}
+
+#[hotswap::hot]
+fn nothing() {}
+
+#[hotswap::hot]
+fn counts(words: &[&str]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for word in words {
+        *counts.entry((*word).to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[hotswap::hot]
+fn adder(f: &dyn Fn(u32) -> u32, offset: u32) -> Box<dyn Fn(u32) -> u32> {
+    let base = f(offset);
+    Box::new(move |x| x + base)
+}
+
+// Higher-ranked lifetimes (`for<'x>`) inside argument types.
+#[hotswap::hot]
+fn call_both(f: &dyn for<'x> Fn(&'x str) -> &'x str, g: for<'y> fn(&'y [u8]) -> &'y [u8]) -> usize {
+    f("abc").len() + g(&[1, 2]).len()
+}
+
+#[hotswap::hot]
+fn give_up(message: &str) -> ! {
+    panic!("gave up: {message}")
+}
+
+#[hotswap::hot]
+pub extern "Rust" fn explicit_rust_abi(value: u8) -> u8 {
+    value.wrapping_add(1)
+}
+
+#[hotswap::hot]
+fn push_name(state: &mut State, name: String) -> usize {
+    state.names.push(name);
+    state.names.len()
+}
+
+mod nested {
+    // Same name as the top-level `tick`: each gets its own slot and manifest entry.
+    #[hotswap::hot]
+    pub fn tick(value: u32) -> u32 {
+        value * 2
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Counter {
+    count: u32,
+    label: String,
+}
+
+#[hotswap::hot]
+impl Counter {
+    pub const START: u32 = 0;
+
+    pub fn new(label: &str) -> Self {
+        Counter {
+            count: Self::START,
+            label: label.to_owned(),
+        }
+    }
+
+    pub fn bump(&mut self) -> u32 {
+        self.count += 1;
+        self.count
+    }
+
+    pub fn get(&self) -> u32 {
+        self.count
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn merge(&mut self, other: &Counter) {
+        self.count += other.count;
+    }
+
+    pub fn with_count(mut self, count: u32) -> Self {
+        self.count = count;
+        self
+    }
+
+    pub fn into_label(self) -> String {
+        self.label
+    }
+
+    pub fn boxed_count(self: Box<Self>) -> u32 {
+        self.count
+    }
+}
+
+// A second type with methods of the same names: separate slots again.
+pub struct Other(u32);
+
+#[hotswap::hot]
+impl Other {
+    pub fn get(&self) -> u32 {
+        self.0
+    }
+}
+
+fn main() {
+    let mut state = State {
+        ticks: 0,
+        names: Vec::new(),
+    };
+    assert_eq!(tick(&mut state), "tick 1");
+    assert_eq!(tick(&mut state), "tick 2");
+    assert_eq!(state.ticks, 2);
+    assert_eq!(first_name(&state), None);
+    assert_eq!(push_name(&mut state, "ada".to_owned()), 1);
+    assert_eq!(first_name(&state), Some("ada"));
+
+    let short = String::from("ab");
+    let long = String::from("abcd");
+    assert_eq!(longest(&short, &long), "abcd");
+    assert_eq!(second((&short, &long)), "abcd");
+    assert_eq!(static_text(2), "two");
+    assert_eq!(sum((1, 2), 3), 7);
+    nothing();
+    assert_eq!(counts(&["a", "b", "a"])["a"], 2);
+    assert_eq!(adder(&|x| x * 10, 1)(5), 15);
+    assert_eq!(call_both(&|s| s, |b| b), 5);
+    assert_eq!(explicit_rust_abi(255), 0);
+    assert_eq!(nested::tick(21), 42);
+
+    std::panic::set_hook(Box::new(|_| {})); // the expected panic below need not be printed
+    let gave_up = std::panic::catch_unwind(|| give_up("enough"));
+    drop(std::panic::take_hook());
+    let payload = gave_up.expect_err("a `!` function cannot return");
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("gave up: enough")
+    );
+
+    let mut counter = Counter::new("clicks");
+    assert_eq!(counter.bump(), 1);
+    assert_eq!(counter.bump(), 2);
+    assert_eq!(counter.get(), 2);
+    assert_eq!(counter.label(), "clicks");
+    let other = Counter::new("other").with_count(5);
+    counter.merge(&other);
+    assert_eq!(counter.get(), 7);
+    assert_eq!(Box::new(counter).boxed_count(), 7);
+    assert_eq!(other.into_label(), "other");
+    assert_eq!(Other(9).get(), 9);
+
+    assert_eq!(hotswap::version(), 0);
+    println!("shapes ok, hot mode: {}", hotswap::is_hot());
+}
