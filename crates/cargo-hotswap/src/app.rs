@@ -17,13 +17,19 @@ pub struct App {
 pub fn start(
     executable: &Path,
     args: &[String],
+    rollback_on_panic: bool,
     socket: &Path,
     generation: u64,
     events: Sender<Event>,
 ) -> Result<App, String> {
-    let child = Command::new(executable)
+    let mut command = Command::new(executable);
+    command
         .args(args)
-        .env(hotswap::protocol::CONTROL_ENV, socket)
+        .env(hotswap::protocol::CONTROL_ENV, socket);
+    if rollback_on_panic {
+        command.env("HOTSWAP_ON_PANIC", "rollback");
+    }
+    let child = command
         .spawn()
         .map_err(|err| format!("cannot start {}: {err}", executable.display()))?;
     let pid = child.id();

@@ -47,6 +47,10 @@ enum Command {
         /// Path to Cargo.toml.
         #[arg(long)]
         manifest_path: Option<PathBuf>,
+        /// When patched code panics, roll its patch back to the code before it (the panic
+        /// still reaches the caller).
+        #[arg(long)]
+        rollback_on_panic: bool,
         /// Arguments for the program.
         #[arg(last = true)]
         args: Vec<String>,
@@ -84,6 +88,7 @@ pub fn main() -> i32 {
             no_default_features,
             release,
             manifest_path,
+            rollback_on_panic,
             args,
         } => crate::run::run(crate::run::RunOptions {
             manifest_path,
@@ -97,6 +102,7 @@ pub fn main() -> i32 {
                 release,
             },
             args,
+            rollback_on_panic,
         }),
         Command::Init {
             manifest_path,

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub example: Option<String>,
     pub build: BuildOptions,
     pub args: Vec<String>,
+    /// Roll a patch back when its code panics (`HOTSWAP_ON_PANIC=rollback` for the program).
+    pub rollback_on_panic: bool,
 }
 
 /// A patch sent to the program and not answered yet.
@@ -390,6 +392,17 @@ impl Session {
                     report::ms(Duration::from_micros(micros)),
                 ));
             }
+            ToCli::RolledBack {
+                version,
+                from,
+                function,
+                message,
+            } => {
+                report::warn(&format!(
+                    "`{function}` panicked in version {from} ({message}); rolled back to the code \
+                     before that patch (now version {version}). Fix it and save."
+                ));
+            }
             ToCli::Refused { id, reason } => {
                 let Some(patch) = self.in_flight.remove(&id) else {
                     return;
@@ -440,6 +453,7 @@ impl Session {
                 match app::start(
                     &executable,
                     &self.options.args,
+                    self.options.rollback_on_panic,
                     &self.socket,
                     self.generation,
                     self.events.clone(),

@@ -209,7 +209,10 @@ impl HotFn<'_> {
             #[doc(hidden)]
             #[allow(non_snake_case, clippy::too_many_arguments)]
             fn #guarded #generics (#(#args: #types),*) #output #where_clause {
-                ::hotswap::__private::guard(move || #impl_path(#(#args),*))
+                ::hotswap::__private::guard(
+                    ::core::concat!(::core::module_path!(), "::", #display_name),
+                    move || #impl_path(#(#args),*),
+                )
             }
 
             #[doc(hidden)]

@@ -177,9 +177,10 @@ pub unsafe fn load<F: Copy>(slot: &Slot, _like: F) -> F {
     unsafe { std::mem::transmute_copy::<*const (), F>(&pointer) }
 }
 
-/// Runs patched code of a self-contained library, turning a panic into a panic of the host.
-pub fn guard<R>(f: impl FnOnce() -> R) -> R {
-    crate::runtime::guest::guard(f)
+/// Runs patched code behind a panic guard: in a self-contained library a panic becomes a panic
+/// of the host; under the roll-back policy the patch that panicked is rolled back first.
+pub fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
+    crate::runtime::guest::guard(function, f)
 }
 
 /// One field of a described type (or one variant of a described enum, with offset `usize::MAX`).

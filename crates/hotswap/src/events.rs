@@ -25,6 +25,18 @@ pub enum Event {
         /// Time from starting to load the file to the last slot written.
         took: Duration,
     },
+    /// Patched code panicked and, under [`PanicPolicy::RollBack`](crate::PanicPolicy), its
+    /// patch was rolled back to the code that ran before it.
+    RolledBack {
+        /// The new [`version`](crate::version).
+        version: u64,
+        /// The version that panicked.
+        from: u64,
+        /// The function that panicked.
+        function: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A patch was refused or could not be loaded; the code that was running keeps running.
     Refused {
         /// Where the patch came from.

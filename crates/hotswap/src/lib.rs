@@ -122,6 +122,30 @@ pub fn wait_for_reload(timeout: Duration) -> Option<u64> {
     }
 }
 
+/// What happens when code from a patch panics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PanicPolicy {
+    /// The panic reaches the caller as an ordinary panic (the default).
+    #[default]
+    Propagate,
+    /// The panic still reaches the caller, and first the patch that panicked is rolled back to
+    /// the code that ran before it, and reported ([`Event::RolledBack`]). Patches swapped in
+    /// while this policy is on run behind a `catch_unwind` guard (a few nanoseconds per call).
+    /// Also set by `HOTSWAP_ON_PANIC=rollback` (`cargo hotswap run --rollback-on-panic`).
+    RollBack,
+}
+
+/// Chooses the [`PanicPolicy`] for patches swapped in from now on. Does nothing outside hot mode.
+pub fn set_panic_policy(policy: PanicPolicy) {
+    #[cfg(any(hotswap, feature = "hot"))]
+    {
+        runtime::start();
+        runtime::set_roll_back(policy == PanicPolicy::RollBack);
+    }
+    #[cfg(not(any(hotswap, feature = "hot")))]
+    let _ = policy;
+}
+
 /// Subscribes to reload events. A subscription holds a bounded queue: a subscriber that is slow
 /// or never reads loses the oldest events (counted in [`Subscription::missed`]) but never delays a
 /// reload.

@@ -35,6 +35,17 @@ pub enum ToCli {
         /// Stage, check, load and swap, in microseconds.
         micros: u64,
     },
+    /// Patched code panicked and its patch was rolled back (roll-back policy).
+    RolledBack {
+        /// The new version.
+        version: u64,
+        /// The version that panicked.
+        from: u64,
+        /// The function that panicked.
+        function: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A patch was refused; the program keeps running the code it had.
     Refused {
         /// The id of the [`ToApp::Patch`] message.

@@ -111,6 +111,7 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
 
 /// One slot to write.
 pub(crate) struct Swap {
+    pub name: &'static str,
     pub slot: &'static Slot,
     pub implementation: *const (),
     pub guarded: *const (),
@@ -172,6 +173,7 @@ pub(crate) fn compatible(
             continue;
         }
         swaps.push(Swap {
+            name: host.name.as_str(),
             slot: host.slot,
             implementation: entry.implementation,
             guarded: entry.guarded,

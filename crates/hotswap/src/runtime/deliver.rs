@@ -40,6 +40,8 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
     )?;
     runtime.info(&format!("connected to {}", socket.display()));
     let mut reader = BufReader::new(stream.try_clone().map_err(|err| err.to_string())?);
+    let writer = std::sync::Arc::new(std::sync::Mutex::new(stream));
+    forward_roll_backs(std::sync::Arc::clone(&writer));
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -77,8 +79,39 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
                 Err(reason) => ToCli::Refused { id, reason },
             },
         };
+        let mut stream = writer.lock().unwrap_or_else(|e| e.into_inner());
         send(&mut stream, &answer)?;
     }
+}
+
+/// Tells the CLI about every roll-back, from a thread of its own.
+fn forward_roll_backs(writer: std::sync::Arc<std::sync::Mutex<UnixStream>>) {
+    let events = super::events().subscribe();
+    let _ = std::thread::Builder::new()
+        .name("hotswap-events".into())
+        .spawn(move || loop {
+            let Some(event) = events.next_timeout(std::time::Duration::from_secs(3600)) else {
+                continue;
+            };
+            if let crate::Event::RolledBack {
+                version,
+                from,
+                function,
+                message,
+            } = event
+            {
+                let message = ToCli::RolledBack {
+                    version,
+                    from,
+                    function,
+                    message,
+                };
+                let mut stream = writer.lock().unwrap_or_else(|e| e.into_inner());
+                if send(&mut stream, &message).is_err() {
+                    return;
+                }
+            }
+        });
 }
 
 fn send(stream: &mut UnixStream, message: &ToCli) -> Result<(), String> {

@@ -21,8 +21,8 @@ const CONTEXT_ABI: u32 = 1;
 #[repr(C)]
 pub struct HostContext {
     abi: u32,
-    /// Raises a panic with this message in the host; `location` is where the library panicked.
-    raise: fn(message: &str, location: &str) -> !,
+    /// Raises a panic with this message in the host, on behalf of `function`.
+    raise: fn(function: &str, message: &str) -> !,
     /// `&'static dyn log::Log` of the host, as its two pointer-sized parts.
     logger: [usize; 2],
     log_max_level: usize,
@@ -70,8 +70,8 @@ pub(crate) fn init_guest(library: &Loaded) -> Result<(), String> {
     }
 }
 
-fn raise_in_host(message: &str, location: &str) -> ! {
-    tracing::debug!(target: "hotswap", "patched code panicked at {location}: {message}");
+fn raise_in_host(function: &str, message: &str) -> ! {
+    super::panicked(function, message);
     std::panic::panic_any(message.to_owned())
 }
 
@@ -111,18 +111,25 @@ pub unsafe extern "C" fn __hotswap_guest_init_v1(context: *const HostContext) ->
     CONTEXT_ABI
 }
 
-/// Guest side: run patched code; a panic becomes a host panic with the same message.
-pub(crate) fn guard<R>(f: impl FnOnce() -> R) -> R {
+/// Runs patched code. In a guest (self-contained library) a panic becomes a host panic with the
+/// same message; in the host (a thin patch under the roll-back policy) the runtime hears of it
+/// and the panic goes on as it was.
+pub(crate) fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
-        Err(payload) => match RAISE.get() {
-            Some(raise) => {
-                let message = payload_message(&*payload);
-                drop(payload);
-                raise(&message, "patched code")
+        Err(payload) => {
+            let message = payload_message(&*payload);
+            match RAISE.get() {
+                Some(raise) => {
+                    drop(payload);
+                    raise(function, &message)
+                }
+                None => {
+                    super::panicked(function, &message);
+                    std::panic::resume_unwind(payload)
+                }
             }
-            None => std::panic::resume_unwind(payload),
-        },
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,23 @@ pub use crate::protocol::CONTROL_ENV;
 pub const LIB_DIR_ENV: &str = "HOTSWAP_LIB_DIR";
 /// Environment variable that makes the runtime print its messages to stderr.
 pub const LOG_ENV: &str = "HOTSWAP_LOG";
+/// Environment variable choosing the panic policy: `rollback` or `propagate` (the default).
+pub const ON_PANIC_ENV: &str = "HOTSWAP_ON_PANIC";
+
+/// Whether a panic in patched code rolls its patch back (see [`crate::PanicPolicy`]).
+static ROLL_BACK: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn set_roll_back(on: bool) {
+    ROLL_BACK.store(on, Ordering::Release);
+}
+
+/// A patch that was swapped in, kept so that it can be rolled back.
+struct Record {
+    version: u64,
+    names: Vec<&'static str>,
+    written: Vec<swap::Written>,
+    rolled_back: bool,
+}
 
 /// What the runtime keeps for the life of the process.
 pub(crate) struct Runtime {
@@ -38,10 +56,20 @@ pub(crate) struct Runtime {
     private_dir: Result<PathBuf, String>,
     /// One patch at a time.
     applying: Mutex<()>,
+    /// Every patch swapped in, oldest first.
+    history: Mutex<Vec<Record>>,
     verbose: bool,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+
+/// Patched code panicked (called from its guard, in the program's runtime).
+#[inline(never)]
+pub(crate) fn panicked(function: &str, message: &str) {
+    if let Some(runtime) = RUNTIME.get() {
+        runtime.roll_back(function, message);
+    }
+}
 
 pub(crate) fn events() -> &'static Events {
     static EVENTS: OnceLock<Events> = OnceLock::new();
@@ -84,6 +112,9 @@ pub(crate) struct Applied {
 
 impl Runtime {
     fn new() -> Self {
+        if let Ok(policy) = std::env::var(ON_PANIC_ENV) {
+            set_roll_back(policy.eq_ignore_ascii_case("rollback"));
+        }
         let mut registry = HashMap::new();
         for entry in ENTRIES.iter() {
             registry.insert(entry.name.as_str(), *entry);
@@ -92,6 +123,7 @@ impl Runtime {
             registry,
             private_dir: crate::platform::private_dir(&std::process::id().to_string()),
             applying: Mutex::new(()),
+            history: Mutex::new(Vec::new()),
             verbose: std::env::var_os(LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0"),
         }
     }
@@ -188,16 +220,59 @@ impl Runtime {
         let mut migration = migrate::plan(&states)?;
         let plan = check::compatible(&self.registry, &entries, &migration.type_names())?;
         migration.prepare()?;
-        let functions = swap::apply(&plan, kind);
+        let written = swap::apply(&plan, kind, ROLL_BACK.load(Ordering::Acquire));
+        let functions = written.len();
         let states = migration.commit();
         library.keep_forever();
         let version = events().bump();
+        self.history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Record {
+                version,
+                names: plan.swaps.iter().map(|s| s.name).collect(),
+                written,
+                rolled_back: false,
+            });
         Ok(Applied {
             version,
             functions,
             states,
             took: started.elapsed(),
         })
+    }
+
+    /// Rolls back the newest live patch that contains `function`, under the roll-back policy.
+    fn roll_back(&self, function: &str, message: &str) {
+        if !ROLL_BACK.load(Ordering::Acquire) {
+            return;
+        }
+        let mut history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(record) = history
+            .iter_mut()
+            .rev()
+            .find(|r| !r.rolled_back && r.names.contains(&function))
+        else {
+            return;
+        };
+        let restored = swap::undo(&record.written);
+        record.rolled_back = true;
+        let from = record.version;
+        drop(history);
+        let version = events().bump();
+        self.warn(&format!(
+            "`{function}` panicked in version {from} ({message}); rolled {restored} function(s) \
+             of that patch back to the code before it (now version {version})"
+        ));
+        events().publish(Event::RolledBack {
+            version,
+            from,
+            function: function.to_owned(),
+            message: message.to_owned(),
+        });
     }
 
     pub(crate) fn info(&self, message: &str) {
