@@ -24,11 +24,39 @@ pub const PATCH: Duration = Duration::from_secs(90);
 /// Output of a running program.
 pub const OUTPUT: Duration = Duration::from_secs(30);
 
-/// The tests of this binary share one target directory and machine: one at a time, so a build
-/// never waits for another test's build lock and a loaded 2-core machine is not overloaded.
-pub fn serial() -> MutexGuard<'static, ()> {
+/// Held while a test runs: the tests share one target directory (and their scratch crates'
+/// names, so two runs of this file must not overlap) and a loaded 2-core machine; one at a time,
+/// a build never waits for another test's build lock.
+pub struct Serial {
+    _file: std::fs::File,
+    _guard: MutexGuard<'static, ()>,
+}
+
+/// Waits until no other test, of this process or of another run of these tests, runs.
+pub fn serial() -> Serial {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    let guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let dir = e2e_target_dir();
+    std::fs::create_dir_all(&dir).expect("cannot create the shared target directory");
+    let path = dir.join("cargo-hotswap-e2e.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|err| panic!("cannot open {}: {err}", path.display()));
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own; released when the file is closed.
+    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "flock: {err}");
+    }
+    Serial {
+        _file: file,
+        _guard: guard,
+    }
 }
 
 /// The repository root.
@@ -531,7 +559,18 @@ impl Cli {
     /// Waits for `[hotswap] started `app` (pid N) after a ... build` and returns N.
     pub fn wait_started(&self, since: usize, timeout: Duration) -> Started {
         let prefix = format!("started `{}` (pid ", self.app_name);
-        let line = self.wait_message(&prefix, since, timeout);
+        let started = format!("[hotswap] {prefix}");
+        // A failed build is reported at once rather than after the timeout.
+        let line = self.wait_for(&format!("`{started}`"), since, timeout, |line| {
+            line.stream == Stream::Err
+                && (line.text.starts_with(&started)
+                    || line.text.starts_with("[hotswap] the build failed"))
+        });
+        assert!(
+            line.text.starts_with(&started),
+            "the build failed\n{}",
+            self.transcript()
+        );
         let pid = line.text["[hotswap] ".len() + prefix.len()..]
             .split(')')
             .next()
@@ -611,7 +650,10 @@ impl Cli {
                     continue;
                 }
             }
-            let at = line.at.saturating_duration_since(self.started).as_secs_f64();
+            let at = line
+                .at
+                .saturating_duration_since(self.started)
+                .as_secs_f64();
             let stream = match line.stream {
                 Stream::Out => "out",
                 Stream::Err => "err",
@@ -626,19 +668,16 @@ impl Cli {
         let prefix = format!("[hotswap] started `{}` (pid ", self.app_name);
         self.texts(Stream::Err, 0)
             .into_iter()
-            .filter_map(|(_, text)| {
-                text.strip_prefix(&prefix)?
-                    .split(')')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
+            .filter_map(|(_, text)| text.strip_prefix(&prefix)?.split(')').next()?.parse().ok())
             .collect()
     }
 }
 
 impl Drop for Cli {
     fn drop(&mut self) {
+        if std::env::var_os("HOTSWAP_E2E_TRANSCRIPT").is_some() {
+            eprintln!("{}", self.transcript());
+        }
         if self.exited.is_some() {
             return;
         }
