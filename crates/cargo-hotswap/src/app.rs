@@ -29,6 +29,20 @@ pub fn start(
     if rollback_on_panic {
         command.env("HOTSWAP_ON_PANIC", "rollback");
     }
+    // If we die without stopping it (SIGTERM, SIGKILL, a crash), the program gets SIGTERM
+    // instead of running on orphaned. The signal follows the thread that spawned the child:
+    // that is the main loop's thread, which lives as long as we do.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
     let child = command
         .spawn()
         .map_err(|err| format!("cannot start {}: {err}", executable.display()))?;
