@@ -1,5 +1,5 @@
 //! End to end: the real `cargo-hotswap run` on a real two-crate app in a temporary directory
-//! (a binary, and a hot library that depends on `hotswap`, `log` and `itoa`), edited while it
+//! (a binary, and a hot library that depends on `hotswap`, `log` and `strsim`), edited while it
 //! runs, as a user does it. Each test asserts on what the program prints (its stdout, passed
 //! through) and on what the command reports (its `[hotswap]` lines on stderr).
 //!
@@ -135,24 +135,21 @@ fn edits_patch_the_running_program_and_keep_its_state() {
     });
     assert_no_patch_files_left(&cli, pid);
 
-    // 2. The new code calls a dependency function the program never called: `itoa` formatting
-    //    a u128 (the program itself never formats one), linked in only because the program's
-    //    link keeps every function of the hot crate's dependencies.
-    let itoa_call = "extra = format!(\" itoa={}\", \
-                     itoa::Buffer::new().format(u128::from(state.counter) * 10u128.pow(24) + 7));";
-    let (before, _) = patch(&cli, &scratch, &game_source("v3", "String", itoa_call), 2);
-    let v3 = cli.wait_out("`v3 counter=... itoa=...`", before, OUTPUT, |t| {
+    // 2. The new code calls a dependency function the program never called: `strsim`, which
+    //    only the hot crate depends on and v1 does not use, so it is in the program only because
+    //    the program's link keeps (and exports) every function of the hot crate's dependencies.
+    //    (Not `itoa`: the program already links it through hotswap's own dependencies.)
+    let new_call = "extra = format!(\" distance={}\", \
+                    strsim::levenshtein(&\"a\".repeat(state.counter as usize % 7), \"\"));";
+    let (before, _) = patch(&cli, &scratch, &game_source("v3", "String", new_call), 2);
+    let v3 = cli.wait_out("`v3 counter=... distance=...`", before, OUTPUT, |t| {
         t.starts_with("v3 counter=")
     });
     let counter = counter_of(&v3.text).unwrap();
     assert_eq!(
-        field(&v3.text, "itoa"),
-        Some(
-            (u128::from(counter) * 10u128.pow(24) + 7)
-                .to_string()
-                .as_str()
-        ),
-        "wrong itoa output in {:?}",
+        field(&v3.text, "distance"),
+        Some((counter % 7).to_string().as_str()),
+        "wrong strsim result in {:?}",
         v3.text
     );
     assert_same_type(&v3.text, &host_type);
@@ -169,7 +166,7 @@ fn edits_patch_the_running_program_and_keep_its_state() {
                 .then(|| counter_of(&t).unwrap())
         })
         .unwrap();
-    let broken = format!("{itoa_call}\n    let broken: u32 = \"not a number\";");
+    let broken = format!("{new_call}\n    let broken: u32 = \"not a number\";");
     scratch.save_game(&game_source("v3", "String", &broken));
     let refused = cli.wait_message(
         &format!(
@@ -378,4 +375,23 @@ fn ctrl_c_stops_the_program_and_exits_with_its_exit_code() {
         .filter(|t| t.contains("error") || t.contains("panicked"))
         .collect();
     assert!(errors.is_empty(), "unexpected messages: {errors:?}");
+}
+
+/// The command is stopped without Ctrl-C (SIGTERM from `timeout`, an IDE's stop button, or a
+/// crash): the program must not run on orphaned.
+///
+/// Fails if: the program still runs after the command died.
+#[test]
+fn the_program_does_not_outlive_a_terminated_command() {
+    let _serial = support::serial();
+    let scratch = Scratch::new("hs_cli_term");
+    let (mut cli, started) = scratch.run(&["run"]);
+    support::signal(cli.pid(), libc::SIGTERM);
+    cli.wait_exit(OUTPUT);
+    assert!(
+        support::wait_gone(started.pid, OUTPUT),
+        "the program (pid {}) still runs after its command was terminated\n{}",
+        started.pid,
+        cli.transcript()
+    );
 }

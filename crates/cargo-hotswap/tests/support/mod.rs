@@ -4,7 +4,7 @@
 //! nothing here asserts how long anything took).
 //!
 //! Every scratch app builds into `<repository>/target/e2e` (the command adds `/hotswap`), so the
-//! dependencies (hotswap, log, itoa, ...) compile once for all tests and runs. Scratch crates
+//! dependencies (hotswap, log, strsim, ...) compile once for all tests and runs. Scratch crates
 //! sharing that directory get names unique to their test.
 
 #![allow(dead_code)] // each test uses a different part of this module
@@ -103,6 +103,18 @@ pub fn is_running(pid: u32) -> bool {
             .is_some_and(|state| state != "Z" && state != "X"),
         Err(_) => false,
     }
+}
+
+/// Waits until process `pid` no longer runs; false if it still runs after `timeout`.
+pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while is_running(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 fn parent_of(pid: u32) -> Option<u32> {
@@ -232,7 +244,8 @@ pub fn game_source(version: &str, ret: &str, extra: &str) -> String {
 }
 
 /// A scratch workspace: `app/` (package `<prefix>_app`, the binary) and `game/` (package
-/// `<prefix>_game`, the hot library with `log` and `itoa`). Deleted when dropped.
+/// `<prefix>_game`, the hot library with `log` and `strsim`, a
+/// crates.io dependency that nothing else in the program uses). Deleted when dropped.
 pub struct Scratch {
     dir: tempfile::TempDir,
     /// A private copy of `cargo-hotswap` (see [`Scratch::new`]).
@@ -292,7 +305,7 @@ impl Scratch {
             &format!(
                 "[package]\nname = \"{game}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
                  publish = false\n\n[dependencies]\nhotswap = {{ path = {hotswap:?} }}\n\
-                 itoa = \"1\"\nlog = \"0.4\"\n",
+                 log = \"0.4\"\nstrsim = \"0.11\"\n",
                 game = scratch.game,
                 hotswap = hotswap_dir().display().to_string(),
             ),
@@ -664,6 +677,14 @@ impl Cli {
         text
     }
 
+    /// Whether process `pid` runs this test's program.
+    fn is_app(&self, pid: u32) -> bool {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|exe| Some(exe.file_name()?.to_str()?.starts_with(&self.app_name)))
+            .unwrap_or(false)
+    }
+
     fn app_pids(&self) -> Vec<u32> {
         let prefix = format!("[hotswap] started `{}` (pid ", self.app_name);
         self.texts(Stream::Err, 0)
@@ -678,16 +699,16 @@ impl Drop for Cli {
         if std::env::var_os("HOTSWAP_E2E_TRANSCRIPT").is_some() {
             eprintln!("{}", self.transcript());
         }
-        if self.exited.is_some() {
-            return;
-        }
-        // The programs first, while the command is still their parent (so a pid that was
-        // reused meanwhile is never hit).
+        // The programs first, while the command is still their parent; one the command left
+        // behind is recognised by its executable (so a pid reused meanwhile is never hit).
         let me = self.pid();
         for pid in self.app_pids() {
-            if parent_of(pid) == Some(me) {
+            if is_running(pid) && (parent_of(pid) == Some(me) || self.is_app(pid)) {
                 signal(pid, libc::SIGKILL);
             }
+        }
+        if self.exited.is_some() {
+            return;
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
