@@ -161,7 +161,7 @@ fn rewrite(capture_dir: &Path, real: &str, args: Vec<OsString>) -> Result<Vec<Os
     let mut iter = args.iter().peekable();
     while let Some(arg) = iter.next() {
         if arg == "-o" {
-            output = iter.peek().map(|o| PathBuf::from(o));
+            output = iter.peek().map(PathBuf::from);
         }
         let path = Path::new(arg);
         let is_rlib = path.extension().is_some_and(|ext| ext == "rlib");

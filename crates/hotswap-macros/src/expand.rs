@@ -273,7 +273,7 @@ impl HotFn<'_> {
                 }
                 FnArg::Typed(typed) => {
                     let name = format_ident!("__hotswap_arg{}", i);
-                    typed.pat = Box::new(syn::parse_quote!(#name));
+                    *typed.pat = syn::parse_quote!(#name);
                     call_args.push(quote!(#name));
                 }
             }

@@ -266,6 +266,12 @@ impl<T: ?Sized> Probe<T> {
     }
 }
 
+impl<T: ?Sized> Default for Probe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Chosen when `T: Described`.
 pub trait ProbeDescribed {
     /// `T`'s description.

@@ -32,51 +32,40 @@ pub(crate) fn open(staged: Staged, _manifest: &Manifest) -> Result<Loaded, Strin
 impl Loaded {
     /// The patch's manifest entries, by the symbols the check found.
     pub fn entries(&self, manifest: &Manifest) -> Result<Vec<&'static Entry>, String> {
-        manifest
-            .entry_symbols
-            .iter()
-            .map(|name| {
-                // SAFETY: the check found `name` among the library's defined dynamic symbols
-                // with the entry prefix, which only `#[hot]` emits, for a `static Entry`.
-                // The library is never unloaded, so the reference is valid for 'static.
-                unsafe {
-                    let symbol = self
-                        .library
-                        .get::<*const Entry>(name.as_bytes())
-                        .map_err(|err| format!("cannot find its manifest entry {name}: {err}"))?;
-                    let entry: *const Entry = symbol
-                        .try_as_raw_ptr()
-                        .unwrap_or(std::ptr::null_mut())
-                        .cast();
-                    entry
-                        .as_ref()
-                        .ok_or_else(|| format!("its manifest entry {name} is null"))
-                }
-            })
-            .collect()
+        // SAFETY: the check found these names among the library's defined dynamic symbols with
+        // the entry prefix, which only `#[hot]` emits, each for a `static Entry`.
+        unsafe { self.statics(&manifest.entry_symbols, "manifest entry") }
     }
 
     /// The patch's `#[derive(Migrate)]` entries.
     pub fn state_entries(&self, manifest: &Manifest) -> Result<Vec<&'static StateEntry>, String> {
-        manifest
-            .state_symbols
+        // SAFETY: as in `entries`: the state prefix is only emitted by `#[derive(Migrate)]`,
+        // each for a `static StateEntry`.
+        unsafe { self.statics(&manifest.state_symbols, "state entry") }
+    }
+
+    /// The statics the library exports under `names`.
+    ///
+    /// # Safety
+    /// Each name must be a defined symbol of this library for a `static T`.
+    unsafe fn statics<T>(&self, names: &[String], what: &str) -> Result<Vec<&'static T>, String> {
+        names
             .iter()
             .map(|name| {
-                // SAFETY: the check found `name` among the library's defined dynamic symbols
-                // with the state prefix, which only `#[derive(Migrate)]` emits, for a
-                // `static StateEntry`. The library is never unloaded.
+                // SAFETY: per this function's contract; the library is never unloaded, so the
+                // reference is valid for 'static.
                 unsafe {
                     let symbol = self
                         .library
-                        .get::<*const StateEntry>(name.as_bytes())
-                        .map_err(|err| format!("cannot find its state entry {name}: {err}"))?;
-                    let entry: *const StateEntry = symbol
+                        .get::<*const T>(name.as_bytes())
+                        .map_err(|err| format!("cannot find its {what} {name}: {err}"))?;
+                    let address: *const T = symbol
                         .try_as_raw_ptr()
                         .unwrap_or(std::ptr::null_mut())
                         .cast();
-                    entry
+                    address
                         .as_ref()
-                        .ok_or_else(|| format!("its state entry {name} is null"))
+                        .ok_or_else(|| format!("its {what} {name} is null"))
                 }
             })
             .collect()
