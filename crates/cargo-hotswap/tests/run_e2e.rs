@@ -101,7 +101,8 @@ fn assert_same_type(text: &str, host_type: &str) {
 /// stops the program; a panic in patched code is not caught by the host's `catch_unwind` with its
 /// message; the patch's `TypeId` of a hot-crate type differs from the host's (the patch was
 /// not compiled with the host's flags); a signature change is not refused and turned into a
-/// restart; patch files are left in either private directory; Ctrl-C does not end both.
+/// restart, or the restarted program cannot be patched; patch files are left in either private
+/// directory; Ctrl-C does not end both.
 #[test]
 fn edits_patch_the_running_program_and_keep_its_state() {
     let _serial = support::serial();
@@ -293,6 +294,14 @@ fn edits_patch_the_running_program_and_keep_its_state() {
         "the restarted program starts afresh"
     );
     assert_same_type(&v6.text, &new_type);
+    // The restarted program is patched like the first one (from the new build's records).
+    let (before, _) = patch(&cli, &scratch, &game_source("v7", "Box<str>", ""), 1);
+    let v7 = cli.wait_out("`v7 counter=...`", before, OUTPUT, |t| {
+        t.starts_with("v7 counter=")
+    });
+    assert!(counter_of(&v7.text).unwrap() > 1, "{:?}", v7.text);
+    assert_same_type(&v7.text, &new_type);
+    assert_no_patch_files_left(&cli, restarted.pid);
 
     // 9 (as every session ends): Ctrl-C ends both; the program has no SIGINT handler, so it
     // dies of SIGINT and the command exits with 130.
@@ -305,7 +314,7 @@ fn edits_patch_the_running_program_and_keep_its_state() {
 /// Fails if: editing Cargo.toml patches or does nothing instead of restarting (no `restarting`
 /// message naming game/Cargo.toml, no new pid, or the counter does not start again); the death of
 /// the program goes unreported or is reported with the wrong cause; the next source change does
-/// not start it again with the new code.
+/// not start it again with the new code; a restarted program cannot be patched.
 #[test]
 fn manifest_changes_restart_and_a_killed_program_starts_again_on_the_next_change() {
     let _serial = support::serial();
@@ -333,6 +342,11 @@ fn manifest_changes_restart_and_a_killed_program_starts_again_on_the_next_change
         t.starts_with("v1 counter=")
     });
     assert_eq!(counter_of(&line.text), Some(1));
+    // ... and runs patches again.
+    let (before, _) = patch(&cli, &scratch, &game_source("v2", "String", ""), 1);
+    cli.wait_out("`v2 counter=...`", before, OUTPUT, |t| {
+        t.starts_with("v2 counter=")
+    });
 
     // 6. The program is killed: reported, and the next saved change starts it again.
     let before = cli.mark();
@@ -343,14 +357,24 @@ fn manifest_changes_restart_and_a_killed_program_starts_again_on_the_next_change
         OUTPUT,
     );
     let before = cli.mark();
-    scratch.save_game(&game_source("v2", "String", ""));
+    scratch.save_game(&game_source("v3", "String", ""));
+    cli.wait_message(
+        &format!("game/src/lib.rs changed; starting `{app}` again"),
+        before.max(exited.seq),
+        OUTPUT,
+    );
     let again = cli.wait_started(before.max(exited.seq), RESTART);
     assert_ne!(again.pid, restarted.pid);
     let (first, _) = host_line(&cli, again.pid, before);
-    let line = cli.wait_out("`v2 counter=1` from the new program", first, OUTPUT, |t| {
-        t.starts_with("v2 counter=")
+    let line = cli.wait_out("`v3 counter=1` from the new program", first, OUTPUT, |t| {
+        t.starts_with("v3 counter=")
     });
     assert_eq!(counter_of(&line.text), Some(1));
+    // ... and runs patches again.
+    let (before, _) = patch(&cli, &scratch, &game_source("v4", "String", ""), 1);
+    cli.wait_out("`v4 counter=...`", before, OUTPUT, |t| {
+        t.starts_with("v4 counter=")
+    });
 
     cli.interrupt_and_check(again.pid, 130);
 }
