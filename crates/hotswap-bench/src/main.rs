@@ -1,0 +1,575 @@
+//! hotswap's benchmarks: one command that builds scratch projects, measures, and rewrites the
+//! tables of BENCHMARKS.md.
+//!
+//! ```text
+//! cargo run -p hotswap-bench --release              # everything, rewrites BENCHMARKS.md
+//! cargo run -p hotswap-bench --release -- --quick   # fewer samples; prints, writes nothing
+//! cargo run -p hotswap-bench --release -- --only hotswap-o0,direct-o0
+//! ```
+//!
+//! Options:
+//! - `--quick`: 1 round of 3 samples, 6 swaps; tables are printed, BENCHMARKS.md is left alone
+//!   unless `--write` is given too.
+//! - `--only ID[,ID...]`: only these rows (`--list` shows the ids; `PREFIX*` matches a prefix)
+//!   and the baseline rows their ratios need; prints, never writes.
+//! - `--no-write`: print the tables instead of rewriting BENCHMARKS.md.
+//! - `--no-callgrind`: skip the instruction counts.
+//! - `--hotswap-dir DIR`: build the scratch projects against another copy of the `hotswap`
+//!   crate (to measure a change to the dispatch path before making it); never writes.
+//! - `--keep`: keep the temporary directory (scratch projects, binaries, run directories).
+//!
+//! Nothing here is a test and nothing asserts a time: the figures are for reading.
+//! Every row is defined in [`rows`]; a new kind of measurement (e.g. patches made by
+//! `cargo hotswap run`) is a new [`Kind`] and new rows, and its table a new section.
+
+mod build;
+mod measure;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use build::{Artifact, Builder, Profile, Tool};
+use measure::Run;
+
+/// What a row measures.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// Time and instructions per call of the trivial function.
+    PerCall,
+    /// Swap latency in file-watch mode.
+    Latency,
+}
+
+/// The part a per-call row plays in its table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    /// The loop without a call: subtracted to get the net cost of a call.
+    Harness,
+    /// The direct call every other row is compared with.
+    Baseline,
+    Measured,
+}
+
+/// One row of a table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub id: &'static str,
+    pub kind: Kind,
+    pub tool: Tool,
+    /// The table a per-call row belongs to (its baseline's profile).
+    pub table: Profile,
+    pub profile: Profile,
+    pub role: Role,
+    pub label: &'static str,
+    /// The host build.
+    pub host: Artifact,
+    /// Host arguments (before the measuring parameters the bench adds).
+    pub args: &'static [&'static str],
+    /// Libraries: installed at start (`initial`) and during the run (`patches`, with marks).
+    pub initial: Option<Artifact>,
+    pub patches: Vec<Artifact>,
+    /// The measuring function callgrind collects (per-call rows).
+    pub symbol: &'static str,
+}
+
+/// Every row, in the order of the tables.
+pub fn rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for profile in [Profile::O3, Profile::O0] {
+        let o3 = profile == Profile::O3;
+        let normal = Artifact::host(Tool::Hotswap, profile, false);
+        let hot = Artifact::host(Tool::Hotswap, profile, true);
+        let hlr = Artifact::host(Tool::HotLibReloader, profile, false);
+        let base = Row {
+            id: "",
+            kind: Kind::PerCall,
+            tool: Tool::Hotswap,
+            table: profile,
+            profile,
+            role: Role::Measured,
+            label: "",
+            host: normal.clone(),
+            args: &[],
+            initial: None,
+            patches: Vec::new(),
+            symbol: "",
+        };
+        rows.push(Row {
+            id: if o3 { "inline-o3" } else { "inline-o0" },
+            role: Role::Harness,
+            label: "no call: `add`'s body written in the loop (the harness's own cost)",
+            args: &["percall", "inline"],
+            symbol: "hsb_measure_inline",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 { "direct-o3" } else { "direct-o0" },
+            role: Role::Baseline,
+            label: "**baseline**: direct call, normal build (`add` is `#[inline(never)]`)",
+            args: &["percall", "call"],
+            symbol: "hsb_measure_call",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 { "inlinable-o3" } else { "inlinable-o0" },
+            label: "direct call of a plain `pub fn` (the compiler may inline it)",
+            args: &["percall", "inlinable"],
+            symbol: "hsb_measure_inlinable",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 { "hotswap-o3" } else { "hotswap-o0" },
+            label: "**hotswap** hot mode, before any patch",
+            host: hot.clone(),
+            args: &["percall", "call"],
+            symbol: "hsb_measure_call",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 {
+                "hotswap-after-o3"
+            } else {
+                "hotswap-after-o0"
+            },
+            label: "**hotswap** hot mode, after a swap (rebuilt cdylib, full library mode)",
+            host: hot.clone(),
+            args: &["percall", "after"],
+            patches: vec![Artifact::library(Tool::Hotswap, "hsb_add", profile, 1)],
+            symbol: "hsb_measure_call",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 { "hlr-o3" } else { "hlr-o0" },
+            tool: Tool::HotLibReloader,
+            label: "hot-lib-reloader `hot_module!` fn, before any reload",
+            host: hlr.clone(),
+            args: &["percall", "before"],
+            initial: Some(Artifact::library(
+                Tool::HotLibReloader,
+                "hlr_add",
+                profile,
+                0,
+            )),
+            symbol: "hlr_measure_before",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 { "hlr-after-o3" } else { "hlr-after-o0" },
+            tool: Tool::HotLibReloader,
+            label: "hot-lib-reloader `hot_module!` fn, after a reload",
+            host: hlr,
+            args: &["percall", "after"],
+            initial: Some(Artifact::library(
+                Tool::HotLibReloader,
+                "hlr_add",
+                profile,
+                0,
+            )),
+            patches: vec![Artifact::library(
+                Tool::HotLibReloader,
+                "hlr_add",
+                profile,
+                1,
+            )],
+            symbol: "hlr_measure_after",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 { "subsecond-o3" } else { "subsecond-o0" },
+            tool: Tool::Subsecond,
+            label: if o3 {
+                "subsecond `subsecond::call`, before any patch (compiled out: no debug assertions)"
+            } else {
+                "subsecond `subsecond::call`, before any patch"
+            },
+            host: Artifact::host(Tool::Subsecond, profile, false),
+            args: &["percall", "call"],
+            symbol: "ss_measure_call",
+            ..base.clone()
+        });
+        if o3 {
+            rows.push(Row {
+                id: "subsecond-o3da",
+                tool: Tool::Subsecond,
+                profile: Profile::O3DebugAssertions,
+                label: "subsecond `subsecond::call`, before any patch",
+                host: Artifact::host(Tool::Subsecond, Profile::O3DebugAssertions, false),
+                args: &["percall", "call"],
+                symbol: "ss_measure_call",
+                ..base.clone()
+            });
+        }
+    }
+    // Swap latency: dev builds, as people run them while editing.
+    let profile = Profile::O0;
+    let hsb_lib = |mark| Artifact::library(Tool::Hotswap, "hsb_add", profile, mark);
+    let hlr_lib = |mark| Artifact::library(Tool::HotLibReloader, "hlr_add", profile, mark);
+    let latency = Row {
+        id: "latency-hotswap",
+        kind: Kind::Latency,
+        tool: Tool::Hotswap,
+        table: profile,
+        profile,
+        role: Role::Baseline,
+        label: "**hotswap** full library mode (8 ms settle)",
+        host: Artifact::host(Tool::Hotswap, profile, true),
+        args: &["latency"],
+        initial: None,
+        patches: vec![hsb_lib(1), hsb_lib(2)],
+        symbol: "",
+    };
+    rows.push(latency.clone());
+    rows.push(Row {
+        id: "latency-hlr-default",
+        tool: Tool::HotLibReloader,
+        role: Role::Measured,
+        label: "hot-lib-reloader, default debounce (500 ms)",
+        host: Artifact::host(Tool::HotLibReloader, profile, false),
+        args: &["latency", "default"],
+        initial: Some(hlr_lib(0)),
+        patches: vec![hlr_lib(1), hlr_lib(2)],
+        ..latency.clone()
+    });
+    rows.push(Row {
+        id: "latency-hlr-20ms",
+        tool: Tool::HotLibReloader,
+        role: Role::Measured,
+        label: "hot-lib-reloader, `file_watch_debounce = 20`",
+        host: Artifact::host(Tool::HotLibReloader, profile, false),
+        args: &["latency", "fast"],
+        initial: Some(hlr_lib(0)),
+        patches: vec![hlr_lib(1), hlr_lib(2)],
+        ..latency
+    });
+    rows
+}
+
+/// How much to measure.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub quick: bool,
+    pub rounds: usize,
+    pub samples: u32,
+    pub sample_ms: u32,
+    pub swaps: usize,
+    pub callgrind: bool,
+    pub callgrind_iters: u64,
+}
+
+/// What a row produced.
+#[derive(Clone, Debug, Default)]
+pub struct Outcome {
+    /// ns per call samples (per-call rows) or ms per swap (latency rows).
+    pub values: Vec<f64>,
+    pub instructions: Option<Result<f64, String>>,
+    pub error: Option<String>,
+    /// The command that measured it (for the commands section).
+    pub run: Option<String>,
+    pub builds: Vec<String>,
+}
+
+struct Options {
+    plan: Plan,
+    only: Vec<String>,
+    write: bool,
+    keep: bool,
+    hotswap_dir: Option<PathBuf>,
+}
+
+fn options() -> Options {
+    let mut args = std::env::args().skip(1);
+    let mut quick = false;
+    let mut only = Vec::new();
+    let mut write = None;
+    let mut keep = false;
+    let mut callgrind = true;
+    let mut hotswap_dir = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => quick = true,
+            "--only" => only.extend(
+                args.next()
+                    .expect("--only needs row ids")
+                    .split(',')
+                    .map(str::to_string),
+            ),
+            "--write" => write = Some(true),
+            "--no-write" => write = Some(false),
+            "--no-callgrind" => callgrind = false,
+            "--keep" => keep = true,
+            "--hotswap-dir" => {
+                hotswap_dir = Some(PathBuf::from(
+                    args.next().expect("--hotswap-dir needs a dir"),
+                ))
+            }
+            "--list" => {
+                for row in rows() {
+                    println!("{:<22} {}", row.id, row.label);
+                }
+                std::process::exit(0);
+            }
+            "-h" | "--help" => {
+                println!("{}", HELP);
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument {other}\n{HELP}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let partial = !only.is_empty() || hotswap_dir.is_some();
+    let write = !partial && write.unwrap_or(!quick);
+    let plan = if quick {
+        Plan {
+            quick,
+            rounds: 1,
+            samples: 3,
+            sample_ms: 40,
+            swaps: 6,
+            callgrind,
+            callgrind_iters: 50_000,
+        }
+    } else {
+        Plan {
+            quick,
+            rounds: 3,
+            samples: 5,
+            sample_ms: 100,
+            swaps: 20,
+            callgrind,
+            callgrind_iters: 200_000,
+        }
+    };
+    Options {
+        plan,
+        only,
+        write,
+        keep,
+        hotswap_dir,
+    }
+}
+
+const HELP: &str = "usage: cargo run -p hotswap-bench --release -- [--quick] [--only ID,...] \
+[--write|--no-write] [--no-callgrind] [--hotswap-dir DIR] [--keep] [--list]";
+
+fn main() {
+    let started = Instant::now();
+    let load_at_start = report::load_average();
+    let options = options();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the repository root");
+    let hotswap_dir = options
+        .hotswap_dir
+        .clone()
+        .map(|dir| dir.canonicalize().expect("--hotswap-dir exists"))
+        .unwrap_or_else(|| repo.join("crates").join("hotswap"));
+    let work = std::env::temp_dir().join(format!("hotswap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("create the temporary directory");
+    eprintln!(
+        "hotswap-bench: scratch projects and runs in {}",
+        work.display()
+    );
+
+    let selected = select(rows(), &options.only);
+    if selected.is_empty() {
+        eprintln!("no row matches {:?}; see --list", options.only);
+        std::process::exit(2);
+    }
+    let plan = options.plan;
+    let mut builder = Builder::new(&repo, &hotswap_dir, &work);
+    let mut outcomes: Vec<Outcome> = vec![Outcome::default(); selected.len()];
+
+    // Build everything first, so compiling never overlaps a measurement.
+    for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+        let artifacts = std::iter::once(&row.host)
+            .chain(row.initial.iter())
+            .chain(row.patches.iter());
+        for artifact in artifacts {
+            outcome.builds.push(artifact.command());
+            if let Err(err) = builder.get(artifact) {
+                outcome
+                    .error
+                    .get_or_insert(format!("did not build (`{}`): {err}", artifact.command()));
+            }
+        }
+    }
+
+    // Per call: rounds interleave the rows, so a slow spell of the machine hits all of them.
+    for round in 0..plan.rounds {
+        for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+            if row.kind != Kind::PerCall || outcome.error.is_some() {
+                continue;
+            }
+            eprintln!(
+                "hotswap-bench: per call, round {}/{}: {}",
+                round + 1,
+                plan.rounds,
+                row.id
+            );
+            let run = percall_run(row, &mut builder, &work, 0, plan.samples, plan.sample_ms);
+            match run.and_then(|run| {
+                outcome.run = Some(run.display(&work));
+                run.run(&[], Duration::from_secs(300))
+            }) {
+                Ok(output) if !output.ns.is_empty() => outcome.values.extend(output.ns),
+                Ok(_) => outcome.error = Some("the host printed no timing".into()),
+                Err(err) => outcome.error = Some(err),
+            }
+        }
+    }
+    if plan.callgrind {
+        for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+            if row.kind != Kind::PerCall || outcome.error.is_some() {
+                continue;
+            }
+            eprintln!("hotswap-bench: callgrind: {}", row.id);
+            let result = percall_run(row, &mut builder, &work, plan.callgrind_iters, 1, 0)
+                .and_then(|run| measure::callgrind(&run, row.symbol, &work));
+            outcome.instructions = Some(result);
+        }
+    }
+    for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+        if row.kind != Kind::Latency || outcome.error.is_some() {
+            continue;
+        }
+        eprintln!("hotswap-bench: swap latency: {}", row.id);
+        let run = latency_run(row, &mut builder, &work, plan.swaps);
+        match run.and_then(|run| {
+            outcome.run = Some(run.display(&work));
+            run.run(&[], Duration::from_secs(600))
+        }) {
+            Ok(output) if !output.latency_ms.is_empty() => outcome.values = output.latency_ms,
+            Ok(output) => {
+                outcome.error = Some(format!("no swap observed: {}", output.info.join("; ")))
+            }
+            Err(err) => outcome.error = Some(err),
+        }
+    }
+
+    let context = report::Context::collect(&builder, &plan, started.elapsed(), &load_at_start);
+    let sections = report::sections(&selected, &outcomes, &context, &repo, &work);
+    if options.write {
+        let file = repo.join("BENCHMARKS.md");
+        match report::rewrite(&file, &sections) {
+            Ok(()) => eprintln!("hotswap-bench: rewrote {}", file.display()),
+            Err(err) => {
+                eprintln!("hotswap-bench: cannot rewrite {}: {err}", file.display());
+                std::process::exit(1);
+            }
+        }
+    } else {
+        for (name, text) in &sections {
+            println!("<!-- {name} -->\n{text}");
+        }
+    }
+    if options.keep {
+        eprintln!("hotswap-bench: kept {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    eprintln!(
+        "hotswap-bench: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// The rows `only` names (all if empty): an exact id, or a prefix ending in `*`. A per-call row
+/// brings its table's baseline and harness rows along, a latency row hotswap's latency row,
+/// since its ratios need them.
+fn select(all: Vec<Row>, only: &[String]) -> Vec<Row> {
+    let named = |row: &Row| {
+        only.is_empty()
+            || only.iter().any(|o| match o.strip_suffix('*') {
+                Some(prefix) => row.id.starts_with(prefix),
+                None => row.id == o,
+            })
+    };
+    let wanted: Vec<&Row> = all.iter().filter(|row| named(row)).collect();
+    all.iter()
+        .filter(|row| {
+            named(row)
+                || (row.role != Role::Measured
+                    && wanted
+                        .iter()
+                        .any(|w| w.kind == row.kind && w.table == row.table))
+        })
+        .cloned()
+        .collect()
+}
+
+/// A fresh directory for one run of a host, with the row's initial library in it.
+fn run_dir(row: &Row, builder: &mut Builder, work: &Path) -> Result<PathBuf, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = work.join("run").join(format!(
+        "{}-{}",
+        row.id,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)
+        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    if let Some(initial) = &row.initial {
+        let library = builder.get(initial)?;
+        let name = format!("lib{}.so", initial.package);
+        std::fs::copy(&library, dir.join(name)).map_err(|err| err.to_string())?;
+    }
+    Ok(dir)
+}
+
+/// The variable that tells a host where its library lives.
+fn lib_dir_env(tool: Tool) -> Option<&'static str> {
+    match tool {
+        Tool::Hotswap => Some("HOTSWAP_LIB_DIR"),
+        Tool::HotLibReloader => Some("HLR_LIB_DIR"),
+        Tool::Subsecond => None,
+    }
+}
+
+fn percall_run(
+    row: &Row,
+    builder: &mut Builder,
+    work: &Path,
+    iters: u64,
+    samples: u32,
+    sample_ms: u32,
+) -> Result<Run, String> {
+    let exe = builder.get(&row.host)?;
+    let dir = run_dir(row, builder, work)?;
+    let mut env = Vec::new();
+    if let Some(name) = lib_dir_env(row.tool) {
+        env.push((name.to_string(), dir.display().to_string()));
+    }
+    if let Some(patch) = row.patches.first() {
+        env.push((
+            "HSB_PATCH".into(),
+            builder.get(patch)?.display().to_string(),
+        ));
+    }
+    if sample_ms > 0 {
+        env.push(("HSB_SAMPLE_MS".into(), sample_ms.to_string()));
+    }
+    let mut args: Vec<String> = row.args.iter().map(|a| a.to_string()).collect();
+    args.push(iters.to_string());
+    args.push(samples.to_string());
+    Ok(Run { exe, args, env })
+}
+
+fn latency_run(row: &Row, builder: &mut Builder, work: &Path, swaps: usize) -> Result<Run, String> {
+    let exe = builder.get(&row.host)?;
+    let dir = run_dir(row, builder, work)?;
+    let env: Vec<(String, String)> = lib_dir_env(row.tool)
+        .map(|name| (name.to_string(), dir.display().to_string()))
+        .into_iter()
+        .collect();
+    let mut args: Vec<String> = row.args.iter().map(|a| a.to_string()).collect();
+    args.push(swaps.to_string());
+    for patch in &row.patches {
+        args.push(builder.get(patch)?.display().to_string());
+        args.push(patch.mark.unwrap_or(0).to_string());
+    }
+    Ok(Run { exe, args, env })
+}
