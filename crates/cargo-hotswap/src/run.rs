@@ -166,72 +166,83 @@ impl Session {
                 }
             ));
         }
-        let mut backlog: Vec<Event> = Vec::new();
         loop {
-            let event = match backlog.pop() {
-                Some(event) => event,
-                None => match events.recv() {
-                    Ok(event) => event,
-                    Err(_) => return 1,
-                },
+            let event = match events.recv() {
+                Ok(event) => event,
+                Err(_) => return 1,
             };
-            match event {
-                Event::Changed(mut paths) => {
-                    // Gather the rest of this save.
-                    loop {
-                        match events.recv_timeout(DEBOUNCE) {
-                            Ok(Event::Changed(more)) => paths.extend(more),
-                            Ok(other) => backlog.insert(0, other),
-                            Err(RecvTimeoutError::Timeout) => break,
-                            Err(RecvTimeoutError::Disconnected) => return 1,
+            let Event::Changed(mut paths) = event else {
+                if let Some(code) = self.handle(event) {
+                    return code;
+                }
+                continue;
+            };
+            // Gather the rest of this save; anything else that arrives meanwhile (the program
+            // connecting or exiting, Ctrl-C) is handled at once, before the build.
+            loop {
+                match events.recv_timeout(DEBOUNCE) {
+                    Ok(Event::Changed(more)) => paths.extend(more),
+                    Ok(other) => {
+                        if let Some(code) = self.handle(other) {
+                            return code;
                         }
                     }
-                    paths.sort();
-                    paths.dedup();
-                    self.changed(&paths);
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => return 1,
                 }
-                Event::Connected(mut connection) => {
-                    for (id, path) in std::mem::take(&mut self.queued) {
-                        let _ = connection.send(&ToApp::Patch {
-                            id,
-                            path: path.display().to_string(),
-                        });
-                    }
-                    self.connection = Some(connection);
-                }
-                Event::FromApp {
-                    connection,
-                    message,
-                } => {
-                    if self.connection.as_ref().is_some_and(|c| c.id == connection) {
-                        self.answered(message);
-                    }
-                }
-                Event::Disconnected(id) => {
-                    if self.connection.as_ref().is_some_and(|c| c.id == id) {
-                        self.connection = None;
-                    }
-                }
-                Event::AppExited { generation, status } => {
-                    if generation == self.generation && self.app.is_some() {
-                        self.app = None;
-                        self.connection = None;
-                        let (text, code) = app::describe(status);
-                        self.last_code = Some(code);
-                        let text = format!(
-                            "`{}` exited ({text}); it will start again on the next change",
-                            self.program.name
-                        );
-                        if status.success() {
-                            report::info(&text)
-                        } else {
-                            report::error(&text)
-                        }
-                    }
-                }
-                Event::Interrupted => return self.interrupted(),
             }
+            paths.sort();
+            paths.dedup();
+            self.changed(&paths);
         }
+    }
+
+    /// Handles every event but a file change; returns the exit code when `run` should stop.
+    fn handle(&mut self, event: Event) -> Option<i32> {
+        match event {
+            Event::Changed(paths) => self.changed(&paths),
+            Event::Connected(mut connection) => {
+                for (id, path) in std::mem::take(&mut self.queued) {
+                    let _ = connection.send(&ToApp::Patch {
+                        id,
+                        path: path.display().to_string(),
+                    });
+                }
+                self.connection = Some(connection);
+            }
+            Event::FromApp {
+                connection,
+                message,
+            } => {
+                if self.connection.as_ref().is_some_and(|c| c.id == connection) {
+                    self.answered(message);
+                }
+            }
+            Event::Disconnected(id) => {
+                if self.connection.as_ref().is_some_and(|c| c.id == id) {
+                    self.connection = None;
+                }
+            }
+            Event::AppExited { generation, status } => {
+                if generation == self.generation && self.app.is_some() {
+                    self.app = None;
+                    self.connection = None;
+                    let (text, code) = app::describe(status);
+                    self.last_code = Some(code);
+                    let text = format!(
+                        "`{}` exited ({text}); it will start again on the next change",
+                        self.program.name
+                    );
+                    if status.success() {
+                        report::info(&text)
+                    } else {
+                        report::error(&text)
+                    }
+                }
+            }
+            Event::Interrupted => return Some(self.interrupted()),
+        }
+        None
     }
 
     fn changed(&mut self, paths: &[PathBuf]) {

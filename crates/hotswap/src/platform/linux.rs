@@ -105,14 +105,8 @@ pub fn open_library(path: &Path) -> Result<libloading::Library, String> {
     // SAFETY: loading runs the library's initialisers. The file was checked to be a complete
     // shared object for this machine carrying a hotswap manifest, i.e. built from the program's
     // own hot crate, whose initialisers are the program's own code.
-    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }.map_err(|err| {
-        // libloading's message is only "dlopen failed"; the loader's own (which symbol is
-        // missing) is its source.
-        match std::error::Error::source(&err) {
-            Some(detail) => format!("{err}: {detail}"),
-            None => err.to_string(),
-        }
-    })?;
+    let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
+        .map_err(|err| super::error_chain(&err))?;
     Ok(library.into())
 }
 

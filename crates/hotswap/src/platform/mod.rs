@@ -12,3 +12,16 @@ pub use linux::*;
 mod unsupported;
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::*;
+
+/// An error with the errors it wraps: libloading's own message is only "dlopen failed" or
+/// "dlsym failed"; the loader's (which symbol, which file) is its source.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

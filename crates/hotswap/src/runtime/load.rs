@@ -58,7 +58,12 @@ impl Loaded {
                     let symbol = self
                         .library
                         .get::<*const T>(name.as_bytes())
-                        .map_err(|err| format!("cannot find its {what} {name}: {err}"))?;
+                        .map_err(|err| {
+                            format!(
+                                "cannot find its {what} {name}: {}",
+                                platform::error_chain(&err)
+                            )
+                        })?;
                     let address: *const T = symbol
                         .try_as_raw_ptr()
                         .unwrap_or(std::ptr::null_mut())
