@@ -56,7 +56,7 @@ struct HotFn<'a> {
 impl HotFn<'_> {
     fn base_name(&self) -> String {
         match self.self_ty {
-            Some(ty) => format!("{}_{}", type_ident(ty), self.sig.ident),
+            Some(ty) => format!("{}_{}", sanitize(&type_ident(ty)), self.sig.ident),
             None => self.sig.ident.to_string(),
         }
     }
@@ -363,16 +363,10 @@ fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
 }
 
 /// The last identifier of a type's path, for naming generated items.
+/// The type's path as written (`S`, `shapes::S`), so that `impl a::S` and `impl b::S` in one
+/// module get different names.
 fn type_ident(ty: &Type) -> String {
-    match ty {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .map(|segment| segment.ident.to_string())
-            .unwrap_or_else(|| "Self".into()),
-        _ => "Self".into(),
-    }
+    tidy(&quote!(#ty).to_string())
 }
 
 /// Writes a type as people do (`&mut State`, `Vec<u8>`) rather than as spaced-out tokens.

@@ -99,14 +99,32 @@ pub fn impl_block(item: &syn::ItemImpl) -> syn::Result<()> {
         ));
     }
     if let Some(param) = item.generics.params.first() {
+        if let syn::GenericParam::Lifetime(_) = param {
+            return Err(syn::Error::new_spanned(param, LIFETIME_IMPL));
+        }
         return Err(syn::Error::new_spanned(
             param,
             "`#[hot]` cannot be used on a generic impl block: its methods are instantiated in \
              the crates that use them, so a patch cannot replace them",
         ));
     }
+    struct Finder(Option<proc_macro2::Span>);
+    impl<'a> Visit<'a> for Finder {
+        fn visit_lifetime(&mut self, lifetime: &'a syn::Lifetime) {
+            self.0.get_or_insert(lifetime.apostrophe);
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(&item.self_ty);
+    if let Some(span) = finder.0 {
+        return Err(syn::Error::new(span, LIFETIME_IMPL));
+    }
     Ok(())
 }
+
+const LIFETIME_IMPL: &str = "`#[hot]` does not support impl blocks of types with lifetime \
+     parameters yet: make the methods free `#[hot]` functions that take the value \
+     (`fn text(view: &View<'_>) -> &str`)";
 
 fn no_impl_trait(ty: &Type, what: &str) -> syn::Result<()> {
     struct Finder<'a>(Option<&'a syn::TypeImplTrait>);

@@ -44,8 +44,8 @@ use std::time::Duration;
 /// ```
 ///
 /// Refused at compile time, with an error pointing at the offending token: generic functions,
-/// `impl Trait` arguments and return types, `async fn`, `const fn`, non-Rust ABIs, variadic
-/// functions, trait impls and generic impl blocks.
+/// `impl Trait` arguments and return types, `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs,
+/// variadic functions, trait impls and generic impl blocks.
 pub use hotswap_macros::{hot, Layout, Migrate};
 
 mod events;

@@ -33,9 +33,11 @@ pub(crate) fn file(path: &Path) -> Result<Manifest, String> {
     inspect(&data)
 }
 
+/// Part of every refusal of a file that may still be being written.
+pub(crate) const INCOMPLETE: &str = "it is not a complete shared library (still being written, \
+                                     truncated, or not a library at all)";
+
 pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
-    const INCOMPLETE: &str = "it is not a complete shared library (still being written, \
-                              truncated, or not a library at all)";
     if data.is_empty() {
         return Err(format!("the file is empty: {INCOMPLETE}"));
     }

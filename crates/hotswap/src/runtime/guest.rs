@@ -21,8 +21,9 @@ const CONTEXT_ABI: u32 = 1;
 #[repr(C)]
 pub struct HostContext {
     abi: u32,
-    /// Raises a panic with this message in the host, on behalf of `function`.
-    raise: fn(function: &str, message: &str) -> !,
+    /// Raises a panic with this message in the host, on behalf of `function`, which panicked
+    /// at `location`.
+    raise: fn(function: &str, message: &str, location: &str) -> !,
     /// `&'static dyn log::Log` of the host, as its two pointer-sized parts.
     logger: [usize; 2],
     log_max_level: usize,
@@ -31,7 +32,12 @@ pub struct HostContext {
 }
 
 static IS_GUEST: AtomicBool = AtomicBool::new(false);
-static RAISE: OnceLock<fn(&str, &str) -> !> = OnceLock::new();
+static RAISE: OnceLock<fn(&str, &str, &str) -> !> = OnceLock::new();
+
+thread_local! {
+    /// Where the last panic of this thread happened (guest side; see the hook in init).
+    static LAST_LOCATION: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
 
 pub(crate) fn is_guest() -> bool {
     IS_GUEST.load(Ordering::Acquire)
@@ -70,7 +76,11 @@ pub(crate) fn init_guest(library: &Loaded) -> Result<(), String> {
     }
 }
 
-fn raise_in_host(function: &str, message: &str) -> ! {
+fn raise_in_host(function: &str, message: &str, location: &str) -> ! {
+    // The host's panic hook will point at this file: say where it really happened.
+    if let Some(runtime) = super::RUNTIME.get() {
+        runtime.info(&format!("`{function}` panicked at {location}: {message}"));
+    }
     super::panicked(function, message);
     std::panic::panic_any(message.to_owned())
 }
@@ -104,9 +114,10 @@ pub unsafe extern "C" fn __hotswap_guest_init_v1(context: *const HostContext) ->
     if let Some(dispatch) = unsafe { context.dispatch.as_ref() } {
         let _ = tracing::dispatcher::set_global_default(dispatch.clone());
     }
-    // The host prints the panic (its hook sees the re-raised one); stay quiet here.
+    // The host prints the panic (its hook sees the re-raised one); only note where it was.
     std::panic::set_hook(Box::new(|info| {
-        let _ = info;
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        LAST_LOCATION.with(|last| *last.borrow_mut() = location);
     }));
     CONTEXT_ABI
 }
@@ -122,7 +133,8 @@ pub(crate) fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
             match RAISE.get() {
                 Some(raise) => {
                     drop(payload);
-                    raise(function, &message)
+                    let location = LAST_LOCATION.with(|last| last.borrow().clone());
+                    raise(function, &message, &location)
                 }
                 None => {
                     super::panicked(function, &message);

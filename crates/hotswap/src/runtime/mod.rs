@@ -52,6 +52,8 @@ struct Record {
 pub(crate) struct Runtime {
     /// The host's `#[hot]` functions by full name.
     registry: HashMap<&'static str, &'static Entry>,
+    /// Names two `#[hot]` functions share (e.g. one nested in a function body): never swapped.
+    ambiguous: Vec<&'static str>,
     /// Where patches are copied before they are loaded; this process's alone.
     private_dir: Result<PathBuf, String>,
     /// One patch at a time.
@@ -116,16 +118,27 @@ impl Runtime {
             set_roll_back(policy.eq_ignore_ascii_case("rollback"));
         }
         let mut registry = HashMap::new();
+        let mut ambiguous = Vec::new();
         for entry in ENTRIES.iter() {
-            registry.insert(entry.name.as_str(), *entry);
+            if registry.insert(entry.name.as_str(), *entry).is_some() {
+                ambiguous.push(entry.name.as_str());
+            }
         }
-        Runtime {
+        let runtime = Runtime {
             registry,
+            ambiguous,
             private_dir: crate::platform::private_dir(&std::process::id().to_string()),
             applying: Mutex::new(()),
             history: Mutex::new(Vec::new()),
             verbose: std::env::var_os(LOG_ENV).is_some_and(|v| !v.is_empty() && v != "0"),
+        };
+        for name in &runtime.ambiguous {
+            runtime.warn(&format!(
+                "two `#[hot]` functions are named `{name}` (one may be nested in a function \
+                 body); patches that change them are refused: rename one"
+            ));
         }
+        runtime
     }
 
     fn launch(&'static self) {
@@ -166,6 +179,18 @@ impl Runtime {
     /// The whole pipeline for one file: stage, check, load, swap, report. On any failure the
     /// running code is left as it was and the reason is reported.
     pub(crate) fn apply(&self, file: &Path, kind: PatchKind) -> Result<Applied, String> {
+        self.attempt(file, kind, false)
+            .map_err(|r| r.unwrap_or_default())
+    }
+
+    /// Like [`apply`](Self::apply), but a file that looks incomplete (a writer may still be
+    /// busy) is not reported: `Err(None)`, and the caller tries again later.
+    pub(crate) fn attempt(
+        &self,
+        file: &Path,
+        kind: PatchKind,
+        quiet_if_incomplete: bool,
+    ) -> Result<Applied, Option<String>> {
         let _one_at_a_time = self
             .applying
             .lock()
@@ -173,6 +198,11 @@ impl Runtime {
         let started = Instant::now();
         let source = file.display().to_string();
         let result = self.apply_locked(file, kind, started);
+        if let Err(reason) = &result {
+            if quiet_if_incomplete && reason.contains(check::INCOMPLETE) {
+                return Err(None);
+            }
+        }
         match &result {
             Ok(applied) => {
                 self.info(&format!(
@@ -198,7 +228,7 @@ impl Runtime {
                 });
             }
         }
-        result
+        result.map_err(Some)
     }
 
     fn apply_locked(
@@ -219,6 +249,17 @@ impl Runtime {
         }
         let mut migration = migrate::plan(&states)?;
         let plan = check::compatible(&self.registry, &entries, &migration.type_names())?;
+        if let Some(name) = plan
+            .swaps
+            .iter()
+            .map(|s| s.name)
+            .find(|n| self.ambiguous.contains(n))
+        {
+            return Err(format!(
+                "two `#[hot]` functions of this program are named `{name}`, so the patch cannot \
+                 tell which to replace; rename one and restart"
+            ));
+        }
         migration.prepare()?;
         let written = swap::apply(&plan, kind, ROLL_BACK.load(Ordering::Acquire));
         let functions = written.len();

@@ -17,6 +17,10 @@ use super::{PatchKind, Runtime};
 /// How long a library must stay unchanged before it is loaded.
 pub(crate) const SETTLE: Duration = Duration::from_millis(8);
 
+/// How long to wait before trying again a file that looked incomplete and has not changed
+/// since; the second attempt reports what is wrong.
+pub(crate) const RETRY: Duration = Duration::from_millis(250);
+
 /// What identifies one version of a file, to skip events that changed nothing.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Identity {
@@ -69,6 +73,8 @@ fn watch(runtime: &'static Runtime, libraries: Vec<PathBuf>) {
         .map(|lib| (lib.clone(), identity(lib)))
         .collect();
     let mut pending: HashSet<PathBuf> = HashSet::new();
+    // Files that looked incomplete: the next attempt reports whatever it finds.
+    let mut retry: HashSet<PathBuf> = HashSet::new();
     let mut deadline: Option<Instant> = None;
     loop {
         let wait = deadline.map_or(Duration::from_secs(3600), |at| {
@@ -81,6 +87,8 @@ fn watch(runtime: &'static Runtime, libraries: Vec<PathBuf>) {
                 }
                 for path in event.paths {
                     if seen.contains_key(&path) {
+                        // A new change: a writer is busy, so be patient again.
+                        retry.remove(&path);
                         pending.insert(path);
                         deadline = Some(Instant::now() + SETTLE);
                     }
@@ -89,14 +97,24 @@ fn watch(runtime: &'static Runtime, libraries: Vec<PathBuf>) {
             Ok(Err(err)) => runtime.warn(&format!("file watcher: {err}")),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 deadline = None;
+                let mut again = Vec::new();
                 for path in pending.drain() {
                     let now = identity(&path);
                     let last = seen.get_mut(&path).expect("only watched paths are pending");
-                    if now.is_none() || now == *last {
+                    let retrying = retry.remove(&path);
+                    if now.is_none() || (now == *last && !retrying) {
                         continue;
                     }
-                    *last = now;
-                    let _ = runtime.apply(&path, PatchKind::Full);
+                    match runtime.attempt(&path, PatchKind::Full, !retrying) {
+                        // Looks half-written: try once more if nothing else happens to it.
+                        Err(None) => again.push(path),
+                        _ => *last = now,
+                    }
+                }
+                if !again.is_empty() {
+                    retry.extend(again.iter().cloned());
+                    pending.extend(again);
+                    deadline = Some(Instant::now() + RETRY);
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
