@@ -46,7 +46,17 @@ use std::time::Duration;
 /// Refused at compile time, with an error pointing at the offending token: generic functions,
 /// `impl Trait` arguments and return types, `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs,
 /// variadic functions, trait impls and generic impl blocks.
-pub use hotswap_macros::{hot, Layout, Migrate};
+pub use hotswap_macros::hot;
+
+/// Describes a type's fields (names, types, offsets) so that a patch changing them is refused with
+/// a message naming the change, e.g. "`update`: parameter 1 `State` grew from 48 to 56 bytes
+/// (field `speed: f32` added)". Does nothing outside hot mode.
+pub use hotswap_macros::Layout;
+
+/// Like [`Layout`](derive@Layout), and lets a [`State<T>`](State) carry its value across a patch that
+/// changes `T`: the old code serialises it, the new code deserialises it (serde; fields matched
+/// by name, new fields take their `#[serde(default)]`). Needs `Serialize` and `Deserialize`.
+pub use hotswap_macros::Migrate;
 
 mod events;
 pub use events::{Event, Subscription};
