@@ -142,7 +142,7 @@ pub fn rows() -> Vec<Row> {
         rows.push(Row {
             id: if o3 { "hlr-o3" } else { "hlr-o0" },
             tool: Tool::HotLibReloader,
-            label: "hot-lib-reloader `hot_module!` fn, before any reload",
+            label: "hot-lib-reloader `#[hot_module]` fn, before any reload",
             host: hlr.clone(),
             args: &["percall", "before"],
             initial: Some(Artifact::library(
@@ -157,7 +157,7 @@ pub fn rows() -> Vec<Row> {
         rows.push(Row {
             id: if o3 { "hlr-after-o3" } else { "hlr-after-o0" },
             tool: Tool::HotLibReloader,
-            label: "hot-lib-reloader `hot_module!` fn, after a reload",
+            label: "hot-lib-reloader `#[hot_module]` fn, after a reload",
             host: hlr,
             args: &["percall", "after"],
             initial: Some(Artifact::library(

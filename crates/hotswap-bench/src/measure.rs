@@ -100,7 +100,15 @@ impl Run {
 }
 
 fn shorten(text: &str, work: &Path) -> String {
-    text.replace(&work.display().to_string(), "$WORK")
+    let text = text.replace(&work.display().to_string(), "$WORK");
+    // Run directories are numbered per run (`$WORK/run/ID-N`): show them as `$WORK/run/ID`.
+    match text.strip_prefix("$WORK/run/") {
+        Some(rest) => match rest.rsplit_once('-') {
+            Some((id, n)) if n.chars().all(|c| c.is_ascii_digit()) => format!("$WORK/run/{id}"),
+            _ => text,
+        },
+        None => text,
+    }
 }
 
 fn parse(stdout: &str) -> Output {
