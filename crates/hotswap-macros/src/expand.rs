@@ -288,7 +288,8 @@ impl HotFn<'_> {
         };
         quote! {
             #(#attrs)*
-            #[inline]
+            // `always`: at opt-level 0 plain `#[inline]` still leaves a call to the wrapper.
+            #[inline(always)]
             #vis #sig {
                 let __hotswap_like: fn(#(#holes),*) -> _ = #impl_ref;
                 // SAFETY: the slot only ever holds the boot function, the compiled-in

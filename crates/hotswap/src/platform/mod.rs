@@ -3,6 +3,35 @@
 
 #![allow(missing_docs, dead_code)]
 
+use std::sync::atomic::AtomicPtr;
+
+/// An acquire load of a dispatch slot. On x86-64 every plain load already has acquire
+/// semantics, so it is one `mov`, written as inline assembly so that it stays one instruction
+/// even at opt-level 0 (where `AtomicPtr::load` is two calls).
+#[inline(always)]
+pub fn load_acquire(slot: &AtomicPtr<()>) -> *const () {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        let value: *const ();
+        // SAFETY: reads one aligned pointer-sized word from a live `AtomicPtr`; x86-64 loads
+        // are atomic and have acquire ordering (TSO), which is what `Ordering::Acquire` gives.
+        // The asm touches no stack and no flags and only reads memory.
+        unsafe {
+            std::arch::asm!(
+                "mov {value}, qword ptr [{slot}]",
+                value = out(reg) value,
+                slot = in(reg) slot.as_ptr(),
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        value
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    {
+        slot.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]

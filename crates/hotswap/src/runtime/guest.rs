@@ -125,6 +125,7 @@ pub unsafe extern "C" fn __hotswap_guest_init_v1(context: *const HostContext) ->
 /// Runs patched code. In a guest (self-contained library) a panic becomes a host panic with the
 /// same message; in the host (a thin patch under the roll-back policy) the runtime hears of it
 /// and the panic goes on as it was.
+#[inline(always)]
 pub(crate) fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
