@@ -63,6 +63,9 @@ pub struct Project {
     pub target_dir: PathBuf,
     pub members: Vec<Package>,
     pub hot: Vec<HotCrate>,
+    /// The member `cargo run` would pick without `-p`: the one whose manifest was given, or
+    /// whose directory holds the current directory (the innermost).
+    pub current: Option<String>,
 }
 
 impl Project {
@@ -89,11 +92,13 @@ impl Project {
             .filter(|package| metadata.workspace_members.contains(&package.id))
             .collect();
         let hot = members.iter().filter_map(hot_crate).collect();
+        let current = current_member(&members, manifest_path);
         Ok(Project {
             root: metadata.workspace_root,
             target_dir: metadata.target_directory.join("hotswap"),
             members,
             hot,
+            current,
         })
     }
 
@@ -104,6 +109,23 @@ impl Project {
         bin: Option<&str>,
         example: Option<&str>,
     ) -> Result<Program, String> {
+        // Without `-p`, the package of the current directory, as `cargo run` does (if it has
+        // what was asked for; otherwise every member is a candidate).
+        let package = package.or_else(|| {
+            let current = self
+                .members
+                .iter()
+                .find(|p| Some(&p.name) == self.current.as_ref())?;
+            let fits = match (example, bin) {
+                (Some(example), _) => has_target(current, "example", example),
+                (None, Some(bin)) => has_target(current, "bin", bin),
+                (None, None) => current
+                    .targets
+                    .iter()
+                    .any(|t| t.kind.iter().any(|k| k == "bin")),
+            };
+            fits.then_some(current.name.as_str())
+        });
         let candidates: Vec<&Package> = match package {
             Some(name) => {
                 let found: Vec<&Package> = self.members.iter().filter(|p| p.name == name).collect();
@@ -182,6 +204,26 @@ impl Project {
     pub fn capture_dir(&self) -> PathBuf {
         self.target_dir.join("captures")
     }
+}
+
+/// The member whose manifest is `manifest_path`, or else whose directory is the innermost one
+/// holding the current directory.
+fn current_member(members: &[Package], manifest_path: Option<&Path>) -> Option<String> {
+    let canonical = |path: &Path| path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if let Some(given) = manifest_path {
+        let given = canonical(given);
+        return members
+            .iter()
+            .find(|p| canonical(&p.manifest_path) == given)
+            .map(|p| p.name.clone());
+    }
+    let here = canonical(&std::env::current_dir().ok()?);
+    members
+        .iter()
+        .filter_map(|p| Some((canonical(p.manifest_path.parent()?), p)))
+        .filter(|(dir, _)| here.starts_with(dir))
+        .max_by_key(|(dir, _)| dir.components().count())
+        .map(|(_, p)| p.name.clone())
 }
 
 fn has_target(package: &Package, kind: &str, name: &str) -> bool {

@@ -19,8 +19,7 @@ pub struct Exports {
 
 impl Exports {
     pub fn read(executable: &Path) -> Result<Exports, String> {
-        let data = std::fs::read(executable)
-            .map_err(|err| format!("cannot read {}: {err}", executable.display()))?;
+        let data = map(executable)?;
         let file = object::File::parse(&*data).map_err(|err| err.to_string())?;
         let names = file
             .dynamic_symbols()
@@ -34,7 +33,7 @@ impl Exports {
 /// Human-readable names of the patch's writable statics and thread-locals that the program
 /// does not export, i.e. that restart from their initial values.
 pub fn fresh_copies(patch: &Path, exports: &Exports) -> Vec<String> {
-    let Ok(data) = std::fs::read(patch) else {
+    let Ok(data) = map(patch) else {
         return Vec::new();
     };
     let Ok(file) = object::File::parse(&*data) else {
@@ -72,6 +71,16 @@ pub fn fresh_copies(patch: &Path, exports: &Exports) -> Vec<String> {
         }
     }
     found
+}
+
+/// Maps a file: executables and patches carry large debug sections this never reads.
+fn map(path: &Path) -> Result<memmap2::Mmap, String> {
+    let file = std::fs::File::open(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    // SAFETY: the executable cargo just built and the patch we just linked; nothing writes to
+    // them while they are read (a rebuild writes a new file).
+    unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|err| format!("cannot map {}: {err}", path.display()))
 }
 
 /// `game::TL::{{constant}}::{{closure}}::VAL` → "thread-local `game::TL`"; `game::COUNT` →

@@ -63,6 +63,20 @@ pub fn check_private(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks that `file` is a regular file (not a link to somewhere else) that this user owns and
+/// that only this user can write.
+pub fn check_owned_file(file: &Path) -> Result<(), String> {
+    let meta = std::fs::symlink_metadata(file)
+        .map_err(|err| format!("cannot inspect {}: {err}", file.display()))?;
+    if !meta.is_file() || meta.uid() != current_uid() || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is not a private file of this user",
+            file.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A private directory `<tmp>/hotswap-<uid>/<name>`, mode 0700, for this process; `name` must
 /// end with the process id (`1234`, `cli-1234`). Directories of processes that no longer run
 /// (a crash between copy and delete) are removed first.

@@ -36,3 +36,7 @@ const UNSUPPORTED: &str = "hotswap supports Linux only so far; on this system th
 pub fn check_peer_is_same_user(_stream: &std::os::unix::net::UnixStream) -> Result<(), String> {
     Err(UNSUPPORTED.into())
 }
+
+pub fn check_owned_file(_file: &Path) -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}

@@ -15,13 +15,20 @@ use crate::platform;
 /// it before any of the library's code runs.
 pub(crate) const GUEST_INIT_SYMBOL: &str = "__hotswap_guest_init_v1";
 
+/// A symbol of the patch: its name and its address relative to where the patch is loaded.
+#[derive(Debug)]
+pub(crate) struct Symbol {
+    pub name: String,
+    pub address: u64,
+}
+
 /// What the file says about itself, read before it is loaded.
 #[derive(Debug)]
 pub(crate) struct Manifest {
-    /// Unmangled symbols of the patch's `Entry` statics.
-    pub entry_symbols: Vec<String>,
-    /// Unmangled symbols of the patch's `StateEntry` statics (`#[derive(Migrate)]`).
-    pub state_symbols: Vec<String>,
+    /// The patch's `Entry` statics.
+    pub entry_symbols: Vec<Symbol>,
+    /// The patch's `StateEntry` statics (`#[derive(Migrate)]`).
+    pub state_symbols: Vec<Symbol>,
     /// Whether the library carries its own runtime (full library mode).
     pub is_guest: bool,
 }
@@ -29,7 +36,13 @@ pub(crate) struct Manifest {
 /// Reads the staged copy and checks it is a whole shared library for this machine with a
 /// hotswap manifest.
 pub(crate) fn file(path: &Path) -> Result<Manifest, String> {
-    let data = std::fs::read(path).map_err(|err| format!("cannot read the patch: {err}"))?;
+    let file = std::fs::File::open(path).map_err(|err| format!("cannot read the patch: {err}"))?;
+    // Mapped rather than read: only the headers and the dynamic symbol table are touched, which
+    // matters for libraries of hundreds of megabytes of debug information.
+    // SAFETY: the file is the staged copy in this process's private directory (or a patch in
+    // the CLI's private directory), which nothing else writes to while it is checked.
+    let data = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|err| format!("cannot map the patch: {err}"))?;
     inspect(&data)
 }
 
@@ -89,10 +102,14 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
             continue;
         }
         let Ok(name) = symbol.name() else { continue };
+        let found = || Symbol {
+            name: name.to_owned(),
+            address: symbol.address(),
+        };
         if name.starts_with(ENTRY_SYMBOL_PREFIX) {
-            entry_symbols.push(name.to_owned());
+            entry_symbols.push(found());
         } else if name.starts_with(STATE_SYMBOL_PREFIX) {
-            state_symbols.push(name.to_owned());
+            state_symbols.push(found());
         } else if name == GUEST_INIT_SYMBOL {
             is_guest = true;
         }

@@ -5,7 +5,7 @@
 
 use std::mem::ManuallyDrop;
 
-use super::check::Manifest;
+use super::check::{Manifest, Symbol};
 use super::stage::Staged;
 use crate::__private::{Entry, StateEntry};
 use crate::platform;
@@ -44,34 +44,37 @@ impl Loaded {
         unsafe { self.statics(&manifest.state_symbols, "state entry") }
     }
 
-    /// The statics the library exports under `names`.
+    /// The statics the library exports as `symbols`.
+    ///
+    /// One `dlsym` finds where the library was loaded; every other address is that base plus
+    /// the symbol's value from the file (10,000 `dlsym`s would cost milliseconds).
     ///
     /// # Safety
-    /// Each name must be a defined symbol of this library for a `static T`.
-    unsafe fn statics<T>(&self, names: &[String], what: &str) -> Result<Vec<&'static T>, String> {
-        names
+    /// Each symbol must be a defined symbol of this library for a `static T`.
+    unsafe fn statics<T>(&self, symbols: &[Symbol], what: &str) -> Result<Vec<&'static T>, String> {
+        let Some(first) = symbols.first() else {
+            return Ok(Vec::new());
+        };
+        // SAFETY: only the address is read.
+        let found = unsafe { self.library.get::<*const T>(first.name.as_bytes()) }
+            .map_err(|err| {
+                format!(
+                    "cannot find its {what} {}: {}",
+                    first.name,
+                    platform::error_chain(&err)
+                )
+            })?
+            .try_as_raw_ptr()
+            .map_or(0, |address| address as usize);
+        let base = (found as u64).wrapping_sub(first.address);
+        symbols
             .iter()
-            .map(|name| {
-                // SAFETY: per this function's contract; the library is never unloaded, so the
-                // reference is valid for 'static.
-                unsafe {
-                    let symbol = self
-                        .library
-                        .get::<*const T>(name.as_bytes())
-                        .map_err(|err| {
-                            format!(
-                                "cannot find its {what} {name}: {}",
-                                platform::error_chain(&err)
-                            )
-                        })?;
-                    let address: *const T = symbol
-                        .try_as_raw_ptr()
-                        .unwrap_or(std::ptr::null_mut())
-                        .cast();
-                    address
-                        .as_ref()
-                        .ok_or_else(|| format!("its {what} {name} is null"))
-                }
+            .map(|symbol| {
+                let address = base.wrapping_add(symbol.address) as usize as *const T;
+                // SAFETY: per this function's contract the symbol is a `static T` of this
+                // library, which is loaded at `base` and never unloaded.
+                unsafe { address.as_ref() }
+                    .ok_or_else(|| format!("its {what} {} is null", symbol.name))
             })
             .collect()
     }

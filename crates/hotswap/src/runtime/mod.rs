@@ -103,6 +103,31 @@ pub(crate) enum PatchKind {
     Thin,
 }
 
+/// How long each step of `apply` took, for the verbose log.
+struct Phases {
+    last: Instant,
+    text: String,
+}
+
+impl Phases {
+    fn new(started: Instant) -> Self {
+        Phases {
+            last: started,
+            text: String::new(),
+        }
+    }
+
+    fn mark(&mut self, phase: &str) {
+        let now = Instant::now();
+        let ms = (now - self.last).as_secs_f64() * 1e3;
+        self.last = now;
+        if !self.text.is_empty() {
+            self.text.push_str(", ");
+        }
+        self.text.push_str(&format!("{phase} {ms:.2} ms"));
+    }
+}
+
 /// A patch swapped in.
 pub(crate) struct Applied {
     pub version: u64,
@@ -237,18 +262,31 @@ impl Runtime {
         kind: PatchKind,
         started: Instant,
     ) -> Result<Applied, String> {
+        let mut phases = Phases::new(started);
         let private_dir = self.private_dir.as_ref().map_err(Clone::clone)?;
-        let staged = stage::copy(file, private_dir)?;
+        let in_place = match kind {
+            PatchKind::Thin => stage::in_place(file),
+            PatchKind::Full => None,
+        };
+        let staged = match in_place {
+            Some(staged) => staged,
+            None => stage::copy(file, private_dir)?,
+        };
+        phases.mark("stage");
         let manifest = check::file(staged.path())?;
+        phases.mark("check file");
         let library = load::open(staged, &manifest)?;
+        phases.mark("dlopen");
         let entries = library.entries(&manifest)?;
         let states = library.state_entries(&manifest)?;
+        phases.mark("entries");
         if manifest.is_guest {
             // Before any of the library's code runs, migrations included.
             guest::init_guest(&library)?;
         }
         let mut migration = migrate::plan(&states)?;
         let plan = check::compatible(&self.registry, &entries, &migration.type_names())?;
+        phases.mark("check signatures");
         if let Some(name) = plan
             .swaps
             .iter()
@@ -261,9 +299,15 @@ impl Runtime {
             ));
         }
         migration.prepare()?;
+        phases.mark("migrate");
         let written = swap::apply(&plan, kind, ROLL_BACK.load(Ordering::Acquire));
         let functions = written.len();
         let states = migration.commit();
+        phases.mark("swap");
+        tracing::debug!(target: "hotswap", "phases: {}", phases.text);
+        if self.verbose {
+            eprintln!("[hotswap] phases: {}", phases.text);
+        }
         library.keep_forever();
         let version = events().bump();
         self.history

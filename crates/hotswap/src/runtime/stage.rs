@@ -8,9 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A patch copied into the private directory; removed from disk when dropped.
+/// A patch ready to be checked and loaded: our own copy (removed from disk when dropped) or a
+/// patch in the CLI's private directory (left to the CLI, which removes it once answered).
 pub(crate) struct Staged {
     path: PathBuf,
+    ours: bool,
 }
 
 impl Staged {
@@ -21,8 +23,24 @@ impl Staged {
 
 impl Drop for Staged {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// A thin patch the CLI wrote into its own private directory (mode 0700, ours, checked) is
+/// loaded where it is: only this user can write there, exactly as in our own directory, and
+/// copying a large patch would cost more than the rest of the swap. The CLI removes it once the
+/// program has answered.
+pub(crate) fn in_place(file: &Path) -> Option<Staged> {
+    let dir = file.parent()?;
+    crate::platform::check_private(dir).ok()?;
+    crate::platform::check_owned_file(file).ok()?;
+    Some(Staged {
+        path: file.to_path_buf(),
+        ours: false,
+    })
 }
 
 pub(crate) fn copy(file: &Path, private_dir: &Path) -> Result<Staged, String> {
@@ -38,6 +56,7 @@ pub(crate) fn copy(file: &Path, private_dir: &Path) -> Result<Staged, String> {
         .unwrap_or_default();
     let staged = Staged {
         path: private_dir.join(format!("{stem}-{number}{extension}")),
+        ours: true,
     };
     std::fs::copy(file, &staged.path).map_err(|err| {
         format!(
