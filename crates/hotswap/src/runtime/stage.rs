@@ -5,8 +5,10 @@
 //! nobody else can write into the directory. The copy is deleted as soon as it is loaded, or
 //! when the attempt fails; a crash in between leaves it for the next start to sweep away.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A patch ready to be checked and loaded: our own copy (removed from disk when dropped) or a
 /// patch in the CLI's private directory (left to the CLI, which removes it once answered).
@@ -33,10 +35,24 @@ impl Drop for Staged {
 /// loaded where it is: only this user can write there, exactly as in our own directory, and
 /// copying a large patch would cost more than the rest of the swap. The CLI removes it once the
 /// program has answered.
+///
+/// Only once per path: `dlopen` of a path it loaded before returns that old library without
+/// reading the file, so a new patch written under a name used before must be copied (to a name
+/// of its own) or the program would report new code and keep running the old.
 pub(crate) fn in_place(file: &Path) -> Option<Staged> {
+    static SEEN: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
     let dir = file.parent()?;
     crate::platform::check_private(dir).ok()?;
     crate::platform::check_owned_file(file).ok()?;
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !seen
+        .get_or_insert_with(HashSet::new)
+        .insert(file.to_path_buf())
+    {
+        return None;
+    }
     Some(Staged {
         path: file.to_path_buf(),
         ours: false,
