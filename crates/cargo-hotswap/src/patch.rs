@@ -33,6 +33,13 @@ struct Diagnostic {
     rendered: Option<String>,
 }
 
+/// Keeps the patch's manifest (its `#[hot]` entries and `#[derive(Migrate)]` entries) local to
+/// the patch. rustc gives a private static used from another codegen unit a global symbol, and
+/// the running program exports the same name: without this, the loader would bind the patch's
+/// registrations to the program's old entries. Everything else keeps its binding, so data the
+/// program exports (a `pub static`) is still shared.
+const VERSION_SCRIPT: &str = "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*;\n};\n";
+
 /// Compiles `crate_` again and links `patch_dir/<crate>-<number>.so`.
 pub fn build(
     crate_: &Invocation,
@@ -73,6 +80,10 @@ pub fn build(
     let build = started.elapsed();
 
     let started = Instant::now();
+    let version_script = patch_dir.join("patch.ver");
+    std::fs::write(&version_script, VERSION_SCRIPT).map_err(|err| {
+        Failure::Other(format!("cannot write {}: {err}", version_script.display()))
+    })?;
     let file = patch_dir.join(format!("{}-{number}.so", crate_.crate_name));
     let partial = patch_dir.join(format!(".{}-{number}.so.partial", crate_.crate_name));
     let output = Command::new(linker)
@@ -81,13 +92,16 @@ pub fn build(
         // the new code. Data still binds to the program where the program exports it.
         .arg("-Wl,-Bsymbolic-functions")
         .arg("-Wl,-z,noexecstack")
+        .arg(format!("-Wl,--version-script={}", version_script.display()))
         .arg("-o")
         .arg(&partial)
         .arg("-Wl,--whole-archive")
         .arg(crate_.rlib())
         .arg("-Wl,--no-whole-archive")
         .output()
-        .map_err(|err| Failure::Other(format!("cannot run the linker `{linker}`: {err}")))?;
+        .map_err(|err| Failure::Other(format!("cannot run the linker `{linker}`: {err}")));
+    let _ = std::fs::remove_file(&version_script);
+    let output = output?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);
         return Err(Failure::Other(format!(

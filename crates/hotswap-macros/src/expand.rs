@@ -225,9 +225,11 @@ impl HotFn<'_> {
                 }
             }
 
+            // Not exported: a thin patch binds data references to the program wherever the
+            // program exports the symbol, and the patch's registration below must point at the
+            // patch's own entry. The runtime finds entries through the registration section.
             #[doc(hidden)]
             #[allow(non_upper_case_globals)]
-            #[unsafe(no_mangle)]
             static #entry: ::hotswap::__private::Entry = ::hotswap::__private::Entry {
                 abi: ::hotswap::__private::ENTRY_ABI,
                 name: ::hotswap::__private::RawStr::new(

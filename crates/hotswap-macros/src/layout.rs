@@ -86,7 +86,7 @@ pub fn derive(input: TokenStream, migrate: bool) -> syn::Result<TokenStream> {
     let migration = if migrate {
         let crate_name = std::env::var("CARGO_CRATE_NAME").unwrap_or_else(|_| "crate".into());
         let symbol = format_ident!(
-            "__hotswap_state_v1_{}_{}_{}",
+            "__HOTSWAP_STATE_{}_{}_{}",
             crate_name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
             ident,
             COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -96,10 +96,13 @@ pub fn derive(input: TokenStream, migrate: bool) -> syn::Result<TokenStream> {
                 const ENTRY: &'static ::hotswap::__private::StateEntry =
                     &::hotswap::__private::StateEntry::of::<#ident>();
             }
-            // What the runtime finds in a patch (by symbol, in the patch itself).
-            #[unsafe(no_mangle)]
+            // What the runtime finds in a patch (through the registration section, like the
+            // entries of `#[hot]` functions; not exported, for the same reason).
             static #symbol: ::hotswap::__private::StateEntry =
                 ::hotswap::__private::StateEntry::of::<#ident>();
+            #[::hotswap::__private::linkme::distributed_slice(::hotswap::__private::STATES)]
+            #[linkme(crate = ::hotswap::__private::linkme)]
+            static __HOTSWAP_STATE_REGISTRATION: &::hotswap::__private::StateEntry = &#symbol;
         }
     } else {
         quote!()

@@ -11,15 +11,15 @@ pub use linkme;
 /// Version of [`Entry`]'s layout. A patch whose entries carry another value is refused.
 pub const ENTRY_ABI: u32 = 1;
 
-/// Prefix of the unmangled symbol of every [`Entry`]; the loader finds a patch's entries by it.
-pub const ENTRY_SYMBOL_PREFIX: &str = "__hotswap_entry_v1_";
-
-/// Prefix of the unmangled symbol of every [`StateEntry`] (`#[derive(Migrate)]`).
-pub const STATE_SYMBOL_PREFIX: &str = "__hotswap_state_v1_";
-
-/// The host's registry of entries: one per `#[hot]` function linked into the program.
+/// The registry of entries: one per `#[hot]` function linked into an image. In the program it
+/// lists the program's; in a patch, the section of the same name lists the patch's, and the
+/// loader reads it there (see `platform::ENTRIES_SECTION`).
 #[linkme::distributed_slice]
 pub static ENTRIES: [&'static Entry];
+
+/// The registry of `#[derive(Migrate)]` types, read the same way.
+#[linkme::distributed_slice]
+pub static STATES: [&'static StateEntry];
 
 /// A string that keeps its layout across separately compiled copies of `std`.
 #[repr(C)]

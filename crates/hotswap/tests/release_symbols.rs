@@ -19,7 +19,7 @@ use object::{Object, ObjectSymbol};
 /// What must be absent from a normal build and present in a hot one.
 const MACHINERY: &[&str] = &[
     "dlopen",
-    "__hotswap_entry_v1_*",
+    "*__hotswap_entry_v1_*",
     "hotswap::runtime::",
     "hotswap::__private::",
     "libloading::",
@@ -42,11 +42,18 @@ fn symbols(binary: &Path) -> Vec<String> {
 }
 
 /// Whether the (mangled) `symbol` is one of the `MACHINERY` items: a plain name (matched
-/// exactly, versioned names like `dlopen@GLIBC_2.34` included), a prefix ending in `*`, or a Rust
+/// exactly, versioned names like `dlopen@GLIBC_2.34` included), `*text*` (anywhere in the name),
+/// a prefix ending in `*`, or a Rust
 /// path ending in `::`, found as a path from a crate root: `notify::` matches
 /// `<notify::Foo as Bar>::baz` but not `inotify::...` or `Condvar::notify_one`.
 fn is(symbol: &str, item: &str) -> bool {
-    if let Some(prefix) = item.strip_suffix('*') {
+    if let Some(inner) = item
+        .strip_prefix('*')
+        .and_then(|rest| rest.strip_suffix('*'))
+    {
+        // `*text*`: anywhere in the name (manifest entries are private, mangled statics).
+        symbol.contains(inner)
+    } else if let Some(prefix) = item.strip_suffix('*') {
         symbol.starts_with(prefix)
     } else if let Some(path) = item.strip_suffix("::") {
         let demangled = demangle(symbol);
@@ -187,8 +194,12 @@ fn demangling_and_matching_work_on_known_names() {
     assert!(is("dlopen@GLIBC_2.34", "dlopen"));
     assert!(!is("dlopen_helper", "dlopen"));
     assert!(is(
-        "__hotswap_entry_v1_minimal_tick_0",
-        "__hotswap_entry_v1_*"
+        "_ZN7minimal32__hotswap_entry_v1_minimal_tick_017h0123456789abcdefE",
+        "*__hotswap_entry_v1_*"
+    ));
+    assert!(!is(
+        "_ZN7minimal4tick17h0123456789abcdefE",
+        "*__hotswap_entry_v1_*"
     ));
 }
 

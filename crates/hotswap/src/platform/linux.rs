@@ -112,16 +112,46 @@ pub fn private_dir(name: &str) -> Result<PathBuf, String> {
     Ok(own)
 }
 
+/// Where `linkme` puts the registrations of `hotswap::__private::ENTRIES` and `STATES`.
+pub const ENTRIES_SECTION: &str = "linkme_ENTRIES";
+pub const STATES_SECTION: &str = "linkme_STATES";
+
 /// `dlopen` with every symbol bound now (a missing one fails here, not mid-call) and nothing
-/// added to the global namespace.
-pub fn open_library(path: &Path) -> Result<libloading::Library, String> {
+/// added to the global namespace. Returns the library and the address it was loaded at (what
+/// its section addresses are relative to).
+pub fn open_library(path: &Path) -> Result<(libloading::Library, usize), String> {
     use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
     // SAFETY: loading runs the library's initialisers. The file was checked to be a complete
     // shared object for this machine carrying a hotswap manifest, i.e. built from the program's
     // own hot crate, whose initialisers are the program's own code.
     let library = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) }
         .map_err(|err| super::error_chain(&err))?;
-    Ok(library.into())
+    let handle = library.into_raw();
+    let mut map: *mut LinkMap = std::ptr::null_mut();
+    // SAFETY: `handle` is a live handle from `dlopen`; RTLD_DI_LINKMAP writes one pointer to the
+    // library's `struct link_map` into `map`.
+    let found = unsafe {
+        libc::dlinfo(
+            handle,
+            libc::RTLD_DI_LINKMAP,
+            (&mut map as *mut *mut LinkMap).cast(),
+        )
+    };
+    // SAFETY: `handle` came from `into_raw` above and is given back exactly once.
+    let library = unsafe { Library::from_raw(handle) };
+    // SAFETY: on success `map` points to the loader's live `link_map` for this library, whose
+    // first field is `l_addr`.
+    let base = match unsafe { map.as_ref() } {
+        Some(map) if found == 0 => map.l_addr,
+        _ => return Err("the dynamic loader did not say where it loaded the library".into()),
+    };
+    Ok((library.into(), base))
+}
+
+/// The start of glibc's `struct link_map` (`<link.h>`): only the load address is read.
+#[repr(C)]
+struct LinkMap {
+    l_addr: usize,
 }
 
 /// Refuses a control channel whose other end runs as another user.

@@ -26,7 +26,10 @@ pub fn private_dir(_name: &str) -> Result<PathBuf, String> {
     Err(UNSUPPORTED.into())
 }
 
-pub fn open_library(_path: &Path) -> Result<libloading::Library, String> {
+pub const ENTRIES_SECTION: &str = "linkme_ENTRIES";
+pub const STATES_SECTION: &str = "linkme_STATES";
+
+pub fn open_library(_path: &Path) -> Result<(libloading::Library, usize), String> {
     Err(UNSUPPORTED.into())
 }
 

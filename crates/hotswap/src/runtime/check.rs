@@ -4,33 +4,33 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use object::{Object, ObjectSection, ObjectSegment};
 
-use crate::__private::{
-    Entry, Slot, TypeLayout, ENTRY_ABI, ENTRY_SYMBOL_PREFIX, STATE_SYMBOL_PREFIX,
-};
+use crate::__private::{Entry, Slot, TypeLayout, ENTRY_ABI};
 use crate::platform;
 
 /// Symbol a self-contained library (with its own copy of this crate) exports; the host calls
 /// it before any of the library's code runs.
 pub(crate) const GUEST_INIT_SYMBOL: &str = "__hotswap_guest_init_v1";
 
-/// A symbol of the patch: its name and its address relative to where the patch is loaded.
-#[derive(Debug)]
-pub(crate) struct Symbol {
-    pub name: String,
+/// A section of the patch: its address relative to where the patch is loaded, and its size.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Section {
     pub address: u64,
+    pub size: u64,
 }
 
-/// What the file says about itself, read before it is loaded.
+/// What the file says about itself, read before it is loaded: where its registrations are.
+/// (Reading a section beats scanning the dynamic symbols: a patch of 10,000 functions exports
+/// some 70,000 of them.)
 #[derive(Debug)]
 pub(crate) struct Manifest {
-    /// The patch's `Entry` statics.
-    pub entry_symbols: Vec<Symbol>,
-    /// The patch's `StateEntry` statics (`#[derive(Migrate)]`).
-    pub state_symbols: Vec<Symbol>,
-    /// Whether the library carries its own runtime (full library mode).
-    pub is_guest: bool,
+    /// The patch's `ENTRIES` registrations (one pointer per `#[hot]` function).
+    pub entries: Section,
+    /// The patch's `STATES` registrations (`#[derive(Migrate)]`), if any.
+    pub states: Option<Section>,
+    /// The addresses the patch's loadable segments span, relative to where it is loaded.
+    pub image: std::ops::Range<u64>,
 }
 
 /// Reads the staged copy and checks it is a whole shared library for this machine with a
@@ -76,7 +76,14 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
         ));
     }
     let len = data.len() as u64;
+    let mut image = u64::MAX..0;
     for segment in file.segments() {
+        if segment.size() > 0 {
+            image.start = image.start.min(segment.address());
+            image.end = image
+                .end
+                .max(segment.address().saturating_add(segment.size()));
+        }
         let (offset, size) = segment.file_range();
         if offset.checked_add(size).is_none_or(|end| end > len) {
             return Err(format!(
@@ -94,37 +101,25 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
             }
         }
     }
-    let mut entry_symbols = Vec::new();
-    let mut state_symbols = Vec::new();
-    let mut is_guest = false;
-    for symbol in file.dynamic_symbols() {
-        if !symbol.is_definition() {
-            continue;
-        }
-        let Ok(name) = symbol.name() else { continue };
-        let found = || Symbol {
-            name: name.to_owned(),
-            address: symbol.address(),
-        };
-        if name.starts_with(ENTRY_SYMBOL_PREFIX) {
-            entry_symbols.push(found());
-        } else if name.starts_with(STATE_SYMBOL_PREFIX) {
-            state_symbols.push(found());
-        } else if name == GUEST_INIT_SYMBOL {
-            is_guest = true;
-        }
-    }
-    if entry_symbols.is_empty() {
-        return Err(
-            "it has no hotswap manifest (no `#[hot]` functions exported): build the \
-                    library in hot mode (`--cfg hotswap` or the `hot` feature of hotswap)"
-                .into(),
-        );
-    }
+    let registrations = |name: &str| {
+        file.section_by_name(name).map(|section| Section {
+            address: section.address(),
+            size: section.size(),
+        })
+    };
+    let pointer = std::mem::size_of::<usize>() as u64;
+    let entries = registrations(platform::ENTRIES_SECTION)
+        .filter(|section| section.size >= pointer && section.size % pointer == 0)
+        .ok_or_else(|| {
+            "it has no hotswap manifest (no `#[hot]` functions registered): build the library \
+             in hot mode (`--cfg hotswap` or the `hot` feature of hotswap)"
+                .to_owned()
+        })?;
+    let states = registrations(platform::STATES_SECTION).filter(|s| s.size % pointer == 0);
     Ok(Manifest {
-        entry_symbols,
-        state_symbols,
-        is_guest,
+        entries,
+        states,
+        image,
     })
 }
 

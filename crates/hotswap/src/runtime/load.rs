@@ -5,7 +5,7 @@
 
 use std::mem::ManuallyDrop;
 
-use super::check::{Manifest, Symbol};
+use super::check::{Manifest, Section};
 use super::stage::Staged;
 use crate::__private::{Entry, StateEntry};
 use crate::platform;
@@ -13,10 +13,12 @@ use crate::platform;
 /// A patch in memory. Dropping it does not unload it.
 pub(crate) struct Loaded {
     library: ManuallyDrop<libloading::Library>,
+    /// Where it was loaded: its section addresses are relative to this.
+    base: usize,
 }
 
 pub(crate) fn open(staged: Staged, _manifest: &Manifest) -> Result<Loaded, String> {
-    let library = platform::open_library(staged.path()).map_err(|err| {
+    let (library, base) = platform::open_library(staged.path()).map_err(|err| {
         format!(
             "the dynamic loader refused it: {err}. If a symbol is missing, the patch uses code \
              the running program does not contain; restart the program"
@@ -26,57 +28,68 @@ pub(crate) fn open(staged: Staged, _manifest: &Manifest) -> Result<Loaded, Strin
     drop(staged);
     Ok(Loaded {
         library: ManuallyDrop::new(library),
+        base,
     })
 }
 
 impl Loaded {
-    /// The patch's manifest entries, by the symbols the check found.
+    /// The patch's manifest entries, from its registration section.
     pub fn entries(&self, manifest: &Manifest) -> Result<Vec<&'static Entry>, String> {
-        // SAFETY: the check found these names among the library's defined dynamic symbols with
-        // the entry prefix, which only `#[hot]` emits, each for a `static Entry`.
-        unsafe { self.statics(&manifest.entry_symbols, "manifest entry") }
+        // SAFETY: the check found the `ENTRIES` section of this library, which `linkme` fills
+        // with `&'static Entry`s only (one per `#[hot]` function), relocated by the loader.
+        let entries = unsafe { self.registrations(manifest.entries) };
+        self.own(manifest, entries)
     }
 
-    /// The patch's `#[derive(Migrate)]` entries.
+    /// The patch's `#[derive(Migrate)]` entries, from its registration section.
     pub fn state_entries(&self, manifest: &Manifest) -> Result<Vec<&'static StateEntry>, String> {
-        // SAFETY: as in `entries`: the state prefix is only emitted by `#[derive(Migrate)]`,
-        // each for a `static StateEntry`.
-        unsafe { self.statics(&manifest.state_symbols, "state entry") }
+        match manifest.states {
+            // SAFETY: as in `entries`, for the `STATES` section of `&'static StateEntry`s.
+            Some(section) => self.own(manifest, unsafe { self.registrations(section) }),
+            None => Ok(Vec::new()),
+        }
     }
 
-    /// The statics the library exports as `symbols`.
-    ///
-    /// One `dlsym` finds where the library was loaded; every other address is that base plus
-    /// the symbol's value from the file (10,000 `dlsym`s would cost milliseconds).
+    /// Refuses registrations that point outside the patch. A patch linked so that its manifest
+    /// symbols stay global has them bound by the loader to the running program's entries of the
+    /// same names, and would silently "swap" the old code back in.
+    fn own<T>(
+        &self,
+        manifest: &Manifest,
+        found: Vec<&'static T>,
+    ) -> Result<Vec<&'static T>, String> {
+        let start = self.base.wrapping_add(manifest.image.start as usize);
+        let end = self.base.wrapping_add(manifest.image.end as usize);
+        if found
+            .iter()
+            .all(|item| (start..end).contains(&(*item as *const T as usize)))
+        {
+            Ok(found)
+        } else {
+            Err(
+                "its manifest points into the running program instead of into the patch (the \
+                 patch was linked with its manifest symbols global): link patches with \
+                 `cargo hotswap`, which keeps them local"
+                    .into(),
+            )
+        }
+    }
+
+    /// Whether the library carries its own copy of the runtime (full library mode).
+    pub fn is_guest(&self) -> bool {
+        self.function(super::check::GUEST_INIT_SYMBOL).is_some()
+    }
+
+    /// The `&'static T`s a registration section of this library holds.
     ///
     /// # Safety
-    /// Each symbol must be a defined symbol of this library for a `static T`.
-    unsafe fn statics<T>(&self, symbols: &[Symbol], what: &str) -> Result<Vec<&'static T>, String> {
-        let Some(first) = symbols.first() else {
-            return Ok(Vec::new());
-        };
-        // SAFETY: only the address is read.
-        let found = unsafe { self.library.get::<*const T>(first.name.as_bytes()) }
-            .map_err(|err| {
-                format!(
-                    "cannot find its {what} {}: {}",
-                    first.name,
-                    platform::error_chain(&err)
-                )
-            })?
-            .try_as_raw_ptr()
-            .map_or(0, |address| address as usize);
-        let base = (found as u64).wrapping_sub(first.address);
-        symbols
-            .iter()
-            .map(|symbol| {
-                let address = base.wrapping_add(symbol.address) as usize as *const T;
-                // SAFETY: per this function's contract the symbol is a `static T` of this
-                // library, which is loaded at `base` and never unloaded.
-                unsafe { address.as_ref() }
-                    .ok_or_else(|| format!("its {what} {} is null", symbol.name))
-            })
-            .collect()
+    /// `section` must be a section of this library holding only `&'static T`s.
+    unsafe fn registrations<T>(&self, section: Section) -> Vec<&'static T> {
+        let start = self.base.wrapping_add(section.address as usize) as *const &'static T;
+        let count = section.size as usize / std::mem::size_of::<&'static T>();
+        // SAFETY: per the contract, `count` references live at `start` (the section is mapped
+        // at base + its address, and the library is never unloaded).
+        unsafe { std::slice::from_raw_parts(start, count) }.to_vec()
     }
 
     /// The address of a function the library exports, if it has one.

@@ -280,7 +280,7 @@ impl Runtime {
         let entries = library.entries(&manifest)?;
         let states = library.state_entries(&manifest)?;
         phases.mark("entries");
-        if manifest.is_guest {
+        if library.is_guest() {
             // Before any of the library's code runs, migrations included.
             guest::init_guest(&library)?;
         }
