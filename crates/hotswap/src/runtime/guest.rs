@@ -69,6 +69,7 @@ pub(crate) fn init_guest(library: &Loaded) -> Result<(), String> {
     // SAFETY: `context` outlives the call; the guest copies what it keeps.
     match unsafe { init(&context) } {
         CONTEXT_ABI => Ok(()),
+        INIT_PANICKED => Err("its initialisation panicked; the running code was kept".into()),
         other => Err(format!(
             "it was built with an incompatible version of hotswap (guest interface {other}, \
              this program has {CONTEXT_ABI}); rebuild both with the same hotswap"
@@ -100,6 +101,19 @@ pub unsafe extern "C" fn __hotswap_guest_init_v1(context: *const HostContext) ->
     if context.abi != CONTEXT_ABI {
         return CONTEXT_ABI;
     }
+    // A panic must not unwind out of this `extern "C"` function (that aborts the program): the
+    // host refuses the library instead.
+    match catch_unwind(AssertUnwindSafe(|| adopt(context))) {
+        Ok(()) => CONTEXT_ABI,
+        Err(_) => INIT_PANICKED,
+    }
+}
+
+/// What the guest init returns when it panicked.
+const INIT_PANICKED: u32 = u32::MAX;
+
+/// Guest side: take over the host's panic forwarding, logger and dispatcher.
+fn adopt(context: &HostContext) {
     let _ = RAISE.set(context.raise);
     // SAFETY: the host built these words from a `&'static dyn log::Log` of the same `log`
     // version; the host's logger lives as long as the process.
@@ -119,7 +133,6 @@ pub unsafe extern "C" fn __hotswap_guest_init_v1(context: *const HostContext) ->
         let location = info.location().map(ToString::to_string).unwrap_or_default();
         LAST_LOCATION.with(|last| *last.borrow_mut() = location);
     }));
-    CONTEXT_ABI
 }
 
 /// Runs patched code. In a guest (self-contained library) a panic becomes a host panic with the
