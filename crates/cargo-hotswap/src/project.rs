@@ -30,6 +30,9 @@ pub struct Dependency {
     pub name: String,
     #[serde(default)]
     pub rename: Option<String>,
+    /// `null` for a normal dependency, `"dev"` or `"build"`.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Debug)]
@@ -198,6 +201,41 @@ impl Project {
                     .join(", ")
             )),
         }
+    }
+
+    /// Whether a change to `path` can matter to the program of `package`: a manifest or lock
+    /// file, a file outside every member, or a file of `package` or of a member it depends on
+    /// (directly or not; dev-dependencies do not count). Editing another member of the
+    /// workspace (another example, a tool) neither patches nor restarts the program.
+    pub fn concerns(&self, package: &str, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "Cargo.toml" || name == "Cargo.lock" {
+            return true;
+        }
+        let owner = self
+            .members
+            .iter()
+            .filter_map(|m| Some((m.manifest_path.parent()?, m)))
+            .filter(|(dir, _)| path.starts_with(dir))
+            .max_by_key(|(dir, _)| dir.components().count());
+        let Some((_, owner)) = owner else {
+            return true;
+        };
+        let mut used = vec![package];
+        let mut next = 0;
+        while let Some(&current) = used.get(next) {
+            next += 1;
+            let Some(member) = self.members.iter().find(|m| m.name == current) else {
+                continue;
+            };
+            for dep in &member.dependencies {
+                let is_member = self.members.iter().any(|m| m.name == dep.name);
+                if is_member && dep.kind.as_deref() != Some("dev") && !used.contains(&&*dep.name) {
+                    used.push(&dep.name);
+                }
+            }
+        }
+        used.contains(&owner.name.as_str())
     }
 
     /// Where the build records compiler commands (see `capture`).

@@ -252,6 +252,7 @@ impl Session {
                 Some(seen) => std::fs::read(path).ok().as_ref() != Some(seen),
                 None => true,
             })
+            .filter(|path| self.project.concerns(&self.program.package, path))
             .cloned()
             .collect();
         if paths.is_empty() {
