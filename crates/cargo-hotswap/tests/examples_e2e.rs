@@ -250,6 +250,73 @@ fn game_of_life_changes_its_rule_and_the_board_carries_on() {
     session.interrupt_and_check(pid, 130);
 }
 
+/// `cargo hotswap run` without `-p` in an example's directory of a workspace of several
+/// examples (as in this repository) runs that example, as `cargo run` would; saving files of
+/// another example, which the program does not depend on, neither patches nor restarts it.
+///
+/// Fails if: the command does not pick the package of the current directory (it asks for `-p`
+/// or starts another program); an edit of the other example (its hot library or its `main.rs`)
+/// restarts or patches the running program; the example's own edit is not patched in; the
+/// board starts again.
+#[test]
+fn an_example_runs_from_its_directory_and_other_examples_do_not_disturb_it() {
+    let _serial = support::serial();
+    let example = Example::workspace(&["game-of-life", "state-migration"]);
+    let (mut session, pid) = example.run(&["run", "--", "--headless", "--interval-ms", "50"]);
+    let first = session.wait_out("`gen 3 rule B3/S23 ...`", 0, OUTPUT, |t| {
+        t.starts_with("gen 3 rule B3/S23 ")
+    });
+    let before = session.mark();
+    for other in [
+        "../state-migration/src/lib.rs",
+        "../state-migration/src/main.rs",
+    ] {
+        let source = example.read(other);
+        example.save(
+            other,
+            &format!("{source}\n// edited while game-of-life runs\n"),
+        );
+    }
+    // Give the command time to see those saves before the next one (it handles events in
+    // order, so any reaction to them would be reported before the patch below).
+    std::thread::sleep(Duration::from_secs(1));
+    let edited = example.edited(
+        "src/lib.rs",
+        &[(
+            "pub const RULE: &str = \"B3/S23\";",
+            "pub const RULE: &str = \"B36/S23\";",
+        )],
+    );
+    let (_, patched) = example.patch(&session, "src/lib.rs", &edited, "2 functions", 1);
+    let reactions: Vec<String> = session
+        .texts(Stream::Err, before)
+        .into_iter()
+        .filter(|(seq, text)| *seq < patched.seq && !text.contains("building a patch"))
+        .map(|(_, text)| text)
+        .collect();
+    assert!(
+        reactions.is_empty(),
+        "editing another example disturbed the program: {reactions:?}\n{}",
+        session.transcript()
+    );
+    let after = session.wait_out("`gen N rule B36/S23 ...`", patched.seq, OUTPUT, |t| {
+        t.starts_with("gen ") && t.contains(" rule B36/S23 ")
+    });
+    let numbers: Vec<u64> = session
+        .texts(Stream::Out, first.seq)
+        .iter()
+        .filter(|(seq, text)| *seq <= after.seq && text.starts_with("gen "))
+        .map(|(_, text)| number_after(text, "gen ").unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (3..3 + numbers.len() as u64).collect::<Vec<_>>(),
+        "the board did not carry on\n{}",
+        session.transcript()
+    );
+    session.interrupt_and_check(pid, 130);
+}
+
 // ---------------------------------------------------------------------------------------------
 // examples/state-migration
 // ---------------------------------------------------------------------------------------------

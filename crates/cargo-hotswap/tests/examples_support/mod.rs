@@ -30,7 +30,9 @@ pub use crate::support::{FIRST_BUILD, OUTPUT, PATCH};
 
 /// `examples/<name>` copied into a temporary directory (deleted when dropped).
 pub struct Example {
-    dir: tempfile::TempDir,
+    root: tempfile::TempDir,
+    /// The example's directory: the root, or `examples/<name>` in a workspace of examples.
+    dir: PathBuf,
     /// A private copy of `cargo-hotswap`: `cargo build` elsewhere in the repository may replace
     /// target/debug/cargo-hotswap while a test runs, and the command hands its own path to
     /// cargo (as RUSTC_WRAPPER and linker), which must stay valid for the whole test.
@@ -42,17 +44,33 @@ pub struct Example {
 }
 
 impl Example {
+    /// The example alone, as its own workspace.
     pub fn copy(name: &str) -> Example {
-        let source = workspace_root().join("examples").join(name);
-        assert!(
-            source.join("Cargo.toml").is_file(),
-            "no example at {}",
-            source.display()
-        );
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("hs-example-{name}-"))
-            .tempdir()
-            .expect("cannot create a temporary directory");
+        let root = temp_dir(name);
+        copy_example(name, root.path(), true);
+        Example::new(name, root, PathBuf::new())
+    }
+
+    /// A workspace of the examples `names` (in `examples/<name>`), with the command to be run
+    /// in the directory of `names[0]`.
+    pub fn workspace(names: &[&str]) -> Example {
+        let root = temp_dir(names[0]);
+        let members: Vec<String> = names.iter().map(|n| format!("\"examples/{n}\"")).collect();
+        std::fs::write(
+            root.path().join("Cargo.toml"),
+            format!(
+                "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+                members.join(", ")
+            ),
+        )
+        .unwrap();
+        for name in names {
+            copy_example(name, &root.path().join("examples").join(name), false);
+        }
+        Example::new(names[0], root, Path::new("examples").join(names[0]))
+    }
+
+    fn new(name: &str, root: tempfile::TempDir, dir: PathBuf) -> Example {
         let tool = tempfile::Builder::new()
             .prefix(&format!("hs-example-{name}-tool-"))
             .tempdir()
@@ -62,27 +80,30 @@ impl Example {
             tool.path().join("cargo-hotswap"),
         )
         .expect("cannot copy cargo-hotswap");
-        copy_tree(&source, dir.path());
-        let manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
-        std::fs::write(
-            dir.path().join("Cargo.toml"),
-            standalone_manifest(&manifest),
-        )
-        .unwrap();
+        // The repository's lock file: the same dependency versions, already downloaded.
         let lock = workspace_root().join("Cargo.lock");
         if lock.exists() {
-            std::fs::copy(&lock, dir.path().join("Cargo.lock")).expect("copy Cargo.lock");
+            std::fs::copy(&lock, root.path().join("Cargo.lock")).expect("copy Cargo.lock");
         }
         Example {
-            dir,
+            dir: root.path().join(&dir),
+            root,
             tool,
             package: name.to_owned(),
             crate_name: name.replace('-', "_"),
         }
     }
 
+    /// The example's directory.
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
+    }
+
+    /// `relative` (to the example's directory) as the command shows it: relative to the root
+    /// of the workspace.
+    pub fn shown(&self, relative: &str) -> String {
+        let dir = self.dir.strip_prefix(self.root.path()).unwrap();
+        dir.join(relative).display().to_string()
     }
 
     pub fn read(&self, relative: &str) -> String {
@@ -161,7 +182,7 @@ impl Example {
                     || line.text.starts_with("[hotswap] restarting "))
         });
         let expected_start = format!("{patched}{functions}");
-        let expected_end = format!(" ({relative}) — version {version}; build ");
+        let expected_end = format!(" ({}) — version {version}; build ", self.shown(relative));
         assert!(
             line.text.starts_with(&expected_start) && line.text.contains(&expected_end),
             "expected `{expected_start}...{expected_end}...`, got {:?}\n{}",
@@ -195,6 +216,26 @@ const CLEANED_ENV: &[&str] = &[
     "PORT",
 ];
 
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("hs-example-{name}-"))
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}
+
+/// Copies `examples/<name>` to `to` with a standalone manifest (its own workspace if `alone`).
+fn copy_example(name: &str, to: &Path, alone: bool) {
+    let source = workspace_root().join("examples").join(name);
+    assert!(
+        source.join("Cargo.toml").is_file(),
+        "no example at {}",
+        source.display()
+    );
+    copy_tree(&source, to);
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).unwrap();
+    std::fs::write(to.join("Cargo.toml"), standalone_manifest(&manifest, alone)).unwrap();
+}
+
 /// Copies `from` into `to`, leaving out build output and hidden files.
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -217,9 +258,9 @@ fn copy_tree(from: &Path, to: &Path) {
 /// The example's manifest made standalone: each `key.workspace = true` of `[package]` takes the
 /// value of the repository's `[workspace.package]`; each dependency with `workspace = true`
 /// takes the repository's `[workspace.dependencies]` entry (a `path` made absolute), keeping
-/// the example's own `features` and `optional`; `[lints] workspace = true` is dropped; and an
-/// empty `[workspace]` table makes the copy its own workspace.
-pub fn standalone_manifest(manifest: &str) -> String {
+/// the example's own `features` and `optional`; `[lints] workspace = true` is dropped; and, if
+/// `alone`, an empty `[workspace]` table makes the copy its own workspace.
+pub fn standalone_manifest(manifest: &str, alone: bool) -> String {
     use toml_edit::{DocumentMut, InlineTable, Item, Table, Value};
     let root = workspace_root();
     let root_manifest: DocumentMut = std::fs::read_to_string(root.join("Cargo.toml"))
@@ -305,7 +346,9 @@ pub fn standalone_manifest(manifest: &str) -> String {
     if doc.get("lints").is_some_and(inherited) {
         doc.remove("lints");
     }
-    doc.insert("workspace", Item::Table(Table::new()));
+    if alone {
+        doc.insert("workspace", Item::Table(Table::new()));
+    }
     doc.to_string()
 }
 
