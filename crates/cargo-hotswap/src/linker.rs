@@ -136,12 +136,14 @@ fn rewrite(capture_dir: &Path, real: &str, args: Vec<OsString>) -> Result<Vec<Os
             .iter()
             .filter(|inv| &inv.crate_name == name && inv.is_library())
             .collect();
-        // The capture whose rlib this link uses; otherwise the newest.
+        // The capture whose rlib this link uses (the newest if several match). A hot crate
+        // this program does not link (another member of the workspace) is left out: linking
+        // it whole would pull in an unrelated, possibly stale, library that may not even link.
+        candidates.retain(|inv| on_line(&inv.rlib()));
         candidates.sort_by_key(|inv| {
-            let modified = std::fs::metadata(inv.rlib())
+            std::fs::metadata(inv.rlib())
                 .and_then(|m| m.modified())
-                .ok();
-            (on_line(&inv.rlib()), modified)
+                .ok()
         });
         if let Some(inv) = candidates.pop() {
             hot.push((name.clone(), inv));
