@@ -266,6 +266,24 @@ fn an_example_runs_from_its_directory_and_other_examples_do_not_disturb_it() {
     let first = session.wait_out("`gen 3 rule B3/S23 ...`", 0, OUTPUT, |t| {
         t.starts_with("gen 3 rule B3/S23 ")
     });
+    // The other example's hot library is not linked into this program (linked whole, a stale
+    // copy of it could even break the link).
+    let program = symbols(&examples_support::e2e_binary(
+        "hotswap/debug",
+        "game-of-life",
+    ));
+    assert!(program
+        .iter()
+        .any(|name| name.starts_with("game_of_life::")));
+    let foreign: Vec<&String> = program
+        .iter()
+        .filter(|name| name.contains("state_migration::"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "the program links the other example's library: {:?}",
+        &foreign[..foreign.len().min(5)]
+    );
     let before = session.mark();
     for other in [
         "../state-migration/src/lib.rs",
