@@ -33,12 +33,15 @@ struct Diagnostic {
     rendered: Option<String>,
 }
 
-/// Keeps the patch's manifest (its `#[hot]` entries and `#[derive(Migrate)]` entries) local to
-/// the patch. rustc gives a private static used from another codegen unit a global symbol, and
-/// the running program exports the same name: without this, the loader would bind the patch's
-/// registrations to the program's old entries. Everything else keeps its binding, so data the
-/// program exports (a `pub static`) is still shared.
-const VERSION_SCRIPT: &str = "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*;\n};\n";
+/// Keeps the patch's manifest (its `#[hot]` entries and `#[derive(Migrate)]` entries) and its
+/// dispatch slots local to the patch. rustc gives a private static used from another codegen
+/// unit a global symbol, and the running program exports the same name: without this, the
+/// loader would bind the patch's registrations to the program's old entries. Local slots also
+/// mean a version's functions call that same version, and save the loader one symbol lookup
+/// per hot function. Everything else keeps its binding, so data the program exports (a
+/// `pub static`) is still shared.
+const VERSION_SCRIPT: &str =
+    "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*; *__hotswap_slot_*;\n};\n";
 
 /// Compiles `crate_` again and links `patch_dir/<crate>-<number>.so`.
 pub fn build(
