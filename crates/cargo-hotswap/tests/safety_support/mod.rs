@@ -157,9 +157,10 @@ pub fn cargo(dir: &Path) -> Command {
 }
 
 /// The version script `cargo hotswap run` links every patch with (`src/patch.rs`, keep the two
-/// in step): the manifest stays local to the patch, so the loader cannot bind the patch's
-/// registrations to the program's entries of the same names.
-const VERSION_SCRIPT: &str = "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*;\n};\n";
+/// in step): the manifest and the slots stay local to the patch, so the loader cannot bind the
+/// patch's registrations to the program's entries of the same names.
+const VERSION_SCRIPT: &str =
+    "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*; *__hotswap_slot_*;\n};\n";
 
 /// Links `rlib` alone into the shared object `out`, as `cargo hotswap run` links a thin patch:
 /// its other symbols stay undefined and resolve against the running program; calls between its
