@@ -43,7 +43,8 @@ pub struct RunOptions {
 
 /// A patch sent to the program and not answered yet.
 struct InFlight {
-    crate_name: String,
+    /// The hot crate's package, as the user names it.
+    package: String,
     files: String,
     build: Duration,
     link: Duration,
@@ -146,12 +147,23 @@ impl Session {
                 return 1;
             }
         };
-        let hot: Vec<String> = self.project.hot.iter().map(|c| c.package.clone()).collect();
         report::info(&format!(
             "building `{}` in hot mode (the first build takes longest)…",
             self.program.name
         ));
         if self.rebuild_and_start() {
+            // The hot crates this program links (not every one of the workspace).
+            let linked: Vec<String> = self
+                .linked()
+                .map(|linked| linked.hot.into_iter().map(|(name, _)| name).collect())
+                .unwrap_or_default();
+            let hot: Vec<String> = self
+                .project
+                .hot
+                .iter()
+                .filter(|c| linked.contains(&c.crate_name))
+                .map(|c| c.package.clone())
+                .collect();
             report::ok(&format!(
                 "running `{}`; edit {} and save to patch it live (Ctrl-C stops both)",
                 self.program.name,
@@ -287,33 +299,45 @@ impl Session {
         }
     }
 
-    fn patch(&mut self, crate_name: &str, files: &str) {
-        let Some(executable) = &self.executable else {
-            return self.restart("the last build failed");
-        };
-        let exe_name = executable
+    /// What the linker recorded for the running executable.
+    fn linked(&self) -> Result<Linked, String> {
+        let executable = self.executable.as_ref().ok_or("no executable yet")?;
+        let name = executable
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let linked = match Linked::load(&self.project.capture_dir(), &exe_name) {
+        Linked::load(&self.project.capture_dir(), &name)
+    }
+
+    /// The package a hot crate belongs to, as the user names it.
+    fn package_of(&self, crate_name: &str) -> String {
+        self.project
+            .hot
+            .iter()
+            .find(|c| c.crate_name == crate_name)
+            .map_or_else(|| crate_name.to_owned(), |c| c.package.clone())
+    }
+
+    fn patch(&mut self, crate_name: &str, files: &str) {
+        if self.executable.is_none() {
+            return self.restart("the last build failed");
+        }
+        let linked = match self.linked() {
             Ok(linked) => linked,
             Err(err) => return report::error(&err),
         };
+        let package = self.package_of(crate_name);
         let Some((_, capture)) = linked.hot.iter().find(|(name, _)| name == crate_name) else {
-            return self.restart(&format!(
-                "`{crate_name}` is not linked into the program yet"
-            ));
+            return self.restart(&format!("`{package}` is not linked into the program yet"));
         };
         self.next_patch += 1;
         let id = self.next_patch;
-        report::progress(&format!(
-            "{files} changed; building a patch for {crate_name}…"
-        ));
+        report::progress(&format!("{files} changed; building a patch for {package}…"));
         match patch::build(capture, &linked.linker, &self.dir, id) {
             Err(Failure::Compile(diagnostics)) => {
                 report::diagnostics(&diagnostics);
                 report::warn(&format!(
-                    "`{crate_name}` does not compile; `{}` keeps running the last good code. Fix it and save.",
+                    "`{package}` does not compile; `{}` keeps running the last good code. Fix it and save.",
                     self.program.name
                 ));
             }
@@ -322,14 +346,14 @@ impl Session {
                 self.program.name
             )),
             Ok(patch) => {
-                self.warn_fresh_copies(crate_name, &patch.file);
+                self.warn_fresh_copies(&package, &patch.file);
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
                 self.in_flight.insert(
                     id,
                     InFlight {
-                        crate_name: crate_name.to_owned(),
+                        package: package.clone(),
                         files: files.to_owned(),
                         build: patch.build,
                         link: patch.link,
@@ -345,7 +369,7 @@ impl Session {
                     self.connection = None;
                     self.queued.push((id, patch.file));
                     report::info(&format!(
-                        "patch for {crate_name} built; it is applied when `{}` first calls a #[hot] function",
+                        "patch for {package} built; it is applied when `{}` first calls a #[hot] function",
                         self.program.name
                     ));
                 }
@@ -354,7 +378,7 @@ impl Session {
     }
 
     /// Warns, once per name, about statics and thread-locals that restart in this patch.
-    fn warn_fresh_copies(&mut self, crate_name: &str, patch: &std::path::Path) {
+    fn warn_fresh_copies(&mut self, package: &str, patch: &std::path::Path) {
         if self.exports.is_none() {
             self.exports = self
                 .executable
@@ -370,7 +394,7 @@ impl Session {
             return;
         }
         report::warn(&format!(
-            "{crate_name}: {} start{} from the initial value in each patch (private statics and \
+            "{package}: {} start{} from the initial value in each patch (private statics and \
              thread-locals are not shared with the running program; a `pub static` reachable \
              from the crate root is). Keep state in values the program owns, or make the static `pub`.",
             fresh.join(", "),
@@ -395,7 +419,7 @@ impl Session {
                 let _ = std::fs::remove_file(&patch.file);
                 report::ok(&format!(
                     "{}: patched {functions} function{}{} ({}) — version {version}; build {}, link {}, swap {}",
-                    patch.crate_name,
+                    patch.package,
                     if functions == 1 { "" } else { "s" },
                     if states == 0 { String::new() } else { format!(", migrated {states} state value{}", if states == 1 { "" } else { "s" }) },
                     patch.files,
@@ -422,7 +446,7 @@ impl Session {
                 let _ = std::fs::remove_file(&patch.file);
                 report::warn(&format!(
                     "{}: the program refused the patch: {reason}",
-                    patch.crate_name
+                    patch.package
                 ));
                 self.restart("the change cannot be hot-swapped");
             }
