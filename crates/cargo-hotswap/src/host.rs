@@ -43,6 +43,27 @@ struct Rendered {
     level: Option<String>,
 }
 
+/// A copy of this binary at a fixed place in our target directory, used as the rustc wrapper
+/// and linker. Reinstalling `cargo-hotswap` while a session runs replaces the original (its
+/// path then reads `… (deleted)`), which would break every later build of the session.
+fn tool(project: &Project) -> Result<PathBuf, String> {
+    use std::sync::OnceLock;
+    static TOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    TOOL.get_or_init(|| {
+        let me = std::env::current_exe().map_err(|err| format!("cannot find myself: {err}"))?;
+        let dir = project.target_dir.join("tool");
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        let copy = dir.join("cargo-hotswap");
+        let partial = dir.join(format!(".cargo-hotswap.{}", std::process::id()));
+        std::fs::copy(&me, &partial)
+            .and_then(|_| std::fs::rename(&partial, &copy))
+            .map_err(|err| format!("cannot copy {} to {}: {err}", me.display(), copy.display()))?;
+        Ok(copy)
+    })
+    .clone()
+}
+
 /// Builds the program; returns the executable. Compiler errors are shown as cargo shows them.
 pub fn build(
     project: &Project,
@@ -50,7 +71,7 @@ pub fn build(
     options: &BuildOptions,
     token: &str,
 ) -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|err| format!("cannot find myself: {err}"))?;
+    let me = tool(project)?;
     let hot: Vec<&str> = project.hot.iter().map(|c| c.crate_name.as_str()).collect();
     let mut command = Command::new(cargo());
     command
