@@ -39,8 +39,6 @@ pub struct Example {
     tool: tempfile::TempDir,
     /// The package name (also the binary's).
     pub package: String,
-    /// The library's crate name, as the command names it in its messages.
-    pub crate_name: String,
 }
 
 impl Example {
@@ -90,7 +88,6 @@ impl Example {
             root,
             tool,
             package: name.to_owned(),
-            crate_name: name.replace('-', "_"),
         }
     }
 
@@ -172,7 +169,7 @@ impl Example {
     ) -> (usize, Line) {
         let before = session.mark();
         self.save(relative, contents);
-        let patched = format!("[hotswap] {}: patched ", self.crate_name);
+        let patched = format!("[hotswap] {}: patched ", self.package);
         let line = session.wait_for(&format!("`{patched}...`"), before, PATCH, |line| {
             line.stream == Stream::Err
                 && (line.text.starts_with(&patched)
