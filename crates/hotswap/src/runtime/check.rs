@@ -75,6 +75,11 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
             file.kind()
         ));
     }
+    if is_executable(&file) {
+        return Err(
+            "it is an executable program (it names an interpreter), not a shared library".into(),
+        );
+    }
     let len = data.len() as u64;
     let mut image = u64::MAX..0;
     for segment in file.segments() {
@@ -121,6 +126,23 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
         states,
         image,
     })
+}
+
+/// A position-independent executable has the shared-object type too; it differs by naming a
+/// program interpreter (`PT_INTERP`), which a shared library never does.
+fn is_executable(file: &object::File<'_>) -> bool {
+    use object::read::elf::ProgramHeader;
+    match file {
+        object::File::Elf64(elf) => elf
+            .elf_program_headers()
+            .iter()
+            .any(|header| header.p_type(elf.endian()) == object::elf::PT_INTERP),
+        object::File::Elf32(elf) => elf
+            .elf_program_headers()
+            .iter()
+            .any(|header| header.p_type(elf.endian()) == object::elf::PT_INTERP),
+        _ => false,
+    }
 }
 
 /// One slot to write.
@@ -342,6 +364,13 @@ mod tests {
         assert!(inspect(&garbage)
             .unwrap_err()
             .contains("not a complete shared library"));
+    }
+
+    #[test]
+    fn a_program_is_not_a_library() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let err = inspect(&exe).unwrap_err();
+        assert!(err.contains("executable program"), "{err}");
     }
 
     #[test]

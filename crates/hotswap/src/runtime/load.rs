@@ -19,10 +19,13 @@ pub(crate) struct Loaded {
 
 pub(crate) fn open(staged: Staged, _manifest: &Manifest) -> Result<Loaded, String> {
     let (library, base) = platform::open_library(staged.path()).map_err(|err| {
-        format!(
-            "the dynamic loader refused it: {err}. If a symbol is missing, the patch uses code \
-             the running program does not contain; restart the program"
-        )
+        let hint = if err.contains("undefined symbol") {
+            ". The patch uses code the running program does not contain (a function it never \
+             used, e.g. of the standard library); restart the program"
+        } else {
+            ""
+        };
+        format!("the dynamic loader refused it: {err}{hint}")
     })?;
     // The mapping keeps the bytes alive; the file itself is no longer needed.
     drop(staged);
