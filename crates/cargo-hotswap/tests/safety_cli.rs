@@ -172,6 +172,11 @@ fn three() -> u32 {
     3
 }
 
+#[allow(dead_code)]
+fn boom<'de, D: serde::Deserializer<'de>>(_: D) -> Result<u32, D::Error> {
+    panic!("boom while migrating")
+}
+
 #[derive(Default, Serialize, Deserialize, hotswap::Migrate)]
 #[serde(default)]
 pub struct Game {
@@ -217,7 +222,8 @@ fn main() {
 /// counter restarts or skips (state lost or duplicated by the migration); `lives` is not 3 (the
 /// default was not applied); the retyped field is migrated anyway or the refusal does not say
 /// it was the migration; after the refusal the program runs v3, dies, or its counter or name
-/// change; the last patch does not see the migrated state.
+/// change; a deserialiser that panics (a panic during patch initialisation) is not refused, or
+/// kills the program; the last patch does not see the migrated state.
 #[test]
 fn state_is_migrated_when_its_type_changes_and_a_migration_that_fails_keeps_the_old_state() {
     let _serial = support::serial();
@@ -308,6 +314,39 @@ fn state_is_migrated_when_its_type_changes_and_a_migration_that_fails_keeps_the_
     assert!(
         support::is_running(started.pid),
         "the program died after the refused migration"
+    );
+    assert_counts_on(&cli, 0, usize::MAX);
+
+    // 2b. A panic during patch initialisation: the new code panics while reading the old value
+    // (its deserialiser for a field the old value has). Refused, naming the panic; the program
+    // keeps its old code and state (this fails if the panic escapes or kills the program).
+    let v3b_fields =
+        "pub name: String,\n    #[serde(rename = \"lives\", deserialize_with = \"boom\")]\n    pub checked: u32,";
+    let v3b_show = "format!(\"name={} lives={}\", game.name, game.checked)";
+    let (_, refusal) = save_and_wait_outcome(&cli, &scratch, &source("v3b", v3b_fields, v3b_show));
+    assert!(
+        refusal.text.starts_with(&format!(
+            "[hotswap] {game}: the program refused the patch: migrating `{game}::Game`: the new \
+             code panicked while deserialising it"
+        )),
+        "unexpected outcome of a panicking migration {:?}\n{}",
+        refusal.text,
+        cli.transcript()
+    );
+    let failed = cli.wait_message("the build failed", refusal.seq, support::RESTART);
+    let mut since = failed.seq;
+    for _ in 0..3 {
+        let line = cli.wait_out("v2 after the panic", since, OUTPUT, |t| t.starts_with('v'));
+        assert!(
+            line.text.starts_with("v2 ") && line.text.ends_with(" name=ada lives=3"),
+            "after the panicking migration the program should run v2 with its old state: {:?}",
+            line.text
+        );
+        since = line.seq + 1;
+    }
+    assert!(
+        support::is_running(started.pid),
+        "the program died after the panicking migration"
     );
     assert_counts_on(&cli, 0, usize::MAX);
 
