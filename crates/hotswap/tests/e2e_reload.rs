@@ -6,6 +6,7 @@
 //! - the new code runs (`out: v2 ...` lines appear after `[hotswap] reloaded`);
 //! - state is kept: the counter the host keeps (incremented by the hot function) carries on from
 //!   where version 1 left it, one by one, instead of starting again;
+//! - a `tracing::info!` in the new code reaches the host's subscriber (`TRACE: v2 ...`);
 //! - a `log::info!` in the new code reaches the logger the host installed (`LOG: v2 ...`), although
 //!   the library has its own copy of `log`;
 //! - a panic in the new code is caught by `catch_unwind` in the host, with its message, although
@@ -54,6 +55,13 @@ fn edit_rebuild_and_the_running_host_runs_the_new_code_with_its_state() {
         before_build,
         RELOAD_TIMEOUT,
         |line| line.is_out() && line.text.starts_with("LOG: v2 logged at counter="),
+    );
+    // The same through `tracing`: the host's dispatcher was handed to the library too.
+    host.wait_for(
+        "`TRACE: v2 traced ...`",
+        before_build,
+        RELOAD_TIMEOUT,
+        |line| line.is_out() && line.text.starts_with("TRACE: v2 traced at counter="),
     );
     let panic = host.wait_for(
         "`caught panic: v2 ...`",

@@ -126,7 +126,11 @@ fn adopt(context: &HostContext) {
     }
     // SAFETY: non-null means it points to the host's live `Dispatch` of the same `tracing`.
     if let Some(dispatch) = unsafe { context.dispatch.as_ref() } {
-        let _ = tracing::dispatcher::set_global_default(dispatch.clone());
+        if tracing::dispatcher::set_global_default(dispatch.clone()).is_ok() {
+            // The library's `tracing` computed its maximum level before it had a dispatcher
+            // (OFF): without this, every event of the library is filtered out statically.
+            tracing::callsite::rebuild_interest_cache();
+        }
     }
     // The host prints the panic (its hook sees the re-raised one); only note where it was.
     std::panic::set_hook(Box::new(|info| {
