@@ -109,7 +109,31 @@ pub fn private_dir(name: &str) -> Result<PathBuf, String> {
         .create(&own)
         .map_err(|err| format!("cannot create {}: {err}", own.display()))?;
     check_private(&own)?;
+    remove_at_exit(&own);
     Ok(own)
+}
+
+/// Removes the private directories of this process when it exits normally (a crash leaves
+/// them for the next start's sweep).
+fn remove_at_exit(dir: &Path) {
+    use std::sync::Mutex;
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    extern "C" fn remove_all() {
+        if let Ok(dirs) = DIRS.try_lock() {
+            for dir in dirs.iter() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    if dirs.is_empty() {
+        // SAFETY: `remove_all` is an `extern "C"` function with no arguments that cannot
+        // unwind: `try_lock` and `remove_dir_all` report failure by value, never by panicking.
+        unsafe {
+            libc::atexit(remove_all);
+        }
+    }
+    dirs.push(dir.to_path_buf());
 }
 
 /// Where `linkme` puts the registrations of `hotswap::__private::ENTRIES` and `STATES`.
