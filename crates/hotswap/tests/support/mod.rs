@@ -6,13 +6,17 @@
 //! (hotswap, log, notify, object, ...) compile once for all such tests. Scratch crates sharing that
 //! directory must have names unique to their test.
 
-#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use hotswap_testkit::{Options, Process, Transcript};
+
+pub use hotswap_testkit::{
+    cargo, e2e_target_dir, hotswap_dependency, workspace_root, Line, Process as Running,
+};
 
 /// How long a reload may take to show up once the library is on disk. Generous: a loaded CI
 /// machine is slow, and waiting longer than needed costs nothing when things work.
@@ -20,52 +24,23 @@ pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the first output of a freshly started program may take.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How a host's output is shortened in failure messages: the first and the last lines are what
+/// matter.
+const HOST_TRANSCRIPT: Transcript = Transcript {
+    head: 100,
+    tail: 400,
+    keep_stderr: false,
+    numbered: false,
+};
+
 /// This crate's directory (`crates/hotswap`).
 pub fn hotswap_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The repository root (the workspace containing `crates/hotswap`).
-pub fn workspace_root() -> PathBuf {
-    let root = hotswap_dir().join("../..");
-    root.canonicalize().unwrap_or(root)
-}
-
-/// The target directory shared by every end-to-end build.
-pub fn e2e_target_dir() -> PathBuf {
-    workspace_root().join("target").join("e2e")
-}
-
 /// Where cargo puts the debug binaries and `cdylib`s of scratch programs.
 pub fn e2e_debug_dir() -> PathBuf {
     e2e_target_dir().join("debug")
-}
-
-/// A `cargo` command run in `dir` with the shared target directory and an environment cleaned of
-/// whatever the outer `cargo test` (or the developer's shell) set that would change the build.
-pub fn cargo(dir: &Path) -> Command {
-    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(program);
-    command.current_dir(dir);
-    for name in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET_DIR",
-        "CARGO_BUILD_BUILD_DIR",
-        "CARGO_BUILD_TARGET",
-        "HOTSWAP_BUILD_TOKEN",
-        "HOTSWAP_CONTROL",
-        "HOTSWAP_LIB_DIR",
-        "HOTSWAP_LOG",
-    ] {
-        command.env_remove(name);
-    }
-    command
-        .env("CARGO_TARGET_DIR", e2e_target_dir())
-        .env("CARGO_TERM_COLOR", "never")
-        .env("CARGO_TERM_PROGRESS_WHEN", "never");
-    command
 }
 
 /// Runs `cargo <args>` in `dir` and returns its output, whatever the exit status.
@@ -91,17 +66,6 @@ pub fn cargo_ok(dir: &Path, args: &[&str]) -> Output {
     output
 }
 
-/// A dependency line for hotswap by absolute path (computed at run time: nothing machine-specific
-/// is written in the repository).
-pub fn hotswap_dependency(features: &[&str]) -> String {
-    let features: Vec<String> = features.iter().map(|f| format!("{f:?}")).collect();
-    format!(
-        "hotswap = {{ path = {:?}, features = [{}] }}",
-        hotswap_dir().display().to_string(),
-        features.join(", ")
-    )
-}
-
 /// A cargo workspace in a temporary directory, deleted when dropped.
 pub struct Scratch {
     dir: tempfile::TempDir,
@@ -112,15 +76,9 @@ impl Scratch {
     /// as the repository (the host and a patch library must agree on `log` and `tracing`) and
     /// shares the compiled dependencies in the shared target directory.
     pub fn new(prefix: &str) -> Scratch {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir()
-            .expect("cannot create a temporary directory");
-        let lock = workspace_root().join("Cargo.lock");
-        if lock.exists() {
-            std::fs::copy(&lock, dir.path().join("Cargo.lock")).expect("cannot copy Cargo.lock");
+        Scratch {
+            dir: hotswap_testkit::scratch_dir(prefix),
         }
-        Scratch { dir }
     }
 
     pub fn path(&self) -> &Path {
@@ -129,12 +87,7 @@ impl Scratch {
 
     /// Writes `contents` to `relative` (creating directories), replacing any previous file.
     pub fn write(&self, relative: &str, contents: &str) {
-        let path = self.dir.path().join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("cannot create a scratch directory");
-        }
-        std::fs::write(&path, contents)
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+        hotswap_testkit::write_file(&self.dir.path().join(relative), contents);
     }
 
     /// `cargo <args>` in the workspace; panics with cargo's output if it fails.
@@ -146,223 +99,6 @@ impl Scratch {
     pub fn cargo_output(&self, args: &[&str]) -> Output {
         cargo_output(self.path(), args)
     }
-}
-
-/// Which pipe a line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
-/// One line a child printed, numbered in the order the readers received them.
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub seq: usize,
-    pub stream: Stream,
-    pub at: Instant,
-    pub text: String,
-}
-
-impl Line {
-    pub fn is_out(&self) -> bool {
-        self.stream == Stream::Stdout
-    }
-
-    pub fn is_err(&self) -> bool {
-        self.stream == Stream::Stderr
-    }
-}
-
-#[derive(Default)]
-struct Collected {
-    lines: Vec<Line>,
-    open_streams: usize,
-}
-
-#[derive(Default)]
-struct Shared {
-    collected: Mutex<Collected>,
-    changed: Condvar,
-}
-
-/// A running child process with its stdout and stderr collected by reader threads. Dropping it
-/// kills the child, on every exit path of a test (including a failed assertion).
-pub struct Running {
-    name: String,
-    child: Child,
-    shared: Arc<Shared>,
-    started: Instant,
-}
-
-impl Running {
-    /// Spawns `command` with piped output. `name` is used in failure messages.
-    pub fn spawn(name: &str, mut command: Command) -> Running {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {name}: {err}"));
-        let shared = Arc::new(Shared::default());
-        shared.collected.lock().unwrap().open_streams = 2;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        spawn_reader(Arc::clone(&shared), Stream::Stdout, stdout);
-        spawn_reader(Arc::clone(&shared), Stream::Stderr, stderr);
-        Running {
-            name: name.to_owned(),
-            child,
-            shared,
-            started: Instant::now(),
-        }
-    }
-
-    /// Every line so far.
-    pub fn lines(&self) -> Vec<Line> {
-        self.shared.collected.lock().unwrap().lines.clone()
-    }
-
-    /// The number of lines received so far: pass it to [`Running::wait_for`] to look only at
-    /// lines that arrive after this point.
-    pub fn mark(&self) -> usize {
-        self.shared.collected.lock().unwrap().lines.len()
-    }
-
-    /// Waits until a line numbered `since` or later satisfies `matches`, and returns it. Panics,
-    /// with everything the child printed, if `timeout` passes or the child closed its output
-    /// first. The timeout only bounds a hang: nothing is asserted about how long it took.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&Line) -> bool,
-    ) -> Line {
-        let deadline = Instant::now() + timeout;
-        let mut collected = self.shared.collected.lock().unwrap();
-        let mut checked = since;
-        loop {
-            while checked < collected.lines.len() {
-                if matches(&collected.lines[checked]) {
-                    return collected.lines[checked].clone();
-                }
-                checked += 1;
-            }
-            if collected.open_streams == 0 {
-                drop(collected);
-                panic!(
-                    "{} ended its output before printing {what}\n{}",
-                    self.name,
-                    self.transcript()
-                );
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                drop(collected);
-                panic!(
-                    "{} did not print {what} within {timeout:?}\n{}",
-                    self.name,
-                    self.transcript()
-                );
-            }
-            collected = self
-                .shared
-                .changed
-                .wait_timeout(collected, deadline - now)
-                .unwrap()
-                .0;
-        }
-    }
-
-    /// Waits for `count` lines numbered `since` or later that satisfy `matches`; returns them.
-    pub fn wait_for_count(
-        &self,
-        what: &str,
-        since: usize,
-        count: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&Line) -> bool,
-    ) -> Vec<Line> {
-        let mut found = Vec::new();
-        let mut next = since;
-        while found.len() < count {
-            let line = self.wait_for(what, next, timeout, &mut matches);
-            next = line.seq + 1;
-            found.push(line);
-        }
-        found
-    }
-
-    /// Whether the child is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Everything the child printed, with times relative to its start, for failure messages.
-    pub fn transcript(&self) -> String {
-        let collected = self.shared.collected.lock().unwrap();
-        let mut text = format!("--- output of {} ---\n", self.name);
-        let lines = &collected.lines;
-        // Keep failure messages readable: the first and the last lines are what matter.
-        let skip = lines.len().saturating_sub(400);
-        for (index, line) in lines.iter().enumerate() {
-            if index >= 100 && index < skip {
-                if index == 100 {
-                    text.push_str(&format!("[... {} lines ...]\n", skip - 100));
-                }
-                continue;
-            }
-            let at = line
-                .at
-                .saturating_duration_since(self.started)
-                .as_secs_f64();
-            let stream = match line.stream {
-                Stream::Stdout => "out",
-                Stream::Stderr => "err",
-            };
-            text.push_str(&format!("{at:8.3}s {stream}| {}\n", line.text));
-        }
-        text.push_str("--- end ---");
-        text
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_reader(shared: Arc<Shared>, stream: Stream, pipe: impl Read + Send + 'static) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buffer)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    let mut collected = shared.collected.lock().unwrap();
-                    let seq = collected.lines.len();
-                    collected.lines.push(Line {
-                        seq,
-                        stream,
-                        at: Instant::now(),
-                        text,
-                    });
-                    shared.changed.notify_all();
-                }
-            }
-        }
-        shared.collected.lock().unwrap().open_streams -= 1;
-        shared.changed.notify_all();
-    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,7 +207,13 @@ impl AppBinaries {
     /// Starts the host and waits until it runs version 1 and the runtime watches the library
     /// (a change made before the watch is in place could be missed).
     pub fn start_host(&self, lib_dir: Option<&Path>) -> Running {
-        let host = Running::spawn(&self.host, self.host_command(lib_dir));
+        let host = Process::spawn(
+            &self.host,
+            self.host_command(lib_dir),
+            Options::default(),
+            &format!("output of {}", self.host),
+            HOST_TRANSCRIPT,
+        );
         host.wait_for("`hot mode: true`", 0, START_TIMEOUT, |line| {
             line.is_out() && line.text.starts_with("hot mode: ")
         });
