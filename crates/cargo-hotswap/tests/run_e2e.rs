@@ -10,8 +10,8 @@
 mod support;
 
 use support::{
-    counter_of, field, files_in, game_source, is_running, private_base, Cli, Scratch, Stream,
-    OUTPUT, PATCH, RESTART,
+    counter_of, field, files_in, game_source, is_running, is_save_outcome, private_base, Cli,
+    Scratch, Stream, OUTPUT, PATCH, RESTART,
 };
 
 /// Saves `source` as the hot crate and waits until the command reports it patched as
@@ -22,12 +22,7 @@ fn patch(cli: &Cli, scratch: &Scratch, source: &str, version: u64) -> (usize, St
     // The first outcome the command reports for this save, so a refusal fails at once.
     let patched = format!("[hotswap] {}: patched 1 function", scratch.game);
     let line = cli.wait_for(&format!("`{patched}`"), before, PATCH, |line| {
-        line.stream == Stream::Err
-            && (line.text.starts_with(&patched)
-                || line.text.contains("refused the patch")
-                || line.text.contains("does not compile")
-                || line.text.contains("keeps running the last good code")
-                || line.text.starts_with("[hotswap] restarting "))
+        is_save_outcome(line, &patched)
     });
     assert!(
         line.text.starts_with(&patched)

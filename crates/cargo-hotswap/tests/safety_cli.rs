@@ -8,7 +8,10 @@
 
 mod support;
 
-use support::{counter_of, field, game_source, hotswap_dir, Cli, Scratch, Stream, OUTPUT, PATCH};
+use support::{
+    counter_of, field, game_source, hotswap_dir, is_save_outcome, Cli, Scratch, Stream, OUTPUT,
+    PATCH,
+};
 
 /// Saves `source` as the hot crate and returns the first outcome the command reports for it
 /// (patched, refused, does not compile, restarting), so a wrong outcome fails at once.
@@ -17,12 +20,7 @@ fn save_and_wait_outcome(cli: &Cli, scratch: &Scratch, source: &str) -> (usize, 
     scratch.save_game(source);
     let patched = format!("[hotswap] {}: patched ", scratch.game);
     let line = cli.wait_for("the outcome of the save", before, PATCH, |line| {
-        line.stream == Stream::Err
-            && (line.text.starts_with(&patched)
-                || line.text.contains("refused the patch")
-                || line.text.contains("does not compile")
-                || line.text.contains("keeps running the last good code")
-                || line.text.starts_with("[hotswap] restarting "))
+        is_save_outcome(line, &patched)
     });
     (before, line)
 }

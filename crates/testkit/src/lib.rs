@@ -591,6 +591,26 @@ impl Drop for Process {
     }
 }
 
+/// Makes the wrapper type `$wrapper` (with a [`Process`] in its field `$field`) dereference to
+/// that process, so the wrapper adds its own methods (and `Drop`) to the collected output.
+#[macro_export]
+macro_rules! deref_to_process {
+    ($wrapper:ty, $field:ident) => {
+        impl ::std::ops::Deref for $wrapper {
+            type Target = $crate::Process;
+            fn deref(&self) -> &$crate::Process {
+                &self.$field
+            }
+        }
+
+        impl ::std::ops::DerefMut for $wrapper {
+            fn deref_mut(&mut self) -> &mut $crate::Process {
+                &mut self.$field
+            }
+        }
+    };
+}
+
 fn read_lines(shared: Arc<Shared>, stream: Stream, pipe: impl Read + Send + 'static) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);

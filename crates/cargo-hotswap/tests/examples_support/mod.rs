@@ -11,16 +11,22 @@
 //!
 //! Timeouts only bound a hang: nothing here asserts how long anything took.
 
-#![allow(dead_code)] // each test uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test uses a different part of this module
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::support::{self, e2e_target_dir, is_running, private_base, signal, workspace_root};
+use hotswap_testkit::{runs_executable, Process};
+
+use crate::support::{
+    self, cli_command, e2e_target_dir, is_running, private_base, private_tool, signal,
+    started_pids, workspace_root,
+};
+
+pub use crate::support::{Line, Stream};
 
 pub use crate::support::{FIRST_BUILD, OUTPUT, PATCH};
 
@@ -69,20 +75,9 @@ impl Example {
     }
 
     fn new(name: &str, root: tempfile::TempDir, dir: PathBuf) -> Example {
-        let tool = tempfile::Builder::new()
-            .prefix(&format!("hs-example-{name}-tool-"))
-            .tempdir()
-            .expect("cannot create a temporary directory");
-        std::fs::copy(
-            env!("CARGO_BIN_EXE_cargo-hotswap"),
-            tool.path().join("cargo-hotswap"),
-        )
-        .expect("cannot copy cargo-hotswap");
+        let tool = private_tool(&format!("hs-example-{name}-tool-"));
         // The repository's lock file: the same dependency versions, already downloaded.
-        let lock = workspace_root().join("Cargo.lock");
-        if lock.exists() {
-            std::fs::copy(&lock, root.path().join("Cargo.lock")).expect("copy Cargo.lock");
-        }
+        hotswap_testkit::copy_lock_file(root.path());
         Example {
             dir: root.path().join(&dir),
             root,
@@ -110,13 +105,7 @@ impl Example {
     /// Saves `contents` to `relative` at once: written to a hidden file in the same directory
     /// (which the command ignores), then renamed over the original.
     pub fn save(&self, relative: &str, contents: &str) {
-        let path = self.path().join(relative);
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let temp = path.with_file_name(format!(".{name}.e2e-tmp"));
-        std::fs::write(&temp, contents)
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", temp.display()));
-        std::fs::rename(&temp, &path)
-            .unwrap_or_else(|err| panic!("cannot rename to {}: {err}", path.display()));
+        hotswap_testkit::save_file(&self.path().join(relative), contents);
     }
 
     /// `relative` with every `from` replaced by `to`; panics if `from` is not in it (so an edit
@@ -137,15 +126,8 @@ impl Example {
     /// `cargo-hotswap hotswap <args>` in the copy, with the shared target directory and an
     /// environment cleaned of what the outer `cargo test` set that would change the build.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(self.tool.path().join("cargo-hotswap"));
-        command.arg("hotswap").args(args).current_dir(self.path());
-        for name in CLEANED_ENV {
-            command.env_remove(name);
-        }
-        command
-            .env("CARGO_TARGET_DIR", e2e_target_dir())
-            .env("CARGO_TERM_COLOR", "never")
-            .env("NO_COLOR", "1");
+        let mut command = cli_command(self.tool.path(), self.path(), EXAMPLE_ENV);
+        command.arg("hotswap").args(args);
         command
     }
 
@@ -171,12 +153,7 @@ impl Example {
         self.save(relative, contents);
         let patched = format!("[hotswap] {}: patched ", self.package);
         let line = session.wait_for(&format!("`{patched}...`"), before, PATCH, |line| {
-            line.stream == Stream::Err
-                && (line.text.starts_with(&patched)
-                    || line.text.contains("refused the patch")
-                    || line.text.contains("does not compile")
-                    || line.text.contains("keeps running the last good code")
-                    || line.text.starts_with("[hotswap] restarting "))
+            support::is_save_outcome(line, &patched)
         });
         let expected_start = format!("{patched}{functions}");
         let expected_end = format!(" ({}) — version {version}; build ", self.shown(relative));
@@ -191,35 +168,13 @@ impl Example {
 }
 
 /// What the outer `cargo test` (or a developer's shell) may have set that would change the
-/// build of the copy or confuse the command.
-const CLEANED_ENV: &[&str] = &[
-    "RUSTFLAGS",
-    "CARGO_ENCODED_RUSTFLAGS",
-    "CARGO_BUILD_RUSTFLAGS",
-    "CARGO_BUILD_TARGET_DIR",
-    "CARGO_BUILD_BUILD_DIR",
-    "CARGO_BUILD_TARGET",
-    "CARGO_MAKEFLAGS",
-    "MAKEFLAGS",
-    "MFLAGS",
-    "HOTSWAP_ROLE",
-    "HOTSWAP_BUILD_TOKEN",
-    "HOTSWAP_CONTROL",
-    "HOTSWAP_LIB_DIR",
-    "HOTSWAP_LOG",
-    "HOTSWAP_WARNINGS",
-    "HOTSWAP_ON_PANIC",
-    "LIFE_HEADLESS",
-    "PORT",
-];
+/// build of the copy or confuse the command, besides what [`cli_command`] cleans: the examples'
+/// own settings.
+const EXAMPLE_ENV: &[&str] = &["HOTSWAP_ON_PANIC", "LIFE_HEADLESS", "PORT"];
 
 fn temp_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("hs-example-{name}-"))
-        .tempdir()
-        .expect("cannot create a temporary directory")
+    hotswap_testkit::temp_dir(&format!("hs-example-{name}-"))
 }
-
 /// Copies `examples/<name>` to `to` with a standalone manifest (its own workspace if `alone`).
 fn copy_example(name: &str, to: &Path, alone: bool) {
     let source = workspace_root().join("examples").join(name);
@@ -353,162 +308,22 @@ pub fn standalone_manifest(manifest: &str, alone: bool) -> String {
 // The running command
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    /// The program's stdout (the command passes it through).
-    Out,
-    /// The command's messages (and the program's stderr).
-    Err,
-}
-
-/// One line, numbered in the order the reader threads received them. Lines of one stream keep
-/// their order; between the two streams the order is only approximate.
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub seq: usize,
-    pub stream: Stream,
-    pub at: Instant,
-    pub text: String,
-}
-
-#[derive(Default)]
-struct Collected {
-    lines: Vec<Line>,
-    open: usize,
-}
-
-#[derive(Default)]
-struct Shared {
-    collected: Mutex<Collected>,
-    changed: Condvar,
-}
-
 /// `cargo hotswap run` on a copy of an example. Dropping it kills the programs it started and
-/// then the command, on every exit path of a test.
+/// then the command, on every exit path of a test. The collected output (`mark`, `wait_for`,
+/// `wait_out`, `wait_message`, `texts`, `transcript`, ...) is that of [`Process`].
 pub struct Session {
-    child: Child,
-    shared: Arc<Shared>,
-    started: Instant,
-    exited: Option<ExitStatus>,
+    process: Process,
     program: String,
 }
 
+hotswap_testkit::deref_to_process!(Session, process);
+
 impl Session {
-    fn spawn(program: &str, mut command: Command) -> Session {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // If this test process dies without running destructors, the command dies with it.
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("cannot start cargo-hotswap");
-        let shared = Arc::new(Shared::default());
-        shared.collected.lock().unwrap().open = 2;
-        read_lines(
-            Arc::clone(&shared),
-            Stream::Out,
-            child.stdout.take().unwrap(),
-        );
-        read_lines(
-            Arc::clone(&shared),
-            Stream::Err,
-            child.stderr.take().unwrap(),
-        );
+    fn spawn(program: &str, command: Command) -> Session {
         Session {
-            child,
-            shared,
-            started: Instant::now(),
-            exited: None,
+            process: support::spawn_cli(command, 60, 200),
             program: program.to_owned(),
         }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The number of lines so far; lines from here on are "new".
-    pub fn mark(&self) -> usize {
-        self.shared.collected.lock().unwrap().lines.len()
-    }
-
-    /// Lines of `stream` from `since` on.
-    pub fn texts(&self, stream: Stream, since: usize) -> Vec<(usize, String)> {
-        let collected = self.shared.collected.lock().unwrap();
-        collected.lines[since.min(collected.lines.len())..]
-            .iter()
-            .filter(|line| line.stream == stream)
-            .map(|line| (line.seq, line.text.clone()))
-            .collect()
-    }
-
-    /// Waits for a line numbered `since` or later that `matches`; panics with the transcript if
-    /// `timeout` passes or the output closes first.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&Line) -> bool,
-    ) -> Line {
-        let deadline = Instant::now() + timeout;
-        let mut collected = self.shared.collected.lock().unwrap();
-        let mut next = since;
-        loop {
-            while next < collected.lines.len() {
-                if matches(&collected.lines[next]) {
-                    return collected.lines[next].clone();
-                }
-                next += 1;
-            }
-            let now = Instant::now();
-            if collected.open == 0 || now >= deadline {
-                let why = if collected.open == 0 {
-                    "the output closed".to_owned()
-                } else {
-                    format!("{timeout:?} passed")
-                };
-                drop(collected);
-                panic!(
-                    "waited for {what} since line {since}, but {why}\n{}",
-                    self.transcript()
-                );
-            }
-            collected = self
-                .shared
-                .changed
-                .wait_timeout(collected, deadline - now)
-                .unwrap()
-                .0;
-        }
-    }
-
-    /// Waits for a line of the program's stdout.
-    pub fn wait_out(
-        &self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&str) -> bool,
-    ) -> Line {
-        self.wait_for(what, since, timeout, |line| {
-            line.stream == Stream::Out && matches(&line.text)
-        })
-    }
-
-    /// Waits for a message of the command (`[hotswap] ` is added to `prefix`).
-    pub fn wait_message(&self, prefix: &str, since: usize, timeout: Duration) -> Line {
-        let prefix = format!("[hotswap] {prefix}");
-        self.wait_for(&format!("`{prefix}`"), since, timeout, |line| {
-            line.stream == Stream::Err && line.text.starts_with(&prefix)
-        })
     }
 
     /// Waits for `[hotswap] started `program` (pid N) after a ... build` and returns N.
@@ -536,27 +351,7 @@ impl Session {
     /// Ends the session as a user does (Ctrl-C) and checks what that promises: the command
     /// exits with the program's exit code (`expected_code`), and the program is gone.
     pub fn interrupt_and_check(&mut self, app_pid: u32, expected_code: i32) {
-        signal(self.pid(), libc::SIGINT);
-        let deadline = Instant::now() + OUTPUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.exited = Some(status);
-                break status;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "cargo-hotswap did not exit within {OUTPUT:?} of Ctrl-C\n{}",
-                    self.transcript()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert_eq!(
-            status.code(),
-            Some(expected_code),
-            "cargo-hotswap should exit with the program's exit code\n{}",
-            self.transcript()
-        );
+        support::interrupt_and_wait(self, expected_code);
         assert!(
             support::wait_gone(app_pid, OUTPUT),
             "the program (pid {app_pid}) still runs after the command exited"
@@ -568,93 +363,19 @@ impl Session {
             private.display()
         );
     }
-
-    /// Everything collected, for failure messages (the middle of a long run is elided).
-    pub fn transcript(&self) -> String {
-        let collected = self.shared.collected.lock().unwrap();
-        let lines = &collected.lines;
-        let mut text = String::from("--- output of cargo-hotswap and the program ---\n");
-        let skip_to = lines.len().saturating_sub(200);
-        for (index, line) in lines.iter().enumerate() {
-            // Keep the command's own messages, drop the program's chatter in the middle.
-            if (60..skip_to).contains(&index) && line.stream == Stream::Out {
-                continue;
-            }
-            let at = line
-                .at
-                .saturating_duration_since(self.started)
-                .as_secs_f64();
-            let stream = match line.stream {
-                Stream::Out => "out",
-                Stream::Err => "err",
-            };
-            text.push_str(&format!("{index:5} {at:8.3}s {stream}| {}\n", line.text));
-        }
-        text.push_str("--- end ---");
-        text
-    }
-
-    fn app_pids(&self) -> Vec<u32> {
-        let prefix = format!("[hotswap] started `{}` (pid ", self.program);
-        self.texts(Stream::Err, 0)
-            .into_iter()
-            .filter_map(|(_, text)| text.strip_prefix(&prefix)?.split(')').next()?.parse().ok())
-            .collect()
-    }
-
-    /// Whether process `pid` runs this session's program (so a reused pid is never hit).
-    fn is_app(&self, pid: u32) -> bool {
-        std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .and_then(|exe| Some(exe.file_name()?.to_str()?.starts_with(&self.program)))
-            .unwrap_or(false)
-    }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if std::env::var_os("HOTSWAP_E2E_TRANSCRIPT").is_some() {
-            eprintln!("{}", self.transcript());
-        }
-        for pid in self.app_pids() {
-            if is_running(pid) && self.is_app(pid) {
+        self.print_transcript_if_asked();
+        // Only a process that runs this session's program (so a reused pid is never hit); the
+        // command itself is killed when `process` drops (unless it was waited for).
+        for pid in started_pids(&self.process, &self.program) {
+            if is_running(pid) && runs_executable(pid, &self.program) {
                 signal(pid, libc::SIGKILL);
             }
         }
-        if self.exited.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
-}
-
-fn read_lines(shared: Arc<Shared>, stream: Stream, pipe: impl Read + Send + 'static) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buffer)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    let mut collected = shared.collected.lock().unwrap();
-                    let seq = collected.lines.len();
-                    collected.lines.push(Line {
-                        seq,
-                        stream,
-                        at: Instant::now(),
-                        text,
-                    });
-                    shared.changed.notify_all();
-                }
-            }
-        }
-        shared.collected.lock().unwrap().open -= 1;
-        shared.changed.notify_all();
-    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,15 +20,24 @@
 
 pub mod swaps;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hotswap::protocol::{ToApp, ToCli};
+use hotswap_testkit::{Options, Process, Transcript};
+
+// The repository, the private directories, and one test at a time: `serial` takes the same lock
+// as `tests/support`, so these tests (or the soak's build) never build or run at the same time
+// as the other end-to-end tests of this crate, from this process or another.
+#[allow(unused_imports)]
+pub use hotswap_testkit::{
+    e2e_target_dir, files_in, hotswap_dir, private_base, serial, uid, workspace_root, Line, Serial,
+    Stream,
+};
 
 /// A build of a scratch workspace (the first one compiles `hotswap` and its dependencies).
 pub const BUILD: Duration = Duration::from_secs(900);
@@ -36,43 +45,6 @@ pub const BUILD: Duration = Duration::from_secs(900);
 pub const OUTPUT: Duration = Duration::from_secs(60);
 /// The program's answer to a patch message.
 pub const ANSWER: Duration = Duration::from_secs(120);
-
-/// The repository root.
-pub fn workspace_root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    root.canonicalize().unwrap_or(root)
-}
-
-/// The `hotswap` crate, for the scratch workspace's path dependencies.
-pub fn hotswap_dir() -> PathBuf {
-    workspace_root().join("crates").join("hotswap")
-}
-
-/// The target directory shared by every end-to-end build.
-pub fn e2e_target_dir() -> PathBuf {
-    workspace_root().join("target").join("e2e")
-}
-
-/// `<tmp>/hotswap-<uid>`: where programs keep their private (staging) directories.
-pub fn private_base() -> PathBuf {
-    std::env::temp_dir().join(format!("hotswap-{}", uid()))
-}
-
-pub fn uid() -> u32 {
-    // SAFETY: getuid has no preconditions.
-    unsafe { libc::getuid() }
-}
-
-/// The names of the files in `dir` (none if it does not exist).
-pub fn files_in(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
 
 /// A fresh token, as `cargo hotswap run` makes one per session.
 pub fn token(salt: &str) -> String {
@@ -83,76 +55,16 @@ pub fn token(salt: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// One test at a time
-// ---------------------------------------------------------------------------------------------
-
-/// Held while a test (or the soak's build) runs. The same lock file as `tests/support`, so these
-/// tests never build or run at the same time as the other end-to-end tests of this crate, from
-/// this process or another.
-pub struct Serial {
-    _file: std::fs::File,
-    _guard: MutexGuard<'static, ()>,
-}
-
-pub fn serial() -> Serial {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = e2e_target_dir();
-    std::fs::create_dir_all(&dir).expect("cannot create the shared target directory");
-    let path = dir.join("cargo-hotswap-e2e.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|err| panic!("cannot open {}: {err}", path.display()));
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; released when the file is closed.
-    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let err = std::io::Error::last_os_error();
-        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "flock: {err}");
-    }
-    Serial {
-        _file: file,
-        _guard: guard,
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The scratch workspace
 // ---------------------------------------------------------------------------------------------
 
 /// `cargo` in `dir`, with the shared target directory and an environment cleaned of what the
-/// outer `cargo test` (or the developer's shell) set that would change the build.
+/// outer `cargo test` (or the developer's shell) set that would change the build (here also its
+/// jobserver and compiler wrapper).
 pub fn cargo(dir: &Path) -> Command {
-    let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(program);
-    command.current_dir(dir);
-    for name in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET_DIR",
-        "CARGO_BUILD_BUILD_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-        "MAKEFLAGS",
-        "MFLAGS",
-        "RUSTC_WRAPPER",
-        "HOTSWAP_ROLE",
-        "HOTSWAP_BUILD_TOKEN",
-        "HOTSWAP_CONTROL",
-        "HOTSWAP_LIB_DIR",
-        "HOTSWAP_LOG",
-    ] {
-        command.env_remove(name);
-    }
-    command
-        .env("CARGO_TARGET_DIR", e2e_target_dir())
-        .env("CARGO_TERM_COLOR", "never")
-        .env("CARGO_TERM_PROGRESS_WHEN", "never");
+    let mut command = hotswap_testkit::cargo(dir);
+    hotswap_testkit::remove_env(&mut command, hotswap_testkit::JOBSERVER_ENV);
+    hotswap_testkit::remove_env(&mut command, &["RUSTC_WRAPPER", "HOTSWAP_ROLE"]);
     command
 }
 
@@ -258,10 +170,9 @@ impl HotWorkspace {
     /// `main_rs` is the program (`GAME` in it is replaced by the hot crate's name), `game_rs` the
     /// first version of the hot crate. `release` builds everything with `--release`.
     pub fn new(prefix: &str, main_rs: &str, game_rs: &str, release: bool) -> HotWorkspace {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{prefix}-"))
-            .tempdir()
-            .expect("cannot create a temporary directory");
+        // The repository's lock file: the same dependency versions, already downloaded, and
+        // compiled once in the shared target directory.
+        let dir = hotswap_testkit::scratch_dir(&format!("{prefix}-"));
         let ws = HotWorkspace {
             dir,
             app: format!("{prefix}_app"),
@@ -269,16 +180,7 @@ impl HotWorkspace {
             other: format!("{prefix}_other"),
             release,
         };
-        // The repository's lock file: the same dependency versions, already downloaded, and
-        // compiled once in the shared target directory.
-        let lock = workspace_root().join("Cargo.lock");
-        if lock.exists() {
-            std::fs::copy(&lock, ws.path().join("Cargo.lock")).expect("copy Cargo.lock");
-        }
-        let hotswap = format!(
-            "hotswap = {{ path = {:?}, features = [\"hot\"] }}",
-            hotswap_dir().display().to_string()
-        );
+        let hotswap = hotswap_testkit::hotswap_dependency(&["hot"]);
         ws.write(
             "Cargo.toml",
             "[workspace]\nresolver = \"2\"\nmembers = [\"app\", \"game\", \"other\"]\n",
@@ -328,10 +230,7 @@ impl HotWorkspace {
     }
 
     pub fn write(&self, relative: &str, contents: &str) {
-        let path = self.path().join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, contents)
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+        hotswap_testkit::write_file(&self.path().join(relative), contents);
     }
 
     /// `cargo build -p <package>` with `HOTSWAP_BUILD_TOKEN=<token>`; the artifacts of
@@ -402,50 +301,14 @@ impl HotWorkspace {
 // A running program
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    Out,
-    Err,
-}
-
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub seq: usize,
-    pub stream: Stream,
-    pub at: Instant,
-    pub text: String,
-}
-
-impl Line {
-    pub fn is_out(&self) -> bool {
-        self.stream == Stream::Out
-    }
-    pub fn is_err(&self) -> bool {
-        self.stream == Stream::Err
-    }
-}
-
-#[derive(Default)]
-struct Collected {
-    lines: Vec<Line>,
-    open: usize,
-}
-
-#[derive(Default)]
-struct Shared {
-    collected: Mutex<Collected>,
-    changed: Condvar,
-}
-
-/// A child process with its stdout and stderr collected by reader threads. Dropping it kills
-/// the child.
+/// A child process with its stdout and stderr collected by reader threads, and its stdin piped.
+/// Dropping it kills the child. The collected output (`mark`, `lines`, `wait_for`, `transcript`,
+/// `send_stdin`, `wait_exit`, ...) is that of [`Process`].
 pub struct Running {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    shared: Arc<Shared>,
-    started: Instant,
+    process: Process,
 }
+
+hotswap_testkit::deref_to_process!(Running, process);
 
 impl Running {
     /// Starts `executable` as a hot-mode program: `control` in `HOTSWAP_CONTROL` (unless
@@ -475,97 +338,21 @@ impl Running {
         )
     }
 
-    pub fn spawn(name: String, mut command: Command) -> Running {
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // If this process dies without running destructors, the child dies with it.
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {name}: {err}"));
-        let shared = Arc::new(Shared::default());
-        shared.collected.lock().unwrap().open = 2;
-        read_lines(
-            Arc::clone(&shared),
-            Stream::Out,
-            child.stdout.take().unwrap(),
-        );
-        read_lines(
-            Arc::clone(&shared),
-            Stream::Err,
-            child.stderr.take().unwrap(),
-        );
-        let stdin = child.stdin.take();
+    /// Starts `command` with stdin piped; if this process dies without running destructors, the
+    /// child dies with it.
+    pub fn spawn(name: String, command: Command) -> Running {
+        let style = Transcript {
+            head: 100,
+            tail: 300,
+            keep_stderr: false,
+            numbered: true,
+        };
+        let options = Options {
+            stdin: true,
+            die_with_test: true,
+        };
         Running {
-            name,
-            child,
-            stdin,
-            shared,
-            started: Instant::now(),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The number of lines so far; lines from here on are "new".
-    pub fn mark(&self) -> usize {
-        self.shared.collected.lock().unwrap().lines.len()
-    }
-
-    pub fn lines(&self) -> Vec<Line> {
-        self.shared.collected.lock().unwrap().lines.clone()
-    }
-
-    /// Waits for a line numbered `since` or later that `matches`; panics with the transcript if
-    /// `timeout` passes or the output closes first.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&Line) -> bool,
-    ) -> Line {
-        let deadline = Instant::now() + timeout;
-        let mut collected = self.shared.collected.lock().unwrap();
-        let mut next = since;
-        loop {
-            while next < collected.lines.len() {
-                if matches(&collected.lines[next]) {
-                    return collected.lines[next].clone();
-                }
-                next += 1;
-            }
-            let now = Instant::now();
-            if collected.open == 0 || now >= deadline {
-                let why = if collected.open == 0 {
-                    "its output closed".to_owned()
-                } else {
-                    format!("{timeout:?} passed")
-                };
-                drop(collected);
-                panic!(
-                    "waited for {what} from {} since line {since}, but {why}\n{}",
-                    self.name,
-                    self.transcript()
-                );
-            }
-            collected = self
-                .shared
-                .changed
-                .wait_timeout(collected, deadline - now)
-                .unwrap()
-                .0;
+            process: Process::spawn(&name, command, options, &format!("output of {name}"), style),
         }
     }
 
@@ -585,107 +372,12 @@ impl Running {
             |line| line.is_err() && line.text.contains(text),
         )
     }
-
-    /// Writes `text` to the child's stdin.
-    pub fn send_stdin(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is piped");
-        stdin.write_all(text.as_bytes()).expect("write to stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    /// Closes the child's stdin (it reads end of file).
-    pub fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// Whether the child still runs.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits for the child to exit; panics with the transcript after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{} did not exit within {timeout:?}\n{}",
-                    self.name,
-                    self.transcript()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Everything collected, for failure messages (the middle of a long run is elided).
-    pub fn transcript(&self) -> String {
-        let collected = self.shared.collected.lock().unwrap();
-        let lines = &collected.lines;
-        let mut text = format!("--- output of {} ---\n", self.name);
-        let skip_to = lines.len().saturating_sub(300);
-        for (index, line) in lines.iter().enumerate() {
-            if (100..skip_to).contains(&index) {
-                if index == 100 {
-                    text.push_str(&format!("[... {} lines ...]\n", skip_to - 100));
-                }
-                continue;
-            }
-            let at = line
-                .at
-                .saturating_duration_since(self.started)
-                .as_secs_f64();
-            let stream = match line.stream {
-                Stream::Out => "out",
-                Stream::Err => "err",
-            };
-            text.push_str(&format!("{index:5} {at:8.3}s {stream}| {}\n", line.text));
-        }
-        text.push_str("--- end ---");
-        text
-    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if std::env::var_os("HOTSWAP_E2E_TRANSCRIPT").is_some() {
-            eprintln!("{}", self.transcript());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.print_transcript_if_asked();
     }
-}
-
-fn read_lines(shared: Arc<Shared>, stream: Stream, pipe: impl Read + Send + 'static) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buffer)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    let mut collected = shared.collected.lock().unwrap();
-                    let seq = collected.lines.len();
-                    collected.lines.push(Line {
-                        seq,
-                        stream,
-                        at: Instant::now(),
-                        text,
-                    });
-                    shared.changed.notify_all();
-                }
-            }
-        }
-        shared.collected.lock().unwrap().open -= 1;
-        shared.changed.notify_all();
-    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,13 +7,18 @@
 //! dependencies (hotswap, log, strsim, ...) compile once for all tests and runs. Scratch crates
 //! sharing that directory get names unique to their test.
 
-#![allow(dead_code)] // each test uses a different part of this module
+#![allow(dead_code, unused_imports)] // each test uses a different part of this module
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use hotswap_testkit::{parent_of, runs_executable, Options, Process, Transcript};
+
+pub use hotswap_testkit::{
+    e2e_target_dir, files_in, hotswap_dir, is_running, private_base, serial, signal, wait_gone,
+    workspace_root, Line, Serial, Stream,
+};
 
 /// The first build of a scratch app (on a cold target directory it compiles every dependency).
 pub const FIRST_BUILD: Duration = Duration::from_secs(600);
@@ -24,110 +29,91 @@ pub const PATCH: Duration = Duration::from_secs(90);
 /// Output of a running program.
 pub const OUTPUT: Duration = Duration::from_secs(30);
 
-/// Held while a test runs: the tests share one target directory (and their scratch crates'
-/// names, so two runs of this file must not overlap) and a loaded 2-core machine; one at a time,
-/// a build never waits for another test's build lock.
-pub struct Serial {
-    _file: std::fs::File,
-    _guard: MutexGuard<'static, ()>,
+/// A private copy of `cargo-hotswap` in a temporary directory named `<prefix>...`: `cargo build`
+/// elsewhere in this repository may replace target/debug/cargo-hotswap while a test runs, and the
+/// command hands its own path to cargo (as RUSTC_WRAPPER and linker), which must stay valid for
+/// the whole test.
+pub fn private_tool(prefix: &str) -> tempfile::TempDir {
+    let tool = hotswap_testkit::temp_dir(prefix);
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_cargo-hotswap"),
+        tool.path().join("cargo-hotswap"),
+    )
+    .expect("cannot copy cargo-hotswap");
+    tool
 }
 
-/// Waits until no other test, of this process or of another run of these tests, runs.
-pub fn serial() -> Serial {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let guard = LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let dir = e2e_target_dir();
-    std::fs::create_dir_all(&dir).expect("cannot create the shared target directory");
-    let path = dir.join("cargo-hotswap-e2e.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .unwrap_or_else(|err| panic!("cannot open {}: {err}", path.display()));
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a file descriptor we own; released when the file is closed.
-    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        let err = std::io::Error::last_os_error();
-        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "flock: {err}");
-    }
-    Serial {
-        _file: file,
-        _guard: guard,
-    }
+/// `<tool>/cargo-hotswap` in `dir`, with the shared target directory and an environment cleaned
+/// of what the outer `cargo test` set that would change the build (and of `extra_env`).
+pub fn cli_command(tool: &Path, dir: &Path, extra_env: &[&str]) -> Command {
+    let mut command = Command::new(tool.join("cargo-hotswap"));
+    command.current_dir(dir);
+    hotswap_testkit::remove_env(&mut command, hotswap_testkit::BUILD_ENV);
+    hotswap_testkit::remove_env(&mut command, hotswap_testkit::JOBSERVER_ENV);
+    hotswap_testkit::remove_env(&mut command, &["HOTSWAP_ROLE", "HOTSWAP_WARNINGS"]);
+    hotswap_testkit::remove_env(&mut command, extra_env);
+    command
+        .env("CARGO_TARGET_DIR", e2e_target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env("NO_COLOR", "1");
+    command
 }
 
-/// The repository root.
-pub fn workspace_root() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    root.canonicalize().unwrap_or(root)
+/// Starts the command, which dies with the test process if that dies without running
+/// destructors (and the program, whose stdout then closes, on its next line). Failure messages
+/// show the first `head` and the last `tail` lines of a long run, and in between the command's
+/// own messages (the program's chatter there is dropped).
+pub fn spawn_cli(command: Command, head: usize, tail: usize) -> Process {
+    let style = Transcript {
+        head,
+        tail,
+        keep_stderr: true,
+        numbered: true,
+    };
+    Process::spawn(
+        "cargo-hotswap",
+        command,
+        Options {
+            stdin: false,
+            die_with_test: true,
+        },
+        "output of cargo-hotswap and the program",
+        style,
+    )
 }
 
-/// The `hotswap` crate, for the scratch app's path dependency.
-pub fn hotswap_dir() -> PathBuf {
-    workspace_root().join("crates").join("hotswap")
+/// Sends SIGINT to the command (as Ctrl-C in its terminal would, minus the program), waits for
+/// it to exit, and checks it exits with the program's exit code (`expected_code`).
+pub fn interrupt_and_wait(cli: &mut Process, expected_code: i32) {
+    signal(cli.pid(), libc::SIGINT);
+    let status = cli.wait_exit(OUTPUT);
+    assert_eq!(
+        status.code(),
+        Some(expected_code),
+        "cargo-hotswap should exit with the program's exit code\n{}",
+        cli.transcript()
+    );
 }
 
-/// The target directory shared by every scratch app.
-pub fn e2e_target_dir() -> PathBuf {
-    workspace_root().join("target").join("e2e")
+/// The pids of the `started `program` (pid N)` lines of the command.
+pub fn started_pids(cli: &Process, program: &str) -> Vec<u32> {
+    let prefix = format!("[hotswap] started `{program}` (pid ");
+    cli.texts(Stream::Err, 0)
+        .into_iter()
+        .filter_map(|(_, text)| text.strip_prefix(&prefix)?.split(')').next()?.parse().ok())
+        .collect()
 }
 
-/// `<tmp>/hotswap-<uid>`: where the command and the program keep their private directories.
-pub fn private_base() -> PathBuf {
-    // SAFETY: getuid has no preconditions.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("hotswap-{uid}"))
-}
-
-/// The names of the files in `dir` (none if it does not exist).
-pub fn files_in(dir: &Path) -> Vec<String> {
-    match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Whether process `pid` still runs (a zombie does not).
-pub fn is_running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name, which is in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-/// Waits until process `pid` no longer runs; false if it still runs after `timeout`.
-pub fn wait_gone(pid: u32, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while is_running(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
-pub fn signal(pid: u32, signal: i32) {
-    // SAFETY: sending a signal has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid as i32, signal);
-    }
+/// Whether `line` is the first outcome the command reports for a save: a line starting with
+/// `patched` (the expected `[hotswap] <crate>: patched ...`), or a refusal, a compile error, the
+/// last good code kept, or a restart; waiting for any of them makes a wrong outcome fail at once.
+pub fn is_save_outcome(line: &Line, patched: &str) -> bool {
+    line.stream == Stream::Err
+        && (line.text.starts_with(patched)
+            || line.text.contains("refused the patch")
+            || line.text.contains("does not compile")
+            || line.text.contains("keeps running the last good code")
+            || line.text.starts_with("[hotswap] restarting "))
 }
 
 /// The value after `key=` in `text`, up to the next space.
@@ -256,22 +242,11 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new(prefix: &str) -> Scratch {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{prefix}-"))
-            .tempdir()
-            .expect("cannot create a temporary directory");
-        // Run a copy of the command: `cargo build` elsewhere in this repository may replace
-        // target/debug/cargo-hotswap while a test runs, and the command hands its own path to
-        // cargo (as RUSTC_WRAPPER and linker), which must stay valid for the whole test.
-        let tool = tempfile::Builder::new()
-            .prefix(&format!("{prefix}-tool-"))
-            .tempdir()
-            .expect("cannot create a temporary directory");
-        std::fs::copy(
-            env!("CARGO_BIN_EXE_cargo-hotswap"),
-            tool.path().join("cargo-hotswap"),
-        )
-        .expect("cannot copy cargo-hotswap");
+        // The repository's lock file: the same dependency versions as the repository, already
+        // downloaded, and compiled once in the shared target directory.
+        let dir = hotswap_testkit::scratch_dir(&format!("{prefix}-"));
+        // Run a copy of the command (see `private_tool`).
+        let tool = private_tool(&format!("{prefix}-tool-"));
         let app = format!("{prefix}_app");
         let game = format!("{prefix}_game");
         let scratch = Scratch {
@@ -280,12 +255,6 @@ impl Scratch {
             app,
             game,
         };
-        // The repository's lock file: the same dependency versions as the repository, already
-        // downloaded, and compiled once in the shared target directory.
-        let lock = workspace_root().join("Cargo.lock");
-        if lock.exists() {
-            std::fs::copy(&lock, scratch.path().join("Cargo.lock")).expect("copy Cargo.lock");
-        }
         scratch.write(
             "Cargo.toml",
             "[workspace]\nresolver = \"2\"\nmembers = [\"app\", \"game\"]\n",
@@ -321,10 +290,7 @@ impl Scratch {
 
     /// Writes a file as a plain (non-atomic) write; for the initial files only.
     fn write(&self, relative: &str, contents: &str) {
-        let path = self.path().join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, contents)
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+        hotswap_testkit::write_file(&self.path().join(relative), contents);
     }
 
     pub fn read(&self, relative: &str) -> String {
@@ -335,13 +301,7 @@ impl Scratch {
     /// (which the command ignores), then renamed over the original, so the command never sees
     /// a half-written file.
     pub fn save(&self, relative: &str, contents: &str) {
-        let path = self.path().join(relative);
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let temp = path.with_file_name(format!(".{name}.e2e-tmp"));
-        std::fs::write(&temp, contents)
-            .unwrap_or_else(|err| panic!("cannot write {}: {err}", temp.display()));
-        std::fs::rename(&temp, &path)
-            .unwrap_or_else(|err| panic!("cannot rename to {}: {err}", path.display()));
+        hotswap_testkit::save_file(&self.path().join(relative), contents);
     }
 
     /// Saves a new version of the hot crate's `src/lib.rs`.
@@ -352,31 +312,8 @@ impl Scratch {
     /// `cargo-hotswap <args>` in the workspace, with the shared target directory and an
     /// environment cleaned of what the outer `cargo test` set that would change the build.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(self.tool.path().join("cargo-hotswap"));
-        command.args(args).current_dir(self.path());
-        for name in [
-            "RUSTFLAGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "CARGO_BUILD_RUSTFLAGS",
-            "CARGO_BUILD_TARGET_DIR",
-            "CARGO_BUILD_BUILD_DIR",
-            "CARGO_BUILD_TARGET",
-            "CARGO_MAKEFLAGS",
-            "MAKEFLAGS",
-            "MFLAGS",
-            "HOTSWAP_ROLE",
-            "HOTSWAP_BUILD_TOKEN",
-            "HOTSWAP_CONTROL",
-            "HOTSWAP_LIB_DIR",
-            "HOTSWAP_LOG",
-            "HOTSWAP_WARNINGS",
-        ] {
-            command.env_remove(name);
-        }
-        command
-            .env("CARGO_TARGET_DIR", e2e_target_dir())
-            .env("CARGO_TERM_COLOR", "never")
-            .env("NO_COLOR", "1");
+        let mut command = cli_command(self.tool.path(), self.path(), &[]);
+        command.args(args);
         command
     }
 
@@ -395,45 +332,16 @@ impl Scratch {
 // The running command
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    /// The program's stdout (the command passes it through).
-    Out,
-    /// The command's messages (and the program's stderr).
-    Err,
-}
-
-/// One line, numbered in the order the reader threads received them. Lines of one stream keep
-/// their order; between the two streams the order is only approximate.
-#[derive(Clone, Debug)]
-pub struct Line {
-    pub seq: usize,
-    pub stream: Stream,
-    pub at: Instant,
-    pub text: String,
-}
-
-#[derive(Default)]
-struct Collected {
-    lines: Vec<Line>,
-    open: usize,
-}
-
-#[derive(Default)]
-struct Shared {
-    collected: Mutex<Collected>,
-    changed: Condvar,
-}
-
 /// `cargo-hotswap run` on a scratch app. Dropping it kills the programs it started (their pids
-/// come from its `started` lines) and then the command, on every exit path of a test.
+/// come from its `started` lines) and then the command, on every exit path of a test. The
+/// collected output (`mark`, `wait_for`, `wait_out`, `wait_message`, `transcript`, ...) is that
+/// of [`Process`].
 pub struct Cli {
-    child: Child,
-    shared: Arc<Shared>,
-    started: Instant,
-    exited: Option<ExitStatus>,
+    process: Process,
     app_name: String,
 }
+
+hotswap_testkit::deref_to_process!(Cli, process);
 
 /// A `started `app` (pid N)` line.
 pub struct Started {
@@ -442,131 +350,16 @@ pub struct Started {
 }
 
 impl Cli {
-    fn spawn(scratch: &Scratch, mut command: Command) -> Cli {
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // If this test process dies without running destructors, the command dies with it
-        // (and the program, whose stdout then closes, on its next line).
-        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().expect("cannot start cargo-hotswap");
-        let shared = Arc::new(Shared::default());
-        shared.collected.lock().unwrap().open = 2;
-        read_lines(
-            Arc::clone(&shared),
-            Stream::Out,
-            child.stdout.take().unwrap(),
-        );
-        read_lines(
-            Arc::clone(&shared),
-            Stream::Err,
-            child.stderr.take().unwrap(),
-        );
+    fn spawn(scratch: &Scratch, command: Command) -> Cli {
         Cli {
-            child,
-            shared,
-            started: Instant::now(),
-            exited: None,
+            process: spawn_cli(command, 100, 300),
             app_name: scratch.app.clone(),
         }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// The command's private directory, `<tmp>/hotswap-<uid>/cli-<pid>`.
     pub fn private_dir(&self) -> PathBuf {
         private_base().join(format!("cli-{}", self.pid()))
-    }
-
-    /// The number of lines so far; lines from here on are "new".
-    pub fn mark(&self) -> usize {
-        self.shared.collected.lock().unwrap().lines.len()
-    }
-
-    pub fn lines(&self) -> Vec<Line> {
-        self.shared.collected.lock().unwrap().lines.clone()
-    }
-
-    /// Lines of `stream` from `since` on.
-    pub fn texts(&self, stream: Stream, since: usize) -> Vec<(usize, String)> {
-        let collected = self.shared.collected.lock().unwrap();
-        collected.lines[since.min(collected.lines.len())..]
-            .iter()
-            .filter(|line| line.stream == stream)
-            .map(|line| (line.seq, line.text.clone()))
-            .collect()
-    }
-
-    /// Waits for a line numbered `since` or later that `matches`; panics with the transcript if
-    /// `timeout` passes or the output closes first.
-    pub fn wait_for(
-        &self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&Line) -> bool,
-    ) -> Line {
-        let deadline = Instant::now() + timeout;
-        let mut collected = self.shared.collected.lock().unwrap();
-        let mut next = since;
-        loop {
-            while next < collected.lines.len() {
-                if matches(&collected.lines[next]) {
-                    return collected.lines[next].clone();
-                }
-                next += 1;
-            }
-            let now = Instant::now();
-            if collected.open == 0 || now >= deadline {
-                let why = if collected.open == 0 {
-                    "the output closed".to_owned()
-                } else {
-                    format!("{timeout:?} passed")
-                };
-                drop(collected);
-                panic!(
-                    "waited for {what} since line {since}, but {why}\n{}",
-                    self.transcript()
-                );
-            }
-            collected = self
-                .shared
-                .changed
-                .wait_timeout(collected, deadline - now)
-                .unwrap()
-                .0;
-        }
-    }
-
-    /// Waits for a line of the program's stdout.
-    pub fn wait_out(
-        &self,
-        what: &str,
-        since: usize,
-        timeout: Duration,
-        mut matches: impl FnMut(&str) -> bool,
-    ) -> Line {
-        self.wait_for(what, since, timeout, |line| {
-            line.stream == Stream::Out && matches(&line.text)
-        })
-    }
-
-    /// Waits for a message of the command (`[hotswap] ` is added to `prefix`).
-    pub fn wait_message(&self, prefix: &str, since: usize, timeout: Duration) -> Line {
-        let prefix = format!("[hotswap] {prefix}");
-        self.wait_for(&format!("`{prefix}`"), since, timeout, |line| {
-            line.stream == Stream::Err && line.text.starts_with(&prefix)
-        })
     }
 
     /// Waits for `[hotswap] started `app` (pid N) after a ... build` and returns N.
@@ -602,24 +395,6 @@ impl Cli {
         signal(self.pid(), libc::SIGINT);
     }
 
-    /// Waits for the command to exit; panics with the transcript after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.exited = Some(status);
-                return status;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "cargo-hotswap did not exit within {timeout:?}\n{}",
-                    self.transcript()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// Ends the session as a user does (Ctrl-C) and checks what that promises: the command exits
     /// with the program's exit code (`expected_code`), the program is gone, and the command's
     /// private directory is gone with all its files.
@@ -630,14 +405,7 @@ impl Cli {
             "the command has no private directory at {} while it runs",
             private_dir.display()
         );
-        self.interrupt();
-        let status = self.wait_exit(OUTPUT);
-        assert_eq!(
-            status.code(),
-            Some(expected_code),
-            "cargo-hotswap should exit with the program's exit code\n{}",
-            self.transcript()
-        );
+        interrupt_and_wait(self, expected_code);
         assert!(
             !is_running(app_pid),
             "the program (pid {app_pid}) still runs after the command exited"
@@ -649,97 +417,21 @@ impl Cli {
             private_dir.display()
         );
     }
-
-    /// Everything collected, for failure messages (the middle of a long run is elided).
-    pub fn transcript(&self) -> String {
-        let collected = self.shared.collected.lock().unwrap();
-        let lines = &collected.lines;
-        let mut text = String::from("--- output of cargo-hotswap and the program ---\n");
-        let skip_to = lines.len().saturating_sub(300);
-        for (index, line) in lines.iter().enumerate() {
-            if (100..skip_to).contains(&index) {
-                // Keep the command's own messages, drop the program's chatter.
-                if line.stream == Stream::Out {
-                    continue;
-                }
-            }
-            let at = line
-                .at
-                .saturating_duration_since(self.started)
-                .as_secs_f64();
-            let stream = match line.stream {
-                Stream::Out => "out",
-                Stream::Err => "err",
-            };
-            text.push_str(&format!("{index:5} {at:8.3}s {stream}| {}\n", line.text));
-        }
-        text.push_str("--- end ---");
-        text
-    }
-
-    /// Whether process `pid` runs this test's program.
-    fn is_app(&self, pid: u32) -> bool {
-        std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .and_then(|exe| Some(exe.file_name()?.to_str()?.starts_with(&self.app_name)))
-            .unwrap_or(false)
-    }
-
-    fn app_pids(&self) -> Vec<u32> {
-        let prefix = format!("[hotswap] started `{}` (pid ", self.app_name);
-        self.texts(Stream::Err, 0)
-            .into_iter()
-            .filter_map(|(_, text)| text.strip_prefix(&prefix)?.split(')').next()?.parse().ok())
-            .collect()
-    }
 }
 
 impl Drop for Cli {
     fn drop(&mut self) {
-        if std::env::var_os("HOTSWAP_E2E_TRANSCRIPT").is_some() {
-            eprintln!("{}", self.transcript());
-        }
+        self.print_transcript_if_asked();
         // The programs first, while the command is still their parent; one the command left
-        // behind is recognised by its executable (so a pid reused meanwhile is never hit).
+        // behind is recognised by its executable (so a pid reused meanwhile is never hit). The
+        // command itself is killed when `process` drops (unless it was waited for).
         let me = self.pid();
-        for pid in self.app_pids() {
-            if is_running(pid) && (parent_of(pid) == Some(me) || self.is_app(pid)) {
+        for pid in started_pids(&self.process, &self.app_name) {
+            if is_running(pid)
+                && (parent_of(pid) == Some(me) || runs_executable(pid, &self.app_name))
+            {
                 signal(pid, libc::SIGKILL);
             }
         }
-        if self.exited.is_some() {
-            return;
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
-}
-
-fn read_lines(shared: Arc<Shared>, stream: Stream, pipe: impl Read + Send + 'static) {
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut buffer = Vec::new();
-        loop {
-            buffer.clear();
-            match reader.read_until(b'\n', &mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&buffer)
-                        .trim_end_matches(['\n', '\r'])
-                        .to_owned();
-                    let mut collected = shared.collected.lock().unwrap();
-                    let seq = collected.lines.len();
-                    collected.lines.push(Line {
-                        seq,
-                        stream,
-                        at: Instant::now(),
-                        text,
-                    });
-                    shared.changed.notify_all();
-                }
-            }
-        }
-        shared.collected.lock().unwrap().open -= 1;
-        shared.changed.notify_all();
-    });
 }
