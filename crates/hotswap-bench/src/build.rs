@@ -3,24 +3,54 @@
 //! Each tool gets its own scratch workspace in the run's temporary directory, written from
 //! `fixtures/`. All of them build into one shared target directory, `<repo>/target/bench`, so
 //! repeated runs are incremental and never take the lock of the repo's main target directory.
-//! Package names are unique across the scratch workspaces (`hsb_*`, `hlr_*`, `ss_*`), so their
-//! outputs never collect in the same file; each artifact is copied out right after its build.
+//! Package names are unique across the scratch workspaces (`hsb_*`, `hlr_*`, `ss_*`, `hse_*`,
+//! `hle_*`), so their outputs never collect in the same file; each artifact is copied out right
+//! after its build.
+//!
+//! Thin-patch rows have their host built by the real `cargo hotswap run` (into
+//! `<repo>/target/bench/hotswap`; the program it starts exits at once) and build their patches as
+//! it does for a save: the hot crate's recorded rustc command replayed after an edit of its
+//! source, then the rlib alone linked into a shared object with the CLI's own version script
+//! (`crates/cargo-hotswap/src/patch.rs`, read at compile time).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// Version requirements of the tools compared against (what their READMEs tell users to add).
 pub const HOT_LIB_RELOADER: &str = "0.8";
 pub const SUBSECOND: &str = "0.7";
 
-/// One scratch workspace.
+/// Dependencies of the heavy hot crate of the edit-to-effect rows: a web service's (over a
+/// hundred crates in the tree).
+const HEAVY_DEPENDENCIES: &str = r#"tokio = { version = "1", features = ["full"] }
+axum = { version = "0.8", features = ["ws", "multipart", "macros"] }
+tower-http = { version = "0.6", features = ["trace", "cors", "compression-gzip", "fs"] }
+tracing-subscriber = { version = "0.3", features = ["env-filter", "json"] }
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+"#;
+
+/// One scratch workspace (or, for `Cli`, the repository's own `cargo-hotswap`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Tool {
     Hotswap,
     HotLibReloader,
     Subsecond,
+    /// A hot crate with many `#[hot]` functions (generated) and its host.
+    Scale,
+    /// Edit-to-effect with `cargo hotswap run`: a hot crate and its host, small or heavy (one
+    /// workspace each: `cargo hotswap run` links every hot crate of the workspace into the
+    /// program, see BENCHMARKS.md).
+    EditSmall,
+    EditHeavy,
+    /// The same edits with hot-lib-reloader.
+    EditHlrSmall,
+    EditHlrHeavy,
+    /// `cargo-hotswap` itself, built from this repository.
+    Cli,
 }
 
 impl Tool {
@@ -29,16 +59,51 @@ impl Tool {
             Tool::Hotswap => "hotswap",
             Tool::HotLibReloader => "hot-lib-reloader",
             Tool::Subsecond => "subsecond",
+            Tool::Scale => "scale",
+            Tool::EditSmall => "edit-small",
+            Tool::EditHeavy => "edit-heavy",
+            Tool::EditHlrSmall => "edit-hlr-small",
+            Tool::EditHlrHeavy => "edit-hlr-heavy",
+            Tool::Cli => "cli",
         }
     }
 
-    fn files(self) -> &'static [(&'static str, &'static str)] {
+    /// The crate whose source a thin patch's edit changes, the file, and the line edited (to
+    /// `const MARK: u64 = N;`).
+    fn mark_line(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Tool::Hotswap => Some((
+                "hsb_add/src/lib.rs",
+                "const MARK: u64 = parse(option_env!(\"HSB_MARK\"));",
+            )),
+            Tool::Scale => Some(("hsb_scale/src/lib.rs", "const MARK: u64 = 0;")),
+            _ => None,
+        }
+    }
+
+    /// An edit-to-effect workspace of hot-lib-reloader.
+    pub fn is_hlr_edit(self) -> bool {
+        matches!(self, Tool::EditHlrSmall | Tool::EditHlrHeavy)
+    }
+
+    /// The hot crate of a thin-patch workspace.
+    pub fn hot_crate(self) -> &'static str {
+        match self {
+            Tool::Scale => "hsb_scale",
+            _ => "hsb_add",
+        }
+    }
+
+    /// Every file of the scratch workspace: (path relative to its root, text), placeholders
+    /// still in.
+    fn files(self, scale_functions: usize) -> Vec<(String, String)> {
         macro_rules! fixture {
             ($($path:literal),* $(,)?) => {
-                &[$(($path, include_str!(concat!("../fixtures/", $path)))),*]
+                vec![$(($path.to_string(), include_str!(concat!("../fixtures/", $path)).to_string())),*]
             };
         }
-        match self {
+        let prefix = format!("{}/", self.dir_name());
+        let mut files: Vec<(String, String)> = match self {
             Tool::Hotswap => fixture![
                 "hotswap/Cargo.toml.in",
                 "hotswap/hsb_add/Cargo.toml.in",
@@ -60,20 +125,177 @@ impl Tool {
                 "subsecond/ss_host/Cargo.toml.in",
                 "subsecond/ss_host/src/main.rs",
             ],
+            Tool::Scale => fixture![
+                "scale/Cargo.toml.in",
+                "scale/hsb_scale/Cargo.toml.in",
+                "scale/hsb_scale_host/Cargo.toml.in",
+                "scale/hsb_scale_host/src/main.rs",
+            ],
+            Tool::EditSmall | Tool::EditHeavy | Tool::EditHlrSmall | Tool::EditHlrHeavy => {
+                return edit_files(self)
+            }
+            Tool::Cli => return Vec::new(),
         }
+        .into_iter()
+        .map(|(path, text)| {
+            let relative = path
+                .strip_prefix(&prefix)
+                .expect("fixture paths start with the tool");
+            let relative = relative.strip_suffix(".in").unwrap_or(relative);
+            (relative.to_string(), text)
+        })
+        .collect();
+        let host = self.host();
+        files.push((format!("{host}/src/harness.rs"), HARNESS.to_string()));
+        if matches!(self, Tool::Hotswap | Tool::Scale) {
+            files.push((format!("{host}/src/channel.rs"), CHANNEL.to_string()));
+        }
+        if self == Tool::Scale {
+            files.push(("hsb_scale/src/lib.rs".into(), scale_lib(scale_functions)));
+        }
+        files
     }
 
-    /// The host package, which gets a copy of the shared harness.
-    fn host(self) -> &'static str {
+    /// The host package of a measuring workspace, which gets a copy of the shared harness.
+    pub fn host(self) -> &'static str {
         match self {
             Tool::Hotswap => "hsb_host",
             Tool::HotLibReloader => "hlr_host",
             Tool::Subsecond => "ss_host",
+            Tool::Scale => "hsb_scale_host",
+            _ => "",
         }
     }
 }
 
 const HARNESS: &str = include_str!("../fixtures/harness.rs");
+const CHANNEL: &str = include_str!("../fixtures/channel.rs");
+
+/// The CLI's patch builder, read for the version script it links patches with, so the bench's
+/// patches are linked exactly as the CLI next to it links them.
+const CLI_PATCH_RS: &str = include_str!("../../cargo-hotswap/src/patch.rs");
+
+/// The text of `const VERSION_SCRIPT: &str = "…";` in the CLI's patch.rs, if it has one.
+fn cli_version_script() -> Option<String> {
+    let start = CLI_PATCH_RS.find("const VERSION_SCRIPT: &str =")?;
+    let rest = CLI_PATCH_RS[start + "const VERSION_SCRIPT: &str =".len()..].trim_start();
+    let rest = rest.strip_prefix('"')?;
+    let mut text = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(text),
+            '\\' => match chars.next()? {
+                'n' => text.push('\n'),
+                't' => text.push('\t'),
+                '\n' => {
+                    // A line continuation: skip the next line's leading blanks.
+                    let skipped: String = chars.clone().take_while(|c| c.is_whitespace()).collect();
+                    for _ in 0..skipped.chars().count() {
+                        chars.next();
+                    }
+                }
+                other => text.push(other),
+            },
+            other => text.push(other),
+        }
+    }
+    None
+}
+
+/// `hsb_scale`'s source: `mark()` and `functions` functions `f{i}(x: u64) -> u64`, all `#[hot]`.
+fn scale_lib(functions: usize) -> String {
+    let mut text = format!(
+        "//! Generated by hotswap-bench: {functions} `#[hot]` functions and a build marker.\n\n\
+         /// Which build this is: the bench edits the line below for each thin patch.\n\
+         #[hotswap::hot]\npub fn mark() -> u64 {{\n    MARK\n}}\n\nconst MARK: u64 = 0;\n"
+    );
+    for i in 0..functions {
+        text.push_str(&format!(
+            "\n#[hotswap::hot]\npub fn f{i}(x: u64) -> u64 {{\n    x.wrapping_add({i})\n}}\n"
+        ));
+    }
+    text
+}
+
+/// An edit-to-effect workspace: a small or a heavy hot crate and its host, for hotswap (`hse_*`,
+/// run by `cargo hotswap run`) or hot-lib-reloader (`hle_*`, a `cdylib`).
+fn edit_files(tool: Tool) -> Vec<(String, String)> {
+    const SMALL: &str = include_str!("../fixtures/edit/small.rs");
+    const HEAVY: &str = include_str!("../fixtures/edit/heavy.rs");
+    const HOTSWAP_HOST: &str = include_str!("../fixtures/edit/hotswap_host.rs");
+    const HLR_HOST: &str = include_str!("../fixtures/edit/hlr_host.rs");
+    let hlr = tool.is_hlr_edit();
+    let prefix = if hlr { "hle" } else { "hse" };
+    let (size, source) = match tool {
+        Tool::EditSmall | Tool::EditHlrSmall => ("small", SMALL),
+        _ => ("heavy", HEAVY),
+    };
+    let package = |name: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n")
+    };
+    let mut members = Vec::new();
+    let mut files = Vec::new();
+    {
+        let lib = format!("{prefix}_{size}");
+        let host = format!("{lib}_host");
+        let mut manifest = package(&lib);
+        if hlr {
+            // hot-lib-reloader loads a library file; a `cdylib` is self-contained (no
+            // libstd-*.so to find at run time), as in its per-call rows.
+            manifest.push_str("\n[lib]\ncrate-type = [\"cdylib\"]\n");
+        }
+        manifest.push_str("\n[dependencies]\n");
+        if !hlr {
+            manifest.push_str("hotswap = { path = \"{{HOTSWAP}}\" }\n");
+        }
+        if size == "heavy" {
+            manifest.push_str(HEAVY_DEPENDENCIES);
+        }
+        if !hlr {
+            manifest.push_str(
+                "\n[lints.rust]\nunexpected_cfgs = { level = \"warn\", check-cfg = [\"cfg(hotswap)\"] }\n",
+            );
+        }
+        let attribute = if hlr {
+            "#[unsafe(no_mangle)]"
+        } else {
+            "#[hotswap::hot]"
+        };
+        files.push((format!("{lib}/Cargo.toml"), manifest));
+        files.push((
+            format!("{lib}/src/lib.rs"),
+            source.replace("{{HOT}}", attribute),
+        ));
+        let mut manifest = package(&host);
+        manifest.push_str("\n[dependencies]\n");
+        if hlr {
+            manifest.push_str("hot-lib-reloader = \"{{HLR_VERSION}}\"\n");
+        } else {
+            manifest.push_str(&format!("{lib} = {{ path = \"../{lib}\" }}\n"));
+        }
+        files.push((format!("{host}/Cargo.toml"), manifest));
+        files.push((
+            format!("{host}/src/main.rs"),
+            if hlr { HLR_HOST } else { HOTSWAP_HOST }.replace("{{CRATE}}", &lib),
+        ));
+        members.push(lib);
+        members.push(host);
+    }
+    files.push((
+        "Cargo.toml".into(),
+        format!(
+            "# Scratch workspace written by hotswap-bench (edit-to-effect rows).\n[workspace]\n\
+             resolver = \"2\"\nmembers = [{}]\n",
+            members
+                .iter()
+                .map(|m| format!("\"{m}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ));
+    files
+}
 
 /// A cargo profile of the scratch builds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -128,7 +350,11 @@ pub struct Artifact {
     pub profile: Profile,
     /// `--features hot` (hotswap only).
     pub hot: bool,
-    /// `HSB_MARK` at compile time: what the library's `mark()` returns.
+    /// Built as `cargo hotswap run` builds: a host through its rustc wrapper and linker, or a
+    /// thin patch (`library`) of its hot crate.
+    pub thin: bool,
+    /// `HSB_MARK` at compile time (or, for a thin patch, the `MARK` its edit writes): what the
+    /// library's `mark()` returns.
     pub mark: Option<u64>,
     /// A library (`lib<package>.so`) rather than an executable.
     pub library: bool,
@@ -136,11 +362,16 @@ pub struct Artifact {
 
 impl Artifact {
     pub fn host(tool: Tool, profile: Profile, hot: bool) -> Self {
+        Self::named(tool, tool.host(), profile, hot)
+    }
+
+    pub fn named(tool: Tool, package: &'static str, profile: Profile, hot: bool) -> Self {
         Artifact {
             tool,
-            package: tool.host(),
+            package,
             profile,
             hot,
+            thin: false,
             mark: None,
             library: false,
         }
@@ -152,9 +383,36 @@ impl Artifact {
             package,
             profile,
             hot: tool == Tool::Hotswap,
+            thin: false,
             mark: Some(mark),
             library: true,
         }
+    }
+
+    /// The host of `tool`'s workspace built as `cargo hotswap run` builds it.
+    pub fn thin_host(tool: Tool, profile: Profile) -> Self {
+        Artifact {
+            thin: true,
+            ..Self::host(tool, profile, false)
+        }
+    }
+
+    /// A thin patch of `tool`'s hot crate whose `mark()` returns `mark`.
+    pub fn thin_patch(tool: Tool, profile: Profile, mark: u64) -> Self {
+        Artifact {
+            tool,
+            package: tool.hot_crate(),
+            profile,
+            hot: false,
+            thin: true,
+            mark: Some(mark),
+            library: true,
+        }
+    }
+
+    /// The `cargo-hotswap` binary of this repository (release build).
+    pub fn cli() -> Self {
+        Self::named(Tool::Cli, "cargo-hotswap", Profile::O3, false)
     }
 
     fn file_name(&self) -> String {
@@ -171,6 +429,9 @@ impl Artifact {
         if self.hot {
             name.push_str("-hot");
         }
+        if self.thin {
+            name.push_str("-thin");
+        }
         if let Some(mark) = self.mark {
             name.push_str(&format!("-mark{mark}"));
         }
@@ -180,8 +441,42 @@ impl Artifact {
         name
     }
 
-    /// The cargo command, as run in the scratch workspace.
+    /// The command, as run in the scratch workspace.
     pub fn command(&self) -> String {
+        if self.tool == Tool::Cli {
+            return "cargo build --release -p cargo-hotswap --target-dir <repo>/target/bench/cli \
+                    (in the repository)"
+                .into();
+        }
+        if self.thin && self.library {
+            let (file, line) = self.tool.mark_line().unwrap_or(("?", "?"));
+            let mark = self.mark.unwrap_or(0);
+            return format!(
+                "edit {file}: `{line}` → `const MARK: u64 = {mark};`, replay {}'s recorded rustc \
+                 command, `cc -shared -Wl,-Bsymbolic-functions -Wl,-z,noexecstack{} -o PATCH \
+                 -Wl,--whole-archive lib{}.rlib -Wl,--no-whole-archive` (as `cargo hotswap run` \
+                 does), restore the file",
+                self.package,
+                if cli_version_script().is_some() {
+                    " -Wl,--version-script=patch.ver"
+                } else {
+                    ""
+                },
+                self.package
+            );
+        }
+        if self.thin {
+            return format!(
+                "cargo-hotswap hotswap run -p {}{} -- built (builds into \
+                 <repo>/target/bench/hotswap; the program exits at once; then Ctrl-C)",
+                self.package,
+                if self.profile == Profile::O3 {
+                    " --release"
+                } else {
+                    ""
+                }
+            );
+        }
         let mut words = Vec::new();
         if let Some(mark) = self.mark {
             words.push(format!("HSB_MARK={mark}"));
@@ -202,6 +497,15 @@ impl fmt::Display for Artifact {
     }
 }
 
+/// How a thin patch was built.
+#[derive(Clone, Copy, Debug)]
+pub struct ThinBuild {
+    /// The recorded rustc command, replayed after the edit (incremental).
+    pub rustc: Duration,
+    pub link: Duration,
+    pub bytes: u64,
+}
+
 pub struct Builder {
     repo: PathBuf,
     /// Source of the `hotswap` crate the scratch projects depend on.
@@ -209,23 +513,33 @@ pub struct Builder {
     target: PathBuf,
     work: PathBuf,
     cargo: String,
+    scale_functions: usize,
     written: HashMap<Tool, Result<PathBuf, String>>,
     built: HashMap<Artifact, Result<PathBuf, String>>,
+    /// Thin patches built in this run, with their build times.
+    pub thin_builds: HashMap<Artifact, ThinBuild>,
     pub log: Vec<String>,
 }
 
 impl Builder {
-    pub fn new(repo: &Path, hotswap_dir: &Path, work: &Path) -> Self {
+    pub fn new(repo: &Path, hotswap_dir: &Path, work: &Path, scale_functions: usize) -> Self {
         Builder {
             repo: repo.to_path_buf(),
             hotswap_dir: hotswap_dir.to_path_buf(),
             target: repo.join("target").join("bench"),
             work: work.to_path_buf(),
             cargo: std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            scale_functions,
             written: HashMap::new(),
             built: HashMap::new(),
+            thin_builds: HashMap::new(),
             log: Vec::new(),
         }
+    }
+
+    /// `<repo>/target/bench`, every scratch build's target directory.
+    pub fn target(&self) -> &Path {
+        &self.target
     }
 
     pub fn workspace(&mut self, tool: Tool) -> Result<PathBuf, String> {
@@ -239,23 +553,17 @@ impl Builder {
 
     fn write_workspace(&self, tool: Tool) -> Result<PathBuf, String> {
         let root = self.work.join("ws").join(tool.dir_name());
-        let prefix = format!("{}/", tool.dir_name());
-        for (path, text) in tool.files() {
-            let relative = path
-                .strip_prefix(&prefix)
-                .expect("fixture paths start with the tool");
-            let relative = relative.strip_suffix(".in").unwrap_or(relative);
+        for (relative, text) in tool.files(self.scale_functions) {
             let text = text
                 .replace("{{HOTSWAP}}", &self.hotswap_dir.display().to_string())
                 .replace("{{HLR_VERSION}}", HOT_LIB_RELOADER)
                 .replace("{{SUBSECOND_VERSION}}", SUBSECOND);
             write(&root.join(relative), &text)?;
         }
-        write(
-            &root.join(tool.host()).join("src").join("harness.rs"),
-            HARNESS,
-        )?;
-        if tool == Tool::Hotswap {
+        if matches!(
+            tool,
+            Tool::Hotswap | Tool::Scale | Tool::EditSmall | Tool::EditHeavy
+        ) {
             // Same dependency versions as the repo itself.
             let lock = self.repo.join("Cargo.lock");
             if lock.exists() {
@@ -266,12 +574,29 @@ impl Builder {
         Ok(root)
     }
 
+    /// `cargo` in `tool`'s scratch workspace, with a clean environment and the bench's target
+    /// directory.
+    pub fn cargo(&mut self, tool: Tool) -> Result<Command, String> {
+        let root = self.workspace(tool)?;
+        let mut command = Command::new(&self.cargo);
+        command.current_dir(&root);
+        clean_env(&mut command);
+        command.env("CARGO_TARGET_DIR", &self.target);
+        Ok(command)
+    }
+
     /// Builds `artifact` (once per run) and returns the path of its copy.
     pub fn get(&mut self, artifact: &Artifact) -> Result<PathBuf, String> {
         if let Some(done) = self.built.get(artifact) {
             return done.clone();
         }
-        let result = self.build(artifact);
+        let result = if artifact.tool == Tool::Cli {
+            self.build_cli()
+        } else if artifact.thin && artifact.library {
+            self.build_thin_patch(artifact)
+        } else {
+            self.build(artifact)
+        };
         if let Err(err) = &result {
             eprintln!("hotswap-bench: build of {artifact} failed: {err}");
         }
@@ -279,48 +604,300 @@ impl Builder {
         result
     }
 
-    fn build(&mut self, artifact: &Artifact) -> Result<PathBuf, String> {
+    /// Runs `command`, logs its output under `what`, and returns its stderr or the first error.
+    fn logged(&mut self, mut command: Command, what: String) -> Result<String, String> {
+        let output = command
+            .output()
+            .map_err(|err| format!("cannot run {what}: {err}"))?;
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        self.log.push(format!("$ {what}\n{stderr}"));
+        if !output.status.success() {
+            return Err(first_error(&stderr));
+        }
+        Ok(stderr)
+    }
+
+    fn build_cli(&mut self) -> Result<PathBuf, String> {
+        let target = self.target.join("cli");
+        eprintln!(
+            "hotswap-bench: building cargo-hotswap (release) into {}",
+            target.display()
+        );
+        let mut command = Command::new(&self.cargo);
+        command
+            .current_dir(&self.repo)
+            .args(["build", "--release", "-p", "cargo-hotswap", "--target-dir"])
+            .arg(&target);
+        clean_env(&mut command);
+        self.logged(command, Artifact::cli().command())?;
+        Ok(target.join("release").join("cargo-hotswap"))
+    }
+
+    /// Has the real `cargo hotswap run` build `artifact`'s program (it starts the program, which
+    /// exits at once, then gets Ctrl-C), and keeps a copy of the program and of the CLI's record
+    /// of its link (`<target>/hotswap/captures/linked-<exe>.json.link`), which names the
+    /// recorded rustc command of the hot crate that patches replay.
+    fn build_with_cli(&mut self, artifact: &Artifact) -> Result<PathBuf, String> {
+        let cli = self.get(&Artifact::cli())?;
         let root = self.workspace(artifact.tool)?;
         eprintln!(
             "hotswap-bench: building {artifact}: {} (in the {} scratch workspace)",
             artifact.command(),
             artifact.tool.dir_name()
         );
-        let mut command = Command::new(&self.cargo);
+        let mut command = Command::new(&cli);
         command
             .current_dir(&root)
+            .args(["hotswap", "run", "-p", artifact.package]);
+        if artifact.profile == Profile::O3 {
+            command.arg("--release");
+        }
+        command.args(["--", "built"]);
+        clean_env(&mut command);
+        command
+            .env("CARGO_TARGET_DIR", &self.target)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command
+            .spawn()
+            .map_err(|err| format!("cannot run {}: {err}", cli.display()))?;
+        let stderr = child.stderr.take().expect("piped");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let mut seen = Vec::new();
+        let started = loop {
+            match lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    let failed = line.contains("build failed");
+                    let done = failed || line.contains("exited (");
+                    seen.push(line);
+                    if done {
+                        break !failed;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break false;
+                    }
+                }
+                Err(_) => break false,
+            }
+        };
+        // Ctrl-C, as a user stops it; then make sure it is gone.
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        unsafe {
+            kill(child.id() as i32, 2);
+        }
+        let stop = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().ok().flatten().is_none() && Instant::now() < stop {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        while let Ok(line) = lines.try_recv() {
+            seen.push(line);
+        }
+        self.log
+            .push(format!("$ {}\n{}", artifact.command(), seen.join("\n")));
+        if !started {
+            let tail: Vec<&str> = seen.iter().rev().take(12).map(String::as_str).collect();
+            return Err(format!(
+                "`cargo hotswap run` did not build and start the program: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ));
+        }
+        let record = self.target.join("hotswap").join("captures").join(format!(
+            "linked-{}.json.link",
+            artifact.package.replace('-', "_")
+        ));
+        let text = std::fs::read(&record)
+            .map_err(|err| format!("cannot read {}: {err}", record.display()))?;
+        let linked: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|err| format!("{}: {err}", record.display()))?;
+        let executable = linked["executable"]
+            .as_str()
+            .ok_or_else(|| format!("{} names no executable", record.display()))?;
+        let copy = self.copy_out(Path::new(executable), artifact)?;
+        // The record is per executable name, for whichever profile was built last: keep this
+        // build's for its patches.
+        std::fs::write(record_copy(&copy), &text).map_err(|err| err.to_string())?;
+        Ok(copy)
+    }
+
+    fn build(&mut self, artifact: &Artifact) -> Result<PathBuf, String> {
+        if artifact.thin {
+            return self.build_with_cli(artifact);
+        }
+        let mut command = self.cargo(artifact.tool)?;
+        eprintln!(
+            "hotswap-bench: building {artifact}: {} (in the {} scratch workspace)",
+            artifact.command(),
+            artifact.tool.dir_name()
+        );
+        command
             .arg("build")
             .args(artifact.profile.args())
             .args(["-p", artifact.package]);
         if artifact.hot {
             command.args(["--features", "hot"]);
         }
-        clean_env(&mut command);
-        command.env("CARGO_TARGET_DIR", &self.target);
         if let Some(mark) = artifact.mark {
             command.env("HSB_MARK", mark.to_string());
         }
-        let output = command
-            .output()
-            .map_err(|err| format!("cannot run cargo: {err}"))?;
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        self.log.push(format!(
-            "$ {}  # {} scratch workspace\n{stderr}",
-            artifact.command(),
-            artifact.tool.dir_name()
-        ));
-        if !output.status.success() {
-            return Err(first_error(&stderr));
-        }
-        let built = self
-            .target
+        let target = self.target.clone();
+        self.logged(
+            command,
+            format!(
+                "{}  # {} scratch workspace",
+                artifact.command(),
+                artifact.tool.dir_name()
+            ),
+        )?;
+        let built = target
             .join(artifact.profile.out_dir())
             .join(artifact.file_name());
+        self.copy_out(&built, artifact)
+    }
+
+    fn copy_out(&self, built: &Path, artifact: &Artifact) -> Result<PathBuf, String> {
         let copy = self.work.join("bin").join(artifact.copy_name());
         std::fs::create_dir_all(copy.parent().expect("has a parent"))
             .map_err(|err| format!("cannot create the bin directory: {err}"))?;
-        std::fs::copy(&built, &copy)
+        std::fs::copy(built, &copy)
             .map_err(|err| format!("cannot copy {}: {err}", built.display()))?;
+        Ok(copy)
+    }
+
+    /// Edits the hot crate's source, replays its recorded rustc command and links the rlib into
+    /// a shared object, as `cargo hotswap run` does for a save (crates/cargo-hotswap/src/patch.rs);
+    /// then puts the source back.
+    fn build_thin_patch(&mut self, artifact: &Artifact) -> Result<PathBuf, String> {
+        let host = Artifact::thin_host(artifact.tool, artifact.profile);
+        let record = record_copy(&self.get(&host)?);
+        let root = self.workspace(artifact.tool)?;
+        let (file, line) = artifact.tool.mark_line().ok_or("no thin patches here")?;
+        let mark = artifact.mark.unwrap_or(0);
+        eprintln!("hotswap-bench: building {artifact} (a thin patch, as `cargo hotswap run` does)");
+        let text = std::fs::read(&record)
+            .map_err(|err| format!("cannot read {}: {err}", record.display()))?;
+        let linked: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|err| format!("{}: {err}", record.display()))?;
+        let linker = linked["linker"].as_str().unwrap_or("cc").to_string();
+        let capture = linked["hot"]
+            .as_array()
+            .and_then(|hot| hot.iter().find(|pair| pair[0] == artifact.package))
+            .map(|pair| pair[1].clone())
+            .ok_or_else(|| {
+                format!(
+                    "{} has no capture of {}",
+                    record.display(),
+                    artifact.package
+                )
+            })?;
+        let strings = |value: &serde_json::Value| -> Vec<String> {
+            value
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|item| item.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let source = root.join(file);
+        let original = std::fs::read_to_string(&source).map_err(|err| err.to_string())?;
+        if !original.contains(line) {
+            return Err(format!("{file} has no line `{line}`"));
+        }
+        write(
+            &source,
+            &original.replace(line, &format!("const MARK: u64 = {mark};")),
+        )?;
+        let mut rustc = Command::new(capture["rustc"].as_str().unwrap_or("rustc"));
+        rustc
+            .args(strings(&capture["args"]))
+            .current_dir(capture["cwd"].as_str().unwrap_or("."))
+            .env_clear();
+        for pair in capture["env"].as_array().into_iter().flatten() {
+            if let (Some(key), Some(value)) = (pair[0].as_str(), pair[1].as_str()) {
+                rustc.env(key, value);
+            }
+        }
+        let started = Instant::now();
+        let compiled = rustc.output();
+        let rustc_took = started.elapsed();
+        write(&source, &original)?;
+        let compiled = compiled.map_err(|err| format!("cannot run rustc: {err}"))?;
+        if !compiled.status.success() {
+            let stderr = String::from_utf8_lossy(&compiled.stderr);
+            return Err(format!(
+                "the replayed rustc command failed: {}",
+                stderr
+                    .chars()
+                    .rev()
+                    .take(600)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect::<String>()
+            ));
+        }
+        let rlib = PathBuf::from(capture["out_dir"].as_str().unwrap_or(".")).join(format!(
+            "lib{}{}.rlib",
+            capture["crate_name"].as_str().unwrap_or(artifact.package),
+            capture["extra_filename"].as_str().unwrap_or("")
+        ));
+        let copy = self.work.join("bin").join(artifact.copy_name());
+        std::fs::create_dir_all(copy.parent().expect("has a parent"))
+            .map_err(|err| format!("cannot create the bin directory: {err}"))?;
+        let mut link = Command::new(&linker);
+        link.arg("-shared")
+            .arg("-Wl,-Bsymbolic-functions")
+            .arg("-Wl,-z,noexecstack");
+        if let Some(script) = cli_version_script() {
+            let file = self.work.join("bin").join("patch.ver");
+            write(&file, &script)?;
+            link.arg(format!("-Wl,--version-script={}", file.display()));
+        }
+        let started = Instant::now();
+        let linked = link
+            .arg("-o")
+            .arg(&copy)
+            .arg("-Wl,--whole-archive")
+            .arg(&rlib)
+            .arg("-Wl,--no-whole-archive")
+            .output()
+            .map_err(|err| format!("cannot run the linker `{linker}`: {err}"))?;
+        let link_took = started.elapsed();
+        if !linked.status.success() {
+            return Err(format!(
+                "linking the patch failed: {}",
+                first_error(&String::from_utf8_lossy(&linked.stderr))
+            ));
+        }
+        let bytes = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+        self.thin_builds.insert(
+            artifact.clone(),
+            ThinBuild {
+                rustc: rustc_took,
+                link: link_took,
+                bytes,
+            },
+        );
         Ok(copy)
     }
 
@@ -345,6 +922,15 @@ impl Builder {
     }
 }
 
+/// Where the copy of a thin host's link record lives.
+fn record_copy(host_copy: &Path) -> PathBuf {
+    host_copy.with_extension("link.json")
+}
+
+extern "C" {
+    fn kill(pid: i32, signal: i32) -> i32;
+}
+
 /// Environment variables that would change what a scratch build or a host does: flags meant for
 /// the repo's own build, and hotswap's own switches.
 pub fn clean_env(command: &mut Command) {
@@ -361,6 +947,10 @@ pub fn clean_env(command: &mut Command) {
         "HOTSWAP_LIB_DIR",
         "HOTSWAP_LOG",
         "HOTSWAP_BUILD_TOKEN",
+        "HOTSWAP_ROLE",
+        "HOTSWAP_CAPTURE_DIR",
+        "HOTSWAP_HOT_CRATES",
+        "HOTSWAP_ON_PANIC",
     ] {
         command.env_remove(name);
     }
@@ -384,5 +974,17 @@ fn first_error(stderr: &str) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         None => lines.last().unwrap_or(&"cargo failed").to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cli_version_script_is_read_whole_if_there_is_one() {
+        if super::CLI_PATCH_RS.contains("const VERSION_SCRIPT") {
+            let script = super::cli_version_script().expect("the script is read");
+            assert!(script.trim_end().ends_with("};"), "{script:?}");
+            assert!(script.contains("local:"), "{script:?}");
+        }
     }
 }

@@ -2,16 +2,21 @@
 //! tables of BENCHMARKS.md.
 //!
 //! ```text
-//! cargo run -p hotswap-bench --release              # everything, rewrites BENCHMARKS.md
+//! cargo run -p hotswap-bench --release              # every default row, rewrites BENCHMARKS.md
 //! cargo run -p hotswap-bench --release -- --quick   # fewer samples; prints, writes nothing
 //! cargo run -p hotswap-bench --release -- --only hotswap-o0,direct-o0
+//! cargo run -p hotswap-bench --release -- --only scale --write   # the opt-in 10k row
 //! ```
 //!
 //! Options:
-//! - `--quick`: 1 round of 3 samples, 6 swaps; tables are printed, BENCHMARKS.md is left alone
-//!   unless `--write` is given too.
+//! - `--quick`: 1 round of 3 samples, 6 swaps, 5 edits, 100 swaps for memory; tables are
+//!   printed, BENCHMARKS.md is left alone unless `--write` is given too.
 //! - `--only ID[,ID...]`: only these rows (`--list` shows the ids; `PREFIX*` matches a prefix)
-//!   and the baseline rows their ratios need; prints, never writes.
+//!   and the baseline rows their ratios need; prints, and with `--write` rewrites only the
+//!   regions that stand alone (the opt-in scale table).
+//! - `--all`: the default rows and the opt-in ones (`scale`: 10,000 hot functions, minutes of
+//!   compiling).
+//! - `--scale-functions N`: hot functions of the scale row (default 10000).
 //! - `--no-write`: print the tables instead of rewriting BENCHMARKS.md.
 //! - `--no-callgrind`: skip the instruction counts.
 //! - `--hotswap-dir DIR`: build the scratch projects against another copy of the `hotswap`
@@ -19,13 +24,18 @@
 //! - `--keep`: keep the temporary directory (scratch projects, binaries, run directories).
 //!
 //! Nothing here is a test and nothing asserts a time: the figures are for reading.
-//! Every row is defined in [`rows`]; a new kind of measurement (e.g. patches made by
-//! `cargo hotswap run`) is a new [`Kind`] and new rows, and its table a new section.
+//! Every row is defined in [`rows`]; a new kind of measurement is a new [`Kind`] and new rows,
+//! and its table a new region of BENCHMARKS.md (`report.rs`). Kinds: per call (time and
+//! callgrind), swap latency (file watch, or thin patches over the control channel, played by the
+//! host itself: `fixtures/channel.rs`), thin swaps back to back (the runtime's phases, memory),
+//! and edit to effect with the real `cargo hotswap run` and with hot-lib-reloader (`edit.rs`).
 
 mod build;
+mod edit;
 mod measure;
 mod report;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -37,8 +47,12 @@ use measure::Run;
 pub enum Kind {
     /// Time and instructions per call of the trivial function.
     PerCall,
-    /// Swap latency in file-watch mode.
+    /// Swap latency: from a complete library or patch file to the new code observed.
     Latency,
+    /// Many thin patches in one process: the runtime's own swap time, its phases, and memory.
+    Swaps,
+    /// From a saved source file to the running program's first output of the new code.
+    Edit,
 }
 
 /// The part a per-call row plays in its table.
@@ -71,6 +85,13 @@ pub struct Row {
     pub patches: Vec<Artifact>,
     /// The measuring function callgrind collects (per-call rows).
     pub symbol: &'static str,
+    /// Run only when named with `--only` (or with `--all`).
+    pub opt_in: bool,
+    /// The row this one's ratio is taken against (all kinds but per-call, whose tables have
+    /// their baseline and harness rows).
+    pub baseline: Option<&'static str>,
+    /// Edit rows: the crate edited and the program run.
+    pub edit: Option<edit::Spec>,
 }
 
 /// Every row, in the order of the tables.
@@ -94,6 +115,9 @@ pub fn rows() -> Vec<Row> {
             initial: None,
             patches: Vec::new(),
             symbol: "",
+            opt_in: false,
+            baseline: None,
+            edit: None,
         };
         rows.push(Row {
             id: if o3 { "inline-o3" } else { "inline-o0" },
@@ -136,6 +160,34 @@ pub fn rows() -> Vec<Row> {
             host: hot.clone(),
             args: &["percall", "after"],
             patches: vec![Artifact::library(Tool::Hotswap, "hsb_add", profile, 1)],
+            symbol: "hsb_measure_call",
+            ..base.clone()
+        });
+        let thin = Artifact::thin_host(Tool::Hotswap, profile);
+        rows.push(Row {
+            id: if o3 {
+                "hotswap-cli-o3"
+            } else {
+                "hotswap-cli-o0"
+            },
+            label: "**hotswap** built as `cargo hotswap run` builds it (`--cfg hotswap`, \
+                    dependencies whole, `--export-dynamic`), before any patch",
+            host: thin.clone(),
+            args: &["percall", "call"],
+            symbol: "hsb_measure_call",
+            ..base.clone()
+        });
+        rows.push(Row {
+            id: if o3 {
+                "hotswap-thin-o3"
+            } else {
+                "hotswap-thin-o0"
+            },
+            label: "**hotswap** after a thin patch (`cargo hotswap run`'s patch, sent over its \
+                    control channel; called directly)",
+            host: thin,
+            args: &["percall", "thin"],
+            patches: vec![Artifact::thin_patch(Tool::Hotswap, profile, 1)],
             symbol: "hsb_measure_call",
             ..base.clone()
         });
@@ -201,29 +253,41 @@ pub fn rows() -> Vec<Row> {
             });
         }
     }
-    // Swap latency: dev builds, as people run them while editing.
+    // Swap latency: dev builds, as people run them while editing. Every row's ratio is taken
+    // against hot-lib-reloader with its fast debounce.
     let profile = Profile::O0;
     let hsb_lib = |mark| Artifact::library(Tool::Hotswap, "hsb_add", profile, mark);
     let hlr_lib = |mark| Artifact::library(Tool::HotLibReloader, "hlr_add", profile, mark);
+    let thin = |tool, mark| Artifact::thin_patch(tool, profile, mark);
     let latency = Row {
-        id: "latency-hotswap",
+        id: "latency-thin",
         kind: Kind::Latency,
         tool: Tool::Hotswap,
         table: profile,
         profile,
-        role: Role::Baseline,
-        label: "**hotswap** full library mode (8 ms settle)",
-        host: Artifact::host(Tool::Hotswap, profile, true),
-        args: &["latency"],
+        role: Role::Measured,
+        label: "**hotswap** thin patch over the control channel (what `cargo hotswap run` sends)",
+        host: Artifact::thin_host(Tool::Hotswap, profile),
+        args: &["thin-swaps"],
         initial: None,
-        patches: vec![hsb_lib(1), hsb_lib(2)],
+        patches: vec![thin(Tool::Hotswap, 1), thin(Tool::Hotswap, 2)],
         symbol: "",
+        opt_in: false,
+        baseline: Some("latency-hlr-20ms"),
+        edit: None,
     };
     rows.push(latency.clone());
     rows.push(Row {
+        id: "latency-hotswap",
+        label: "**hotswap** full library mode (file watch, 8 ms settle)",
+        host: Artifact::host(Tool::Hotswap, profile, true),
+        args: &["latency"],
+        patches: vec![hsb_lib(1), hsb_lib(2)],
+        ..latency.clone()
+    });
+    rows.push(Row {
         id: "latency-hlr-default",
         tool: Tool::HotLibReloader,
-        role: Role::Measured,
         label: "hot-lib-reloader, default debounce (500 ms)",
         host: Artifact::host(Tool::HotLibReloader, profile, false),
         args: &["latency", "default"],
@@ -234,14 +298,104 @@ pub fn rows() -> Vec<Row> {
     rows.push(Row {
         id: "latency-hlr-20ms",
         tool: Tool::HotLibReloader,
-        role: Role::Measured,
-        label: "hot-lib-reloader, `file_watch_debounce = 20`",
+        role: Role::Baseline,
+        label: "**baseline**: hot-lib-reloader, `file_watch_debounce = 20`",
         host: Artifact::host(Tool::HotLibReloader, profile, false),
         args: &["latency", "fast"],
         initial: Some(hlr_lib(0)),
         patches: vec![hlr_lib(1), hlr_lib(2)],
-        ..latency
+        baseline: None,
+        ..latency.clone()
     });
+    // Thin patches swapped back and forth in one process, without pauses.
+    let swaps = Row {
+        id: "swaps-small",
+        kind: Kind::Swaps,
+        role: Role::Baseline,
+        label: "`hsb_add`: 2 `#[hot]` functions",
+        args: &["thin-swaps"],
+        baseline: None,
+        ..latency.clone()
+    };
+    rows.push(swaps.clone());
+    rows.push(Row {
+        id: "scale",
+        tool: Tool::Scale,
+        role: Role::Measured,
+        label: "`hsb_scale`: generated `#[hot] pub fn f{i}(x: u64) -> u64`, and `mark()`",
+        host: Artifact::thin_host(Tool::Scale, profile),
+        patches: vec![thin(Tool::Scale, 1), thin(Tool::Scale, 2)],
+        opt_in: true,
+        baseline: Some("swaps-small"),
+        ..swaps
+    });
+    // Edit to effect with the real CLI, against hot-lib-reloader rebuilding its library.
+    for (heavy, id, hlr_id, hotswap_spec, hlr_spec) in [
+        (
+            false,
+            "edit-small",
+            "edit-small-hlr",
+            edit::Spec {
+                tool: Tool::EditSmall,
+                lib: "hse_small",
+                host: "hse_small_host",
+            },
+            edit::Spec {
+                tool: Tool::EditHlrSmall,
+                lib: "hle_small",
+                host: "hle_small_host",
+            },
+        ),
+        (
+            true,
+            "edit-heavy",
+            "edit-heavy-hlr",
+            edit::Spec {
+                tool: Tool::EditHeavy,
+                lib: "hse_heavy",
+                host: "hse_heavy_host",
+            },
+            edit::Spec {
+                tool: Tool::EditHlrHeavy,
+                lib: "hle_heavy",
+                host: "hle_heavy_host",
+            },
+        ),
+    ] {
+        let row = Row {
+            id,
+            kind: Kind::Edit,
+            tool: hotswap_spec.tool,
+            role: Role::Measured,
+            label: if heavy {
+                "**hotswap** `cargo hotswap run`, heavy hot crate (tokio, axum, tower-http, \
+                 tracing-subscriber, serde_json)"
+            } else {
+                "**hotswap** `cargo hotswap run`, small hot crate"
+            },
+            host: Artifact::cli(),
+            args: &[],
+            patches: Vec::new(),
+            baseline: Some(hlr_id),
+            edit: Some(hotswap_spec),
+            ..latency.clone()
+        };
+        rows.push(row.clone());
+        rows.push(Row {
+            id: hlr_id,
+            tool: hlr_spec.tool,
+            role: Role::Baseline,
+            label: if heavy {
+                "**baseline**: hot-lib-reloader, `cargo build` of the same heavy crate as a `cdylib`"
+            } else {
+                "**baseline**: hot-lib-reloader, `cargo build` of the same small crate as a `cdylib`"
+            },
+            host: Artifact::named(hlr_spec.tool, hlr_spec.host, profile, false),
+            baseline: None,
+            edit: Some(hlr_spec),
+            ..row
+        });
+    }
     rows
 }
 
@@ -255,6 +409,12 @@ pub struct Plan {
     pub swaps: usize,
     pub callgrind: bool,
     pub callgrind_iters: u64,
+    /// Swaps of the small crate's memory row.
+    pub memory_swaps: usize,
+    /// Swaps of the scale row.
+    pub scale_swaps: usize,
+    /// Measured edits per edit row (after one warm-up edit).
+    pub edits: usize,
 }
 
 /// What a row produced.
@@ -267,14 +427,22 @@ pub struct Outcome {
     /// The command that measured it (for the commands section).
     pub run: Option<String>,
     pub builds: Vec<String>,
+    /// Other figures by name (see `measure::Output::values`, `edit::Measured::values`).
+    pub extras: BTreeMap<String, Vec<f64>>,
+    /// Things a reader should know about this row's run.
+    pub notes: Vec<String>,
 }
 
 struct Options {
     plan: Plan,
     only: Vec<String>,
+    all: bool,
     write: bool,
+    /// Only the regions that stand alone may be written (a partial run).
+    partial: bool,
     keep: bool,
     hotswap_dir: Option<PathBuf>,
+    scale_functions: usize,
 }
 
 fn options() -> Options {
@@ -285,6 +453,8 @@ fn options() -> Options {
     let mut keep = false;
     let mut callgrind = true;
     let mut hotswap_dir = None;
+    let mut all = false;
+    let mut scale_functions = 10_000;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
@@ -298,6 +468,13 @@ fn options() -> Options {
             "--no-write" => write = Some(false),
             "--no-callgrind" => callgrind = false,
             "--keep" => keep = true,
+            "--all" => all = true,
+            "--scale-functions" => {
+                scale_functions = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--scale-functions needs a number")
+            }
             "--hotswap-dir" => {
                 hotswap_dir = Some(PathBuf::from(
                     args.next().expect("--hotswap-dir needs a dir"),
@@ -305,7 +482,8 @@ fn options() -> Options {
             }
             "--list" => {
                 for row in rows() {
-                    println!("{:<22} {}", row.id, row.label);
+                    let opt_in = if row.opt_in { " (opt-in)" } else { "" };
+                    println!("{:<22} {}{opt_in}", row.id, row.label);
                 }
                 std::process::exit(0);
             }
@@ -320,7 +498,11 @@ fn options() -> Options {
         }
     }
     let partial = !only.is_empty() || hotswap_dir.is_some();
-    let write = !partial && write.unwrap_or(!quick);
+    let write = if partial {
+        write == Some(true) && hotswap_dir.is_none()
+    } else {
+        write.unwrap_or(!quick)
+    };
     let plan = if quick {
         Plan {
             quick,
@@ -330,6 +512,9 @@ fn options() -> Options {
             swaps: 6,
             callgrind,
             callgrind_iters: 50_000,
+            memory_swaps: 100,
+            scale_swaps: 5,
+            edits: 5,
         }
     } else {
         Plan {
@@ -340,19 +525,26 @@ fn options() -> Options {
             swaps: 20,
             callgrind,
             callgrind_iters: 200_000,
+            memory_swaps: 1_000,
+            scale_swaps: 20,
+            edits: 20,
         }
     };
     Options {
         plan,
         only,
+        all,
         write,
+        partial,
         keep,
         hotswap_dir,
+        scale_functions,
     }
 }
 
 const HELP: &str = "usage: cargo run -p hotswap-bench --release -- [--quick] [--only ID,...] \
-[--write|--no-write] [--no-callgrind] [--hotswap-dir DIR] [--keep] [--list]";
+[--all] [--write|--no-write] [--no-callgrind] [--hotswap-dir DIR] [--scale-functions N] [--keep] \
+[--list]";
 
 fn main() {
     let started = Instant::now();
@@ -374,13 +566,13 @@ fn main() {
         work.display()
     );
 
-    let selected = select(rows(), &options.only);
+    let selected = select(rows(), &options.only, options.all);
     if selected.is_empty() {
         eprintln!("no row matches {:?}; see --list", options.only);
         std::process::exit(2);
     }
     let plan = options.plan;
-    let mut builder = Builder::new(&repo, &hotswap_dir, &work);
+    let mut builder = Builder::new(&repo, &hotswap_dir, &work, options.scale_functions);
     let mut outcomes: Vec<Outcome> = vec![Outcome::default(); selected.len()];
 
     // Build everything first, so compiling never overlaps a measurement.
@@ -442,17 +634,75 @@ fn main() {
             outcome.run = Some(run.display(&work));
             run.run(&[], Duration::from_secs(600))
         }) {
-            Ok(output) if !output.latency_ms.is_empty() => outcome.values = output.latency_ms,
+            Ok(output) if !output.latency_ms.is_empty() => {
+                outcome.values = output.latency_ms;
+                outcome.extras = output.values;
+            }
             Ok(output) => {
                 outcome.error = Some(format!("no swap observed: {}", output.info.join("; ")))
             }
             Err(err) => outcome.error = Some(err),
         }
     }
+    for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+        if row.kind != Kind::Swaps || outcome.error.is_some() {
+            continue;
+        }
+        let count = if row.opt_in {
+            plan.scale_swaps
+        } else {
+            plan.memory_swaps
+        };
+        eprintln!("hotswap-bench: {count} thin swaps: {}", row.id);
+        let run = swaps_run(row, &mut builder, &work, count);
+        match run.and_then(|run| {
+            outcome.run = Some(run.display(&work));
+            run.run(&[], Duration::from_secs(1800))
+        }) {
+            Ok(output) if output.values.contains_key("micros") => {
+                outcome.values = output.values["micros"].iter().map(|us| us / 1e3).collect();
+                outcome.extras = output.values;
+            }
+            Ok(output) => outcome.error = Some(format!("no swap: {}", output.info.join("; "))),
+            Err(err) => outcome.error = Some(err),
+        }
+    }
+    for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+        let Some(spec) = row.edit else { continue };
+        if outcome.error.is_some() {
+            continue;
+        }
+        let result = builder.get(&row.host).and_then(|host| {
+            if row.tool.is_hlr_edit() {
+                edit::hot_lib_reloader(&mut builder, &host, spec, plan.edits)
+            } else {
+                edit::hotswap(&mut builder, &host, spec, plan.edits)
+            }
+        });
+        match result {
+            Ok(measured) => {
+                outcome.values = measured.ms;
+                outcome.extras = measured.values;
+                if let Some(first) = measured.first_ms {
+                    outcome.extras.insert("first_ms".into(), vec![first]);
+                }
+                outcome.notes = measured.notes;
+                outcome.run = Some(measured.run);
+            }
+            Err(err) => outcome.error = Some(err),
+        }
+    }
 
     let context = report::Context::collect(&builder, &plan, started.elapsed(), &load_at_start);
-    let sections = report::sections(&selected, &outcomes, &context, &repo, &work);
-    if options.write {
+    let mut sections = report::sections(&selected, &outcomes, &context, &builder, &repo, &work);
+    if options.write && options.partial {
+        // A partial run rewrites only the regions that carry their own run details.
+        sections.retain(|section| section.standalone);
+        if sections.is_empty() {
+            eprintln!("hotswap-bench: nothing of this partial run stands alone; printing");
+        }
+    }
+    if options.write && !sections.is_empty() {
         let file = repo.join("BENCHMARKS.md");
         match report::rewrite(&file, &sections) {
             Ok(()) => eprintln!("hotswap-bench: rewrote {}", file.display()),
@@ -462,8 +712,8 @@ fn main() {
             }
         }
     } else {
-        for (name, text) in &sections {
-            println!("<!-- {name} -->\n{text}");
+        for section in &sections {
+            println!("<!-- {} -->\n{}", section.name, section.text);
         }
     }
     if options.keep {
@@ -477,25 +727,30 @@ fn main() {
     );
 }
 
-/// The rows `only` names (all if empty): an exact id, or a prefix ending in `*`. A per-call row
-/// brings its table's baseline and harness rows along, a latency row hotswap's latency row,
-/// since its ratios need them.
-fn select(all: Vec<Row>, only: &[String]) -> Vec<Row> {
+/// The rows `only` names (every default row if empty, and the opt-in ones too with `all`): an
+/// exact id, or a prefix ending in `*`. A per-call row brings its table's baseline and harness
+/// rows along, any other row the row named as its baseline, since its ratios need them.
+fn select(rows: Vec<Row>, only: &[String], all: bool) -> Vec<Row> {
     let named = |row: &Row| {
-        only.is_empty()
-            || only.iter().any(|o| match o.strip_suffix('*') {
-                Some(prefix) => row.id.starts_with(prefix),
-                None => row.id == o,
-            })
+        if only.is_empty() {
+            return all || !row.opt_in;
+        }
+        only.iter().any(|o| match o.strip_suffix('*') {
+            Some(prefix) => row.id.starts_with(prefix),
+            None => row.id == o,
+        })
     };
-    let wanted: Vec<&Row> = all.iter().filter(|row| named(row)).collect();
-    all.iter()
+    let wanted: Vec<&Row> = rows.iter().filter(|row| named(row)).collect();
+    rows.iter()
         .filter(|row| {
             named(row)
-                || (row.role != Role::Measured
-                    && wanted
-                        .iter()
-                        .any(|w| w.kind == row.kind && w.table == row.table))
+                || wanted.iter().any(|w| {
+                    (w.kind == Kind::PerCall
+                        && row.kind == Kind::PerCall
+                        && row.role != Role::Measured
+                        && w.table == row.table)
+                        || w.baseline == Some(row.id)
+                })
         })
         .cloned()
         .collect()
@@ -525,8 +780,25 @@ fn lib_dir_env(tool: Tool) -> Option<&'static str> {
     match tool {
         Tool::Hotswap => Some("HOTSWAP_LIB_DIR"),
         Tool::HotLibReloader => Some("HLR_LIB_DIR"),
-        Tool::Subsecond => None,
+        _ => None,
     }
+}
+
+/// For a host built as `cargo hotswap run` builds it: `HOTSWAP_CONTROL`, a socket in a private
+/// directory (mode 0700) of the run directory, where the host plays the CLI (fixtures/channel.rs).
+fn control_env(row: &Row, dir: &Path) -> Result<Vec<(String, String)>, String> {
+    if !row.host.thin {
+        return Ok(Vec::new());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let control = dir.join("ctl");
+    std::fs::create_dir_all(&control)
+        .and_then(|()| std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|err| format!("cannot create {}: {err}", control.display()))?;
+    Ok(vec![(
+        "HOTSWAP_CONTROL".into(),
+        control.join("control.sock").display().to_string(),
+    )])
 }
 
 fn percall_run(
@@ -539,8 +811,8 @@ fn percall_run(
 ) -> Result<Run, String> {
     let exe = builder.get(&row.host)?;
     let dir = run_dir(row, builder, work)?;
-    let mut env = Vec::new();
-    if let Some(name) = lib_dir_env(row.tool) {
+    let mut env = control_env(row, &dir)?;
+    if let Some(name) = lib_dir_env(row.tool).filter(|_| !row.host.thin) {
         env.push((name.to_string(), dir.display().to_string()));
     }
     if let Some(patch) = row.patches.first() {
@@ -559,6 +831,10 @@ fn percall_run(
 }
 
 fn latency_run(row: &Row, builder: &mut Builder, work: &Path, swaps: usize) -> Result<Run, String> {
+    if row.host.thin {
+        // Two warm-up swaps, a polling thread.
+        return thin_swaps_run(row, builder, work, swaps, 2, true);
+    }
     let exe = builder.get(&row.host)?;
     let dir = run_dir(row, builder, work)?;
     let env: Vec<(String, String)> = lib_dir_env(row.tool)
@@ -572,4 +848,37 @@ fn latency_run(row: &Row, builder: &mut Builder, work: &Path, swaps: usize) -> R
         args.push(patch.mark.unwrap_or(0).to_string());
     }
     Ok(Run { exe, args, env })
+}
+
+/// `thin-swaps COUNT WARM_UP POLL PATCH_A MARK_A PATCH_B MARK_B` (fixtures/channel.rs).
+fn thin_swaps_run(
+    row: &Row,
+    builder: &mut Builder,
+    work: &Path,
+    count: usize,
+    warm_up: usize,
+    poll: bool,
+) -> Result<Run, String> {
+    let exe = builder.get(&row.host)?;
+    let dir = run_dir(row, builder, work)?;
+    let env = control_env(row, &dir)?;
+    let mut args: Vec<String> = vec![
+        "thin-swaps".into(),
+        count.to_string(),
+        warm_up.to_string(),
+        if poll { "1" } else { "0" }.into(),
+    ];
+    for patch in &row.patches {
+        args.push(builder.get(patch)?.display().to_string());
+        args.push(patch.mark.unwrap_or(0).to_string());
+    }
+    Ok(Run { exe, args, env })
+}
+
+/// Swaps without pauses or polling, with the runtime's per-phase log (`HOTSWAP_LOG=1`).
+fn swaps_run(row: &Row, builder: &mut Builder, work: &Path, count: usize) -> Result<Run, String> {
+    let warm_up = if row.opt_in { 2 } else { 10 };
+    let mut run = thin_swaps_run(row, builder, work, count, warm_up, false)?;
+    run.env.push(("HOTSWAP_LOG".into(), "1".into()));
+    Ok(run)
 }

@@ -1,5 +1,6 @@
 //! Running a scratch host and reading what it prints (see `fixtures/harness.rs`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,6 +20,9 @@ pub struct Output {
     pub latency_ms: Vec<f64>,
     pub iterations: Option<u64>,
     pub info: Vec<String>,
+    /// `value NAME NUMBER` lines, and (from stderr, with `HOTSWAP_LOG=1`) each phase of the
+    /// runtime's `[hotswap] phases: …` lines as `phase:NAME` in milliseconds.
+    pub values: BTreeMap<String, Vec<f64>>,
 }
 
 impl Run {
@@ -74,7 +78,10 @@ impl Run {
         };
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
-        let parsed = parse(&stdout);
+        let mut parsed = parse(&stdout);
+        for (name, ms) in stderr.lines().flat_map(phases) {
+            parsed.values.entry(name).or_default().push(ms);
+        }
         if !status.success() {
             let tail: Vec<&str> = stderr.lines().rev().take(4).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -99,16 +106,38 @@ impl Run {
     }
 }
 
-fn shorten(text: &str, work: &Path) -> String {
+pub fn shorten(text: &str, work: &Path) -> String {
     let text = text.replace(&work.display().to_string(), "$WORK");
-    // Run directories are numbered per run (`$WORK/run/ID-N`): show them as `$WORK/run/ID`.
+    // Run directories are numbered per run (`$WORK/run/ID-N/...`): show them as `$WORK/run/ID`.
     match text.strip_prefix("$WORK/run/") {
-        Some(rest) => match rest.rsplit_once('-') {
-            Some((id, n)) if n.chars().all(|c| c.is_ascii_digit()) => format!("$WORK/run/{id}"),
-            _ => text,
-        },
+        Some(rest) => {
+            let (dir, below) = rest.split_once('/').unwrap_or((rest, ""));
+            let dir = match dir.rsplit_once('-') {
+                Some((id, n)) if n.chars().all(|c| c.is_ascii_digit()) => id,
+                _ => dir,
+            };
+            if below.is_empty() {
+                format!("$WORK/run/{dir}")
+            } else {
+                format!("$WORK/run/{dir}/{below}")
+            }
+        }
         None => text,
     }
+}
+
+/// `[hotswap] phases: stage 0.02 ms, check file 0.16 ms, …` → (`phase:stage`, 0.02), …
+pub fn phases(line: &str) -> Vec<(String, f64)> {
+    let Some(list) = line.trim().strip_prefix("[hotswap] phases: ") else {
+        return Vec::new();
+    };
+    list.split(", ")
+        .filter_map(|item| {
+            let item = item.trim().strip_suffix(" ms")?;
+            let (name, ms) = item.rsplit_once(' ')?;
+            Some((format!("phase:{name}"), ms.parse().ok()?))
+        })
+        .collect()
 }
 
 fn parse(stdout: &str) -> Output {
@@ -120,6 +149,17 @@ fn parse(stdout: &str) -> Output {
             "latency_ms" => output.latency_ms.extend(value.trim().parse::<f64>().ok()),
             "iterations" => output.iterations = value.trim().parse().ok(),
             "info" => output.info.push(value.to_string()),
+            "value" => {
+                if let Some((name, number)) = value.split_once(' ') {
+                    if let Ok(number) = number.trim().parse::<f64>() {
+                        output
+                            .values
+                            .entry(name.to_string())
+                            .or_default()
+                            .push(number);
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -2,19 +2,31 @@
 //!
 //! The file is hand-written prose with generated regions between
 //! `<!-- hotswap-bench:begin NAME -->` and `<!-- hotswap-bench:end NAME -->`; a run replaces
-//! what is between the markers and nothing else (a region missing from the file is appended).
+//! what is between the markers and nothing else (a region missing from the file is inserted
+//! before the first `## ` section that is not the bench's, i.e. another engineer's appended
+//! section stays last). A region whose rows did not run is left as it was.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::build::{Builder, Profile, Tool};
+use crate::build::{Artifact, Builder, Profile, Tool};
 use crate::measure::{median, percentile};
 use crate::{Kind, Outcome, Plan, Role, Row};
 
 /// Facts about the machine and the run, stated above the tables.
 pub struct Context {
     lines: Vec<String>,
+    /// One line for a region that stands alone: date, commit, machine, load.
+    brief: String,
+}
+
+/// One generated region of BENCHMARKS.md.
+pub struct Section {
+    pub name: String,
+    pub text: String,
+    /// Carries its own run details, so a partial run may rewrite it.
+    pub standalone: bool,
 }
 
 fn command_line(program: &str, args: &[&str]) -> Option<String> {
@@ -79,7 +91,8 @@ impl Context {
             ),
             format!(
                 "- Run: {} mode: {} round(s) x {} samples of ~{} ms per per-call row, callgrind \
-                 {}, {} swaps per latency row; the whole command took {:.0} s",
+                 {}, {} swaps per latency row, {} swaps for memory, {} edits (+1 warm-up) per \
+                 edit row; the whole command took {:.0} s",
                 if plan.quick { "`--quick`" } else { "full" },
                 plan.rounds,
                 plan.samples,
@@ -90,6 +103,8 @@ impl Context {
                     "skipped".into()
                 },
                 plan.swaps,
+                plan.memory_swaps,
+                plan.edits,
                 took.as_secs_f64()
             ),
             format!(
@@ -98,7 +113,20 @@ impl Context {
                 load_average()
             ),
         ];
-        Context { lines }
+        let brief = format!(
+            "Run of {} (UTC), hotswap at commit `{commit}`{}; {model}, {usable} usable CPUs; \
+             `{}`; load average at the end {}; the command took {:.0} s.",
+            command_line("date", &["-u", "+%Y-%m-%d %H:%M"]).unwrap_or_else(unknown),
+            if dirty {
+                " plus uncommitted changes"
+            } else {
+                ""
+            },
+            command_line("rustc", &["-V"]).unwrap_or_else(unknown),
+            load_average(),
+            took.as_secs_f64()
+        );
+        Context { lines, brief }
     }
 }
 
@@ -114,41 +142,71 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// `(region name, markdown)` for every generated region.
+/// Every generated region this run has rows for.
 pub fn sections(
     rows: &[Row],
     outcomes: &[Outcome],
     context: &Context,
+    builder: &Builder,
     repo: &Path,
     work: &Path,
-) -> Vec<(String, String)> {
-    let mut sections = vec![("machine".to_string(), context.lines.join("\n"))];
+) -> Vec<Section> {
+    let mut sections = vec![("machine".to_string(), context.lines.join("\n"), false)];
     for profile in [Profile::O3, Profile::O0] {
         if let Some(table) = percall_table(rows, outcomes, profile) {
-            sections.push((format!("percall-{}", profile.short()), table));
+            sections.push((format!("percall-{}", profile.short()), table, false));
         }
     }
     if let Some(table) = latency_table(rows, outcomes) {
-        sections.push(("latency".into(), table));
+        sections.push(("latency".into(), table, false));
     }
-    sections.push(("problems".into(), problems(rows, outcomes)));
-    sections.push(("commands".into(), commands(rows, outcomes)));
+    if let Some(table) = swaps_table(rows, outcomes, builder, false) {
+        sections.push(("swaps".into(), table, false));
+    }
+    if let Some(table) = swaps_table(rows, outcomes, builder, true) {
+        // The opt-in scale row: its own run line and commands, so `--only scale --write` can
+        // rewrite it alone.
+        let (scale_rows, scale_outcomes): (Vec<Row>, Vec<Outcome>) = rows
+            .iter()
+            .zip(outcomes)
+            .filter(|(row, _)| row.kind == Kind::Swaps)
+            .map(|(row, outcome)| (row.clone(), outcome.clone()))
+            .unzip();
+        let text = format!(
+            "{}\n\n{table}\nProblems: {}\n\n{}",
+            context.brief,
+            problems(&scale_rows, &scale_outcomes),
+            commands(&scale_rows, &scale_outcomes)
+        );
+        sections.push(("scale".into(), text, true));
+    }
+    if let Some(table) = edit_table(rows, outcomes) {
+        sections.push(("edit".into(), table, false));
+    }
+    sections.push(("problems".into(), problems(rows, outcomes), false));
+    sections.push(("commands".into(), commands(rows, outcomes), false));
     let home = std::env::var("HOME").unwrap_or_else(|_| "/nonexistent".into());
     sections
         .into_iter()
-        .map(|(name, text)| {
-            let text = text
+        .map(|(name, text, standalone)| Section {
+            name,
+            text: text
                 .replace(&work.display().to_string(), "$WORK")
                 .replace(&repo.display().to_string(), "<repo>")
-                .replace(&home, "~");
-            (name, text)
+                .replace(&home, "~"),
+            standalone,
         })
         .collect()
 }
 
 fn ratio(value: f64, base: f64) -> String {
     if value.is_finite() && base.is_finite() && base > 0.0 {
-        format!("{:.2}x", value / base)
+        let ratio = value / base;
+        if ratio.abs() < 0.095 {
+            format!("{ratio:.3}x")
+        } else {
+            format!("{ratio:.2}x")
+        }
     } else {
         "—".into()
     }
@@ -261,6 +319,31 @@ fn one_line(text: &str) -> String {
     text.replace('\n', " ").replace('|', "\\|")
 }
 
+/// The median of the row named `id`, if it ran without error.
+fn median_of(rows: &[Row], outcomes: &[Outcome], id: Option<&str>) -> f64 {
+    rows.iter()
+        .zip(outcomes)
+        .find(|(row, outcome)| Some(row.id) == id && outcome.error.is_none())
+        .map_or(f64::NAN, |(_, outcome)| median(&outcome.values))
+}
+
+fn min_max(values: &[f64]) -> String {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{}–{}", fmt_ms(min), fmt_ms(max))
+}
+
+/// Milliseconds with a precision that suits them.
+fn fmt_ms(value: f64) -> String {
+    if !value.is_finite() {
+        "—".into()
+    } else if value < 10.0 {
+        format!("{value:.2}")
+    } else {
+        format!("{value:.1}")
+    }
+}
+
 fn latency_table(rows: &[Row], outcomes: &[Outcome]) -> Option<String> {
     let in_table: Vec<(&Row, &Outcome)> = rows
         .iter()
@@ -270,37 +353,228 @@ fn latency_table(rows: &[Row], outcomes: &[Outcome]) -> Option<String> {
     if in_table.is_empty() {
         return None;
     }
-    let base = in_table
-        .iter()
-        .find(|(row, outcome)| row.role == Role::Baseline && outcome.error.is_none())
-        .map_or(f64::NAN, |(_, outcome)| median(&outcome.values));
     let mut out = String::from(
-        "| variant | swaps | median ms | p90 ms | min–max ms | hotswap median ms | ratio | \
-         command |\n|---|--:|--:|--:|--:|--:|--:|---|\n",
+        "| variant | swaps | median ms | p90 ms | min–max ms | the runtime's own swap (`micros`), \
+         median ms | baseline median ms | ratio | command |\n|---|--:|--:|--:|--:|--:|--:|--:|---|\n",
     );
     for (row, outcome) in in_table {
+        let base = match row.role {
+            Role::Baseline => median(&outcome.values),
+            _ => median_of(rows, outcomes, row.baseline),
+        };
         if let Some(error) = &outcome.error {
             out.push_str(&format!(
-                "| {} | — | — | — | — | {} | — | {} — {} |\n",
+                "| {} | — | — | — | — | — | {} | — | {} — {} |\n",
                 row.label,
-                fmt_ns(base),
+                fmt_ms(base),
                 only(row.id),
                 one_line(error)
             ));
             continue;
         }
         let values = &outcome.values;
-        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let own = outcome
+            .extras
+            .get("micros")
+            .map_or(f64::NAN, |us| median(us) / 1e3);
         out.push_str(&format!(
-            "| {} | {} | {:.1} | {:.1} | {:.1}–{:.1} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             row.label,
             values.len(),
-            median(values),
-            percentile(values, 90.0),
-            min,
-            max,
-            fmt_ns(base),
+            fmt_ms(median(values)),
+            fmt_ms(percentile(values, 90.0)),
+            min_max(values),
+            fmt_ms(own),
+            fmt_ms(base),
+            ratio(median(values), base),
+            only(row.id)
+        ));
+    }
+    Some(out)
+}
+
+/// The order the runtime reports its phases in.
+const PHASES: [&str; 7] = [
+    "stage",
+    "check file",
+    "dlopen",
+    "entries",
+    "check signatures",
+    "migrate",
+    "swap",
+];
+
+fn swaps_table(
+    rows: &[Row],
+    outcomes: &[Outcome],
+    builder: &Builder,
+    opt_in: bool,
+) -> Option<String> {
+    let in_table: Vec<(&Row, &Outcome)> = rows
+        .iter()
+        .zip(outcomes)
+        .filter(|(row, _)| row.kind == Kind::Swaps)
+        .collect();
+    // The scale table needs its opt-in row; the default table is the default rows alone.
+    if opt_in && !in_table.iter().any(|(row, _)| row.opt_in) {
+        return None;
+    }
+    let in_table: Vec<(&Row, &Outcome)> = in_table
+        .into_iter()
+        .filter(|(row, _)| opt_in || !row.opt_in)
+        .collect();
+    if in_table.is_empty() {
+        return None;
+    }
+    let mut out = String::from(
+        "| hot crate | functions | patch file | patch build: rustc replay + link ms | swaps | \
+         swap median ms (the runtime's `micros`) | p90 ms | phases, median ms | VmRSS growth \
+         per swap | VmSize growth per swap | deleted patch files still mapped at the end | \
+         ratio to the 2-function swap | command |\n\
+         |---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|\n",
+    );
+    for (row, outcome) in in_table {
+        let base = match row.role {
+            Role::Baseline => median(&outcome.values),
+            _ => median_of(rows, outcomes, row.baseline),
+        };
+        let patch = |mark| {
+            builder
+                .thin_builds
+                .get(&Artifact::thin_patch(row.tool, row.profile, mark))
+                .copied()
+        };
+        let (size, build) = match (patch(1), patch(2)) {
+            (Some(a), b) => {
+                let builds: Vec<f64> = std::iter::once(a)
+                    .chain(b)
+                    .map(|p| p.rustc.as_secs_f64() * 1e3)
+                    .collect();
+                let links: Vec<f64> = std::iter::once(a)
+                    .chain(b)
+                    .map(|p| p.link.as_secs_f64() * 1e3)
+                    .collect();
+                let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                (
+                    format!("{:.1} MB", a.bytes as f64 / 1e6),
+                    format!("{:.0} + {:.0}", mean(&builds), mean(&links)),
+                )
+            }
+            _ => ("—".into(), "—".into()),
+        };
+        if let Some(error) = &outcome.error {
+            out.push_str(&format!(
+                "| {} | — | {size} | {build} | — | — | — | — | — | — | — | — | {} — {} |\n",
+                row.label,
+                only(row.id),
+                one_line(error)
+            ));
+            continue;
+        }
+        let extras = &outcome.extras;
+        let first = |name: &str| extras.get(name).and_then(|v| v.first().copied());
+        let count = outcome.values.len();
+        let growth = |what: &str| match (
+            first(&format!("{what}_warm_kb")),
+            first(&format!("{what}_end_kb")),
+        ) {
+            (Some(warm), Some(end)) if count > 0 => {
+                format!("{:.1} KiB", (end - warm) / count as f64)
+            }
+            _ => "—".into(),
+        };
+        let phases: Vec<String> = PHASES
+            .iter()
+            .filter_map(|phase| {
+                let values = extras.get(&format!("phase:{phase}"))?;
+                // The warm-up swaps come first; keep the measured ones.
+                let measured = &values[values.len().saturating_sub(count)..];
+                Some(format!("{phase} {}", fmt_ms(median(measured))))
+            })
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {size} | {build} | {count} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.label,
+            first("functions").map_or("—".into(), |f| format!("{f:.0}")),
+            fmt_ms(median(&outcome.values)),
+            fmt_ms(percentile(&outcome.values, 90.0)),
+            if phases.is_empty() {
+                "—".into()
+            } else {
+                phases.join(", ")
+            },
+            growth("rss"),
+            growth("vmsize"),
+            first("deleted_mapped_patches").map_or("—".into(), |n| format!("{n:.0}")),
+            ratio(median(&outcome.values), base),
+            only(row.id)
+        ));
+    }
+    Some(out)
+}
+
+fn edit_table(rows: &[Row], outcomes: &[Outcome]) -> Option<String> {
+    let in_table: Vec<(&Row, &Outcome)> = rows
+        .iter()
+        .zip(outcomes)
+        .filter(|(row, _)| row.kind == Kind::Edit)
+        .collect();
+    if in_table.is_empty() {
+        return None;
+    }
+    let mut out = String::from(
+        "| variant | edits | median ms | p90 ms | min–max ms | first edit (warm-up) ms | \
+         reported per edit, median ms | baseline median ms | ratio | command |\n\
+         |---|--:|--:|--:|--:|--:|---|--:|--:|---|\n",
+    );
+    for (row, outcome) in in_table {
+        let base = match row.role {
+            Role::Baseline => median(&outcome.values),
+            _ => median_of(rows, outcomes, row.baseline),
+        };
+        if let Some(error) = &outcome.error {
+            out.push_str(&format!(
+                "| {} | — | — | — | — | — | — | {} | — | {} — {} |\n",
+                row.label,
+                fmt_ms(base),
+                only(row.id),
+                one_line(error)
+            ));
+            continue;
+        }
+        let extras = &outcome.extras;
+        let part = |key: &str, name: &str| {
+            extras
+                .get(key)
+                .map(|v| format!("{name} {}", fmt_ms(median(v))))
+        };
+        let reported: Vec<String> = [
+            part("cli_build_ms", "build"),
+            part("cli_link_ms", "link"),
+            part("cli_swap_ms", "swap"),
+            part("hlr_build_ms", "`cargo build`"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let values = &outcome.values;
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            row.label,
+            values.len(),
+            fmt_ms(median(values)),
+            fmt_ms(percentile(values, 90.0)),
+            min_max(values),
+            extras
+                .get("first_ms")
+                .and_then(|v| v.first())
+                .map_or("—".into(), |ms| fmt_ms(*ms)),
+            if reported.is_empty() {
+                "—".into()
+            } else {
+                reported.join(", ")
+            },
+            fmt_ms(base),
             ratio(median(values), base),
             only(row.id)
         ));
@@ -315,6 +589,9 @@ fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
             lines.push(format!("- `{}`: {}", row.id, one_line(error)));
         } else if let Some(Err(error)) = &outcome.instructions {
             lines.push(format!("- `{}` (callgrind): {}", row.id, one_line(error)));
+        }
+        for note in &outcome.notes {
+            lines.push(format!("- `{}`: {}", row.id, one_line(note)));
         }
     }
     if lines.is_empty() {
@@ -338,41 +615,49 @@ fn commands(rows: &[Row], outcomes: &[Outcome]) -> String {
         } else {
             format!(" (SYMBOL `{}`)", row.symbol)
         };
+        // Edit rows describe their run in prose with its own code spans.
+        let run = match (&outcome.run, row.kind) {
+            (Some(run), Kind::Edit) => run.clone(),
+            (Some(run), _) => format!("`{run}`"),
+            (None, _) => "—".into(),
+        };
         out.push_str(&format!(
             "| `{}` | {} | {}{symbol} |\n",
             row.id,
             builds
                 .iter()
-                .map(|b| format!("`{b}`"))
+                .map(|b| format!("`{}`", b.replace('`', "'")))
                 .collect::<Vec<_>>()
                 .join("<br>"),
-            outcome
-                .run
-                .as_deref()
-                .map_or("—".to_string(), |r| format!("`{r}`")),
+            one_line(&run),
         ));
     }
     out
 }
 
-/// Replaces the generated regions of `file`, keeping everything else.
-pub fn rewrite(file: &Path, sections: &[(String, String)]) -> Result<(), String> {
+/// Replaces the generated regions of `file`, keeping everything else. A region the file does not
+/// have yet goes before `## Soak` (a section another engineer appends at the end), or at the end.
+pub fn rewrite(file: &Path, sections: &[Section]) -> Result<(), String> {
     let mut text = std::fs::read_to_string(file).unwrap_or_default();
-    for (name, body) in sections {
+    for section in sections {
+        let name = &section.name;
         let begin = format!("<!-- hotswap-bench:begin {name} -->");
         let end = format!("<!-- hotswap-bench:end {name} -->");
-        let region = format!("{begin}\n{}\n{end}", body.trim_end());
+        let region = format!("{begin}\n{}\n{end}", section.text.trim_end());
         match (text.find(&begin), text.find(&end)) {
             (Some(start), Some(stop)) if stop > start => {
                 text.replace_range(start..stop + end.len(), &region);
             }
-            _ => {
-                if !text.is_empty() && !text.ends_with("\n\n") {
+            _ => match text.find("\n## Soak") {
+                Some(at) => text.insert_str(at + 1, &format!("{region}\n\n")),
+                None => {
+                    if !text.is_empty() && !text.ends_with("\n\n") {
+                        text.push('\n');
+                    }
+                    text.push_str(&region);
                     text.push('\n');
                 }
-                text.push_str(&region);
-                text.push('\n');
-            }
+            },
         }
     }
     std::fs::write(file, text).map_err(|err| err.to_string())

@@ -1,0 +1,408 @@
+//! Edit-to-effect: from a saved source file to the first line the running program prints with
+//! the new code.
+//!
+//! The program prints one line per tick (every 5 ms), `tick <label> …`. Each edit rewrites the
+//! `let label = "edit-K";` line of the hot crate's `src/lib.rs` as an editor saves: the new text
+//! is written to a hidden file beside it, which is renamed over the original. The clock starts
+//! just before the rename; it stops when the bench reads the first `tick edit-K ` line from the
+//! program's stdout (the bench started the process and reads its pipe, so both times are its
+//! own). The first edit is a warm-up, reported apart.
+//!
+//! - hotswap: the real `cargo hotswap run -p HOST` in the scratch workspace; its watcher sees the
+//!   rename, it rebuilds and links the patch and the program swaps it in.
+//! - hot-lib-reloader: its host runs; right after the rename the bench runs
+//!   `cargo build -p LIB` (as a file-watching build tool would, but without a watcher's delay),
+//!   and hot-lib-reloader's own watcher loads the rebuilt library.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use crate::build::{Builder, Tool};
+
+/// What an edit row edits and runs.
+#[derive(Clone, Copy, Debug)]
+pub struct Spec {
+    /// The scratch workspace.
+    pub tool: Tool,
+    /// The hot crate (its `src/lib.rs` is edited).
+    pub lib: &'static str,
+    /// The program's package.
+    pub host: &'static str,
+}
+
+/// What an edit row measured.
+#[derive(Default, Debug)]
+pub struct Measured {
+    /// Milliseconds from the save to the first new line, per edit after the warm-up.
+    pub ms: Vec<f64>,
+    /// The warm-up edit.
+    pub first_ms: Option<f64>,
+    /// Other figures per edit: `cli_build_ms`, `cli_link_ms`, `cli_swap_ms` (what
+    /// `cargo hotswap run` reports), `hlr_build_ms` (the `cargo build` after each edit).
+    pub values: BTreeMap<String, Vec<f64>>,
+    /// The commands, for the commands table.
+    pub run: String,
+    pub notes: Vec<String>,
+}
+
+const LABEL_LINE: &str = "let label = \"edit-0\";";
+
+/// Lines of a pipe, each with the moment it was read.
+fn lines(stream: impl Read + Send + 'static) -> Receiver<(Instant, String)> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            if sender.send((Instant::now(), line)).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// A process the bench started, stopped (by its own pid) when dropped.
+struct Started {
+    child: Child,
+    stdout: Receiver<(Instant, String)>,
+    stderr: Receiver<(Instant, String)>,
+    /// stderr lines seen so far (for errors and the CLI's reports).
+    seen: Vec<String>,
+}
+
+impl Started {
+    fn spawn(mut command: Command) -> Result<Started, String> {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|err| format!("cannot start {command:?}: {err}"))?;
+        let stdout = lines(child.stdout.take().expect("piped"));
+        let stderr = lines(child.stderr.take().expect("piped"));
+        Ok(Started {
+            child,
+            stdout,
+            stderr,
+            seen: Vec::new(),
+        })
+    }
+
+    fn drain_stderr(&mut self) {
+        while let Ok((_, line)) = self.stderr.try_recv() {
+            self.seen.push(line);
+        }
+    }
+
+    /// Waits for a stdout line starting with `prefix`; returns when it was read.
+    fn wait_for(&mut self, prefix: &str, timeout: Duration) -> Result<Instant, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .stdout
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok((at, line)) if line.starts_with(prefix) => return Ok(at),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        self.drain_stderr();
+                        return Err(format!(
+                            "the process exited ({status}) before printing `{prefix}`: {}",
+                            self.tail()
+                        ));
+                    }
+                }
+                Err(_) => {
+                    self.drain_stderr();
+                    return Err(format!(
+                        "no line `{prefix}…` within {timeout:?}: {}",
+                        self.tail()
+                    ));
+                }
+            }
+            let before = self.seen.len();
+            self.drain_stderr();
+            // `cargo hotswap run` keeps running after a failed build, waiting for the next save.
+            if self.seen[before..].iter().any(|line| {
+                line.contains("the build failed")
+                    || line.contains("does not compile")
+                    || line.contains("refused the patch")
+            }) {
+                std::thread::sleep(Duration::from_millis(200));
+                self.drain_stderr();
+                return Err(format!("while waiting for `{prefix}`: {}", self.tail()));
+            }
+        }
+    }
+
+    fn tail(&self) -> String {
+        let tail: Vec<&str> = self
+            .seen
+            .iter()
+            .rev()
+            .filter(|l| !l.trim().is_empty())
+            .take(6)
+            .map(|line| match line.char_indices().nth(240) {
+                Some((at, _)) => &line[..at],
+                None => line.as_str(),
+            })
+            .collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+    }
+
+    /// SIGINT (Ctrl-C: `cargo hotswap run` stops its program and itself), then SIGKILL.
+    fn stop(&mut self) {
+        signal(self.child.id(), 2);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+fn signal(pid: u32, signal: i32) {
+    extern "C" {
+        fn kill(pid: i32, signal: i32) -> i32;
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child, not reaped.
+    unsafe {
+        kill(pid as i32, signal);
+    }
+}
+
+/// `[hotswap] <crate>: patched N functions (<files>) — version V; build X ms, link Y ms, swap Z ms`
+/// → [("cli_build_ms", X), ("cli_link_ms", Y), ("cli_swap_ms", Z)].
+fn cli_report(line: &str) -> Vec<(String, f64)> {
+    let Some((_, rest)) = line.split_once("; build ") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, part) in ["build", "link", "swap"]
+        .iter()
+        .zip(format!("build {rest}").split(", "))
+    {
+        let number = part
+            .trim()
+            .strip_prefix(key)
+            .and_then(|p| p.trim().strip_suffix("ms"))
+            .and_then(|p| p.trim().parse::<f64>().ok());
+        if let Some(number) = number {
+            out.push((format!("cli_{key}_ms"), number));
+        }
+    }
+    out
+}
+
+/// The edits themselves, on a started program. `after_save` runs right after each save (the
+/// hot-lib-reloader rows build there) and returns figures to keep.
+fn edit_loop(
+    program: &mut Started,
+    source: &Path,
+    edits: usize,
+    timeout: Duration,
+    measured: &mut Measured,
+    mut after_save: impl FnMut(usize) -> Result<Vec<(String, f64)>, String>,
+) -> Result<(), String> {
+    let original = std::fs::read_to_string(source).map_err(|err| err.to_string())?;
+    if !original.contains(LABEL_LINE) {
+        return Err(format!("{} has no `{LABEL_LINE}`", source.display()));
+    }
+    let hidden = source.with_file_name(".lib.rs.hotswap-bench");
+    program.wait_for("tick edit-0 ", Duration::from_secs(1800))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let result = (|| {
+        for k in 1..=edits + 1 {
+            let text = original.replace(LABEL_LINE, &format!("let label = \"edit-{k}\";"));
+            std::fs::write(&hidden, &text).map_err(|err| err.to_string())?;
+            let saved = Instant::now();
+            std::fs::rename(&hidden, source).map_err(|err| err.to_string())?;
+            for (key, value) in after_save(k)? {
+                measured.values.entry(key).or_default().push(value);
+            }
+            let seen = program.wait_for(&format!("tick edit-{k} "), timeout)?;
+            let ms = seen.duration_since(saved).as_secs_f64() * 1e3;
+            // Let the CLI print its report, and the machine go quiet, before the next save.
+            std::thread::sleep(Duration::from_millis(300));
+            let before = program.seen.len();
+            program.drain_stderr();
+            let new: Vec<String> = program.seen[before..].to_vec();
+            if let Some(restart) = new.iter().find(|l| l.contains("restarting")) {
+                measured
+                    .notes
+                    .push(format!("edit {k} restarted the program: {restart}"));
+            }
+            if k == 1 {
+                measured.first_ms = Some(ms);
+                continue;
+            }
+            measured.ms.push(ms);
+            for line in &new {
+                for (key, value) in cli_report(line) {
+                    measured.values.entry(key).or_default().push(value);
+                }
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::write(source, &original);
+    result
+}
+
+/// `cargo hotswap run -p HOST` in the `edit` scratch workspace, `edits` edits of `LIB`.
+pub fn hotswap(
+    builder: &mut Builder,
+    cli: &Path,
+    spec: Spec,
+    edits: usize,
+) -> Result<Measured, String> {
+    let root = builder.workspace(spec.tool)?;
+    let mut command = Command::new(cli);
+    command
+        .current_dir(&root)
+        .args(["hotswap", "run", "-p", spec.host]);
+    crate::build::clean_env(&mut command);
+    command.env("CARGO_TARGET_DIR", builder.target());
+    let mut measured = Measured {
+        run: format!(
+            "`CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
+             `$WORK/ws/{}`, then {edits} + 1 edits of `{}/src/lib.rs`",
+            spec.host,
+            spec.tool.dir_name(),
+            spec.lib
+        ),
+        ..Measured::default()
+    };
+    eprintln!(
+        "hotswap-bench: edit to effect: cargo hotswap run -p {} (the first build of a heavy \
+         crate takes minutes)",
+        spec.host
+    );
+    let mut program = Started::spawn(command)?;
+    let source = root.join(spec.lib).join("src").join("lib.rs");
+    let result = edit_loop(
+        &mut program,
+        &source,
+        edits,
+        Duration::from_secs(120),
+        &mut measured,
+        |_| Ok(Vec::new()),
+    );
+    program.stop();
+    result.map(|()| measured)
+}
+
+/// hot-lib-reloader's host with its library in `<target>/debug`, rebuilt by `cargo build -p LIB`
+/// after each edit.
+pub fn hot_lib_reloader(
+    builder: &mut Builder,
+    host: &Path,
+    spec: Spec,
+    edits: usize,
+) -> Result<Measured, String> {
+    let root = builder.workspace(spec.tool)?;
+    let lib_dir: PathBuf = builder.target().join("debug");
+    let build = |builder: &mut Builder| -> Result<Duration, String> {
+        let mut command = builder.cargo(spec.tool)?;
+        command.args(["build", "-p", spec.lib]);
+        let started = Instant::now();
+        let output = command
+            .output()
+            .map_err(|err| format!("cannot run cargo: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "cargo build -p {} failed: {}",
+                spec.lib,
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ));
+        }
+        Ok(started.elapsed())
+    };
+    eprintln!(
+        "hotswap-bench: edit to effect: hot-lib-reloader, {}",
+        spec.lib
+    );
+    build(builder)?;
+    let mut command = Command::new(host);
+    command.current_dir(&root);
+    crate::build::clean_env(&mut command);
+    command.env("HLR_LIB_DIR", &lib_dir);
+    let mut measured = Measured {
+        run: format!(
+            "`HLR_LIB_DIR=<repo>/target/bench/debug $WORK/bin/{}-o0` in `$WORK/ws/{}`; after \
+             each of {edits} + 1 edits of `{}/src/lib.rs`: `cargo build -p {}`",
+            spec.host,
+            spec.tool.dir_name(),
+            spec.lib,
+            spec.lib
+        ),
+        ..Measured::default()
+    };
+    let mut program = Started::spawn(command)?;
+    let source = root.join(spec.lib).join("src").join("lib.rs");
+    let result = edit_loop(
+        &mut program,
+        &source,
+        edits,
+        Duration::from_secs(120),
+        &mut measured,
+        |_| {
+            let took = build(builder)?;
+            Ok(vec![("hlr_build_ms".into(), took.as_secs_f64() * 1e3)])
+        },
+    );
+    program.stop();
+    // hot-lib-reloader leaves its numbered copies (`lib<name>-hot-N.so`) next to the library.
+    if let Ok(entries) = std::fs::read_dir(&lib_dir) {
+        let prefix = format!("lib{}-hot-", spec.lib);
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    result.map(|()| measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cli_report;
+
+    #[test]
+    fn the_cli_report_line_is_read() {
+        let line = "[hotswap] hse_small: patched 1 function (hse_small/src/lib.rs) — version 3; \
+                    build 45 ms, link 12 ms, swap 0.4 ms";
+        let values = cli_report(line);
+        assert_eq!(
+            values,
+            vec![
+                ("cli_build_ms".to_string(), 45.0),
+                ("cli_link_ms".to_string(), 12.0),
+                ("cli_swap_ms".to_string(), 0.4)
+            ]
+        );
+    }
+}
