@@ -95,6 +95,10 @@ pub fn build(
         // the new code. Data still binds to the program where the program exports it.
         .arg("-Wl,-Bsymbolic-functions")
         .arg("-Wl,-z,noexecstack")
+        // No debug information: nothing can read it once the file is deleted after loading
+        // (backtraces and debuggers look for the file), and it is most of a patch's size, held
+        // on disk for as long as the patch stays mapped.
+        .arg("-Wl,-S")
         .arg(format!("-Wl,--version-script={}", version_script.display()))
         .arg("-o")
         .arg(&partial)

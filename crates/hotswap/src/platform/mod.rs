@@ -20,7 +20,9 @@ pub fn load_acquire(slot: &AtomicPtr<()>) -> *const () {
             std::arch::asm!(
                 "mov {value}, qword ptr [{slot}]",
                 value = out(reg) value,
-                slot = in(reg) slot.as_ptr(),
+                // A cast, not `AtomicPtr::as_ptr`: that is a call at opt-level 0. `AtomicPtr<T>`
+                // has the same in-memory representation as `*mut T`.
+                slot = in(reg) slot as *const AtomicPtr<()>,
                 options(nostack, preserves_flags, readonly),
             );
         }
