@@ -9,10 +9,6 @@ use object::{Object, ObjectSection, ObjectSegment};
 use crate::__private::{Entry, Slot, TypeLayout, ENTRY_ABI};
 use crate::platform;
 
-/// Symbol a self-contained library (with its own copy of this crate) exports; the host calls
-/// it before any of the library's code runs.
-pub(crate) const GUEST_INIT_SYMBOL: &str = "__hotswap_guest_init_v1";
-
 /// A section of the patch: its address relative to where the patch is loaded, and its size.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Section {

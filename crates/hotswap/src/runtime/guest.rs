@@ -1,7 +1,7 @@
 //! The two sides of a self-contained patch library (full library mode).
 //!
 //! Such a library has its own copy of `std`, `log`, `tracing` and this crate. Right after
-//! loading it, the host calls its exported [`GUEST_INIT_SYMBOL`](super::check::GUEST_INIT_SYMBOL)
+//! loading it, the host calls its exported [`GUEST_INIT_SYMBOL`]
 //! with a [`HostContext`]: from then on the library's runtime stays dormant, its `log` and
 //! `tracing` forward to the host's logger and dispatcher, and a panic in its code is caught in the
 //! library and raised again in the host (an unwind cannot be caught by another copy of `std`).
@@ -12,6 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use super::load::Loaded;
+
+/// Symbol a self-contained library (with its own copy of this crate) exports: the host calls it
+/// before any of the library's code runs. It is `__hotswap_guest_init_v1` below.
+pub(crate) const GUEST_INIT_SYMBOL: &str = "__hotswap_guest_init_v1";
 
 /// Layout version of [`HostContext`].
 const CONTEXT_ABI: u32 = 1;
@@ -45,7 +49,7 @@ pub(crate) fn is_guest() -> bool {
 
 /// Host side: initialise a freshly loaded self-contained library.
 pub(crate) fn init_guest(library: &Loaded) -> Result<(), String> {
-    let Some(init) = library.function(super::check::GUEST_INIT_SYMBOL) else {
+    let Some(init) = library.function(GUEST_INIT_SYMBOL) else {
         return Err("it has no hotswap guest entry point".into());
     };
     let logger: *const dyn log::Log = log::logger();
@@ -62,7 +66,7 @@ pub(crate) fn init_guest(library: &Loaded) -> Result<(), String> {
             .as_ref()
             .map_or(std::ptr::null(), |dispatch| dispatch as *const _),
     };
-    // SAFETY: the check found GUEST_INIT_SYMBOL defined in this library; only this crate
+    // SAFETY: `dlsym` found GUEST_INIT_SYMBOL in this library itself; only this crate
     // exports that name, with this signature (see `__hotswap_guest_init_v1`).
     let init: unsafe extern "C" fn(*const HostContext) -> u32 =
         unsafe { std::mem::transmute(init) };

@@ -17,7 +17,7 @@ pub(crate) struct Loaded {
     base: usize,
 }
 
-pub(crate) fn open(staged: Staged, _manifest: &Manifest) -> Result<Loaded, String> {
+pub(crate) fn open(staged: Staged) -> Result<Loaded, String> {
     let (library, base) = platform::open_library(staged.path()).map_err(|err| {
         let hint = if err.contains("undefined symbol") {
             ". The patch uses code the running program does not contain (a function it never \
@@ -80,7 +80,7 @@ impl Loaded {
 
     /// Whether the library carries its own copy of the runtime (full library mode).
     pub fn is_guest(&self) -> bool {
-        self.function(super::check::GUEST_INIT_SYMBOL).is_some()
+        self.function(super::guest::GUEST_INIT_SYMBOL).is_some()
     }
 
     /// The `&'static T`s a registration section of this library holds.
@@ -106,7 +106,4 @@ impl Loaded {
             Some(*symbol as *const ())
         }
     }
-
-    /// Leaves the library mapped for the rest of the process.
-    pub fn keep_forever(self) {}
 }

@@ -275,7 +275,7 @@ impl Runtime {
         phases.mark("stage");
         let manifest = check::file(staged.path())?;
         phases.mark("check file");
-        let library = load::open(staged, &manifest)?;
+        let library = load::open(staged)?;
         phases.mark("dlopen");
         let entries = library.entries(&manifest)?;
         let states = library.state_entries(&manifest)?;
@@ -308,7 +308,6 @@ impl Runtime {
         if self.verbose {
             eprintln!("[hotswap] phases: {}", phases.text);
         }
-        library.keep_forever();
         let version = events().bump();
         self.history
             .lock()
