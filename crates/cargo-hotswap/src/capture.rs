@@ -186,6 +186,7 @@ pub fn wrapper_main() -> i32 {
         if hot.contains(&invocation.crate_name) && invocation.is_library() {
             strip_extra_crate_types(&mut args);
             invocation.crate_types.retain(|t| t == "lib" || t == "rlib");
+            ensure_type_info(&mut args);
         }
         let is_program = invocation.crate_types.iter().any(|t| t == "bin")
             && !invocation.crate_name.starts_with("build_script_");
@@ -222,6 +223,35 @@ fn strip_extra_crate_types(args: &mut Vec<String>) {
         }
         out.push(arg);
     }
+    *args = out;
+}
+
+/// Makes a hot crate's objects describe every type in their DWARF (`-C debuginfo=2`, kept in
+/// the objects rather than split out): the layout check compares the types of the running build
+/// with the patch's (see [`crate::layout`]). Profiles with `debug = 0` or `1` (release, or a
+/// user's choice) carry no type information otherwise. Debug information changes neither the
+/// code nor the symbol names, so the program and its patches still match.
+fn ensure_type_info(args: &mut Vec<String>) {
+    let mut out = Vec::with_capacity(args.len() + 4);
+    let mut iter = std::mem::take(args).into_iter();
+    let replaced =
+        |value: &str| value.starts_with("debuginfo=") || value.starts_with("split-debuginfo=");
+    while let Some(arg) = iter.next() {
+        if arg == "-C" {
+            match iter.next() {
+                Some(value) if replaced(&value) => {}
+                Some(value) => {
+                    out.push(arg);
+                    out.push(value);
+                }
+                None => out.push(arg),
+            }
+        } else if arg.strip_prefix("-C").is_some_and(replaced) {
+        } else {
+            out.push(arg);
+        }
+    }
+    out.extend(["-C", "debuginfo=2", "-C", "split-debuginfo=off"].map(String::from));
     *args = out;
 }
 
@@ -273,6 +303,33 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         assert!(!names.iter().any(|n| n.contains("unrelated")));
+    }
+
+    #[test]
+    fn hot_crates_always_get_type_information() {
+        let mut args: Vec<String> = [
+            "-C",
+            "debuginfo=0",
+            "-Cdebuginfo=1",
+            "-C",
+            "opt-level=3",
+            "x.rs",
+        ]
+        .map(String::from)
+        .to_vec();
+        ensure_type_info(&mut args);
+        assert_eq!(
+            args,
+            [
+                "-C",
+                "opt-level=3",
+                "x.rs",
+                "-C",
+                "debuginfo=2",
+                "-C",
+                "split-debuginfo=off"
+            ]
+        );
     }
 
     #[test]

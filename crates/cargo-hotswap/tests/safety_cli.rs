@@ -138,7 +138,9 @@ fn a_field_added_to_a_layout_type_is_refused_naming_the_field_and_the_program_re
     );
     let restarted = cli.wait_started(refusal.seq, support::RESTART);
     assert_ne!(restarted.pid, started.pid, "the program was not restarted");
-    let host = cli.wait_out("the new program's first line", restarted.seq, OUTPUT, |t| {
+    // Found by the pid it prints, from before the save: the new program's first line may
+    // arrive before the command's `started` line (two pipes, no order between them).
+    let host = cli.wait_out("the new program's first line", before, OUTPUT, |t| {
         t == format!("host pid={}", restarted.pid)
     });
     let first = cli.wait_out("`v2 counter=1`", host.seq, OUTPUT, |t| t.starts_with("v2 "));

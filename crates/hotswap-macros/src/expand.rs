@@ -175,6 +175,26 @@ impl HotFn<'_> {
                 }
             })
             .collect();
+        let pointees = self.item("pointees");
+        // For each parameter and the return type: what it is behind any references.
+        let pointed: Vec<TokenStream> = layout_types
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| {
+                let inner = strip_references(ty);
+                let name = tidy(&inner.to_token_stream().to_string());
+                let layout = match inner {
+                    Type::Never(_) => quote!(::hotswap::__private::SizeAlign::NEVER),
+                    inner => quote!(
+                        (&&::hotswap::__private::SizeProbe::<#inner>::new()).size_align()
+                    ),
+                };
+                quote!(#i => ::hotswap::__private::Pointee {
+                    name: ::hotswap::__private::RawStr::new(#name),
+                    layout: #layout,
+                })
+            })
+            .collect();
         let display_name = match self.self_ty {
             Some(ty) => format!("{}::{}", type_ident(ty), self.sig.ident),
             None => self.sig.ident.to_string(),
@@ -225,6 +245,19 @@ impl HotFn<'_> {
                 }
             }
 
+            #[doc(hidden)]
+            #[allow(non_snake_case, unused_imports)]
+            fn #pointees(index: usize) -> ::hotswap::__private::Pointee {
+                use ::hotswap::__private::{ProbeSized as _, ProbeUnsized as _};
+                match index {
+                    #(#pointed,)*
+                    _ => ::hotswap::__private::Pointee {
+                        name: ::hotswap::__private::RawStr::new(""),
+                        layout: ::hotswap::__private::SizeAlign::UNSIZED,
+                    },
+                }
+            }
+
             // Not exported: a thin patch binds data references to the program wherever the
             // program exports the symbol, and the patch's registration below must point at the
             // patch's own entry. The runtime finds entries through the registration section.
@@ -246,6 +279,7 @@ impl HotFn<'_> {
                 slot: &#slot,
                 types: #describe,
                 type_count: #type_count,
+                pointees: #pointees,
                 implementation: #impl_path as *const (),
                 guarded: #guarded as *const (),
             };

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 pub use linkme;
 
 /// Version of [`Entry`]'s layout. A patch whose entries carry another value is refused.
-pub const ENTRY_ABI: u32 = 1;
+pub const ENTRY_ABI: u32 = 2;
 
 /// The registry of entries: one per `#[hot]` function linked into an image. In the program it
 /// lists the program's; in a patch, the section of the same name lists the patch's, and the
@@ -106,6 +106,80 @@ impl SizeAlign {
     };
 }
 
+impl SizeAlign {
+    /// Stands for a type without a static size (`str`, `[T]`, `dyn Trait`).
+    pub const UNSIZED: SizeAlign = SizeAlign {
+        size: usize::MAX - 1,
+        align: usize::MAX - 1,
+    };
+
+    /// Whether this is a real size (not `UNSIZED` or `NEVER`).
+    pub fn is_sized(&self) -> bool {
+        self.size < usize::MAX - 1
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Alignment in bytes.
+    pub fn align(&self) -> usize {
+        self.align
+    }
+}
+
+/// What a parameter or the return type is behind its references: its type as written and its
+/// layout (see [`Entry::pointees`]).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pointee {
+    /// The type as written, references removed (`Counter` for `&mut Counter`).
+    pub name: RawStr,
+    /// Its size and alignment, or [`SizeAlign::UNSIZED`].
+    pub layout: SizeAlign,
+}
+
+/// Picks `SizeAlign::of::<T>()` where `T: Sized` and `SizeAlign::UNSIZED` otherwise (autoref
+/// specialisation, as [`Probe`]: the macro calls `(&&SizeProbe::<T>::new()).size_align()` with
+/// both traits in scope).
+pub struct SizeProbe<T: ?Sized>(std::marker::PhantomData<T>);
+
+impl<T: ?Sized> SizeProbe<T> {
+    /// A probe for `T`.
+    pub const fn new() -> Self {
+        SizeProbe(std::marker::PhantomData)
+    }
+}
+
+impl<T: ?Sized> Default for SizeProbe<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Chosen when `T: Sized`.
+pub trait ProbeSized {
+    /// `T`'s size and alignment.
+    fn size_align(&self) -> SizeAlign;
+}
+
+impl<T> ProbeSized for &SizeProbe<T> {
+    fn size_align(&self) -> SizeAlign {
+        SizeAlign::of::<T>()
+    }
+}
+
+/// Chosen otherwise.
+pub trait ProbeUnsized {
+    /// No static size.
+    fn size_align(&self) -> SizeAlign {
+        SizeAlign::UNSIZED
+    }
+}
+
+impl<T: ?Sized> ProbeUnsized for SizeProbe<T> {}
+
 /// FNV-1a over the normalised signature text and the layout of every parameter and the return
 /// type: equal fingerprints mean a patch's function can be called through the host's pointer type.
 pub const fn fingerprint(signature: &str, layouts: &[SizeAlign]) -> u64 {
@@ -146,6 +220,10 @@ pub struct Entry {
     pub types: fn(usize) -> *const TypeLayout,
     /// How many positions `types` answers for (parameters, then the return type if any).
     pub type_count: usize,
+    /// The size and alignment of parameter `i` (the return type last) behind its references
+    /// (`&mut Counter` → `Counter`), for types without a description: a value the program
+    /// owns and lends to patched code must keep its size.
+    pub pointees: fn(usize) -> Pointee,
     /// The implementation, for patches that share the host's `std` (thin patches).
     pub implementation: *const (),
     /// The implementation behind a panic guard, for self-contained libraries.

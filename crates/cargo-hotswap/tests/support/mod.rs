@@ -321,7 +321,9 @@ impl Scratch {
     pub fn run(&self, args: &[&str]) -> (Cli, Started) {
         let cli = Cli::spawn(self, self.command(args));
         let started = cli.wait_started(0, FIRST_BUILD);
-        cli.wait_out("the program's first step", started.seq, OUTPUT, |t| {
+        // From line 0, not from the `started` line: stdout and stderr are two pipes, and the
+        // program's first line may arrive before the command's.
+        cli.wait_out("the program's first step", 0, OUTPUT, |t| {
             t.starts_with("v1 counter=")
         });
         (cli, started)

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use object::{Object, ObjectSection, ObjectSegment};
 
-use crate::__private::{Entry, Slot, TypeLayout, ENTRY_ABI};
+use crate::__private::{Entry, Pointee, Slot, TypeLayout, ENTRY_ABI};
 use crate::platform;
 
 /// A section of the patch: its address relative to where the patch is loaded, and its size.
@@ -235,24 +235,55 @@ fn layout_changes(host: &Entry, patch: &Entry, migrated: &[&str]) -> Vec<String>
     let has_return = host.signature.as_str().contains(" -> ");
     let count = host.type_count.min(patch.type_count);
     for index in 0..count {
+        let position = if has_return && index + 1 == host.type_count {
+            "the return type".to_owned()
+        } else {
+            format!("parameter {}", index + 1)
+        };
         let (old, new) = ((host.types)(index), (patch.types)(index));
         // SAFETY: `types` returns null or a pointer to a `'static TypeLayout` of its image.
         let (Some(old), Some(new)) = (unsafe { old.as_ref() }, unsafe { new.as_ref() }) else {
+            // Not described (no `#[derive(Layout)]`): at least the size and alignment of what
+            // the parameter is behind its references.
+            let (old, new) = ((host.pointees)(index), (patch.pointees)(index));
+            if let Some(change) = describe_pointee_change(&old, &new) {
+                changes.push(format!("{position} {change}"));
+            }
             continue;
         };
         if migrated.contains(&old.name.as_str()) {
             continue;
         }
         if let Some(change) = describe_change(old, new) {
-            let position = if has_return && index + 1 == host.type_count {
-                "the return type".to_owned()
-            } else {
-                format!("parameter {}", index + 1)
-            };
             changes.push(format!("{position} {change}"));
         }
     }
     changes
+}
+
+/// "`Counter` grew from 8 to 16 bytes", or `None` if the size and alignment are equal (or
+/// either side has no static size).
+fn describe_pointee_change(old: &Pointee, new: &Pointee) -> Option<String> {
+    let (before, after) = (old.layout, new.layout);
+    if !before.is_sized() || !after.is_sized() {
+        return None;
+    }
+    let change = if after.size() > before.size() {
+        format!("grew from {} to {} bytes", before.size(), after.size())
+    } else if after.size() < before.size() {
+        format!("shrank from {} to {} bytes", before.size(), after.size())
+    } else if after.align() != before.align() {
+        format!(
+            "changed alignment from {} to {}",
+            before.align(),
+            after.align()
+        )
+    } else {
+        return None;
+    };
+    let name = new.name.as_str();
+    let short = name.rsplit("::").next().unwrap_or(name);
+    Some(format!("`{short}` {change}"))
 }
 
 /// "`State` grew from 48 to 56 bytes (field `speed: f32` added)", or `None` if equal.
