@@ -50,6 +50,8 @@ pub struct HotCrate {
     pub crate_name: String,
     /// Directories holding its sources (the parent of each target's root file).
     pub source_dirs: Vec<PathBuf>,
+    /// The library's root source file (`src/lib.rs`).
+    pub lib_root: PathBuf,
 }
 
 /// The program `run` builds and starts.
@@ -295,6 +297,7 @@ fn hot_crate(package: &Package) -> Option<HotCrate> {
         package: package.name.clone(),
         crate_name: lib.name.replace('-', "_"),
         source_dirs,
+        lib_root: lib.src_path.clone(),
     })
 }
 

@@ -131,3 +131,55 @@ fn edit_rebuild_and_the_running_host_runs_the_new_code_with_its_state() {
     );
     eprintln!("{}", host.transcript());
 }
+
+// Proves: without any derive, a patch library whose `State` (passed as `&mut State`) grew is
+// refused in full library mode, naming the function, the parameter, the type and both sizes, and
+// the host keeps running version 1 with its state. Fails if the runtime loads it (the bug: the
+// new code would read past the end of the host's value) or the refusal names the wrong change.
+#[test]
+fn a_plain_struct_that_grows_behind_a_reference_is_refused() {
+    let app = ReloadApp::new("hs_e2e_grow");
+    app.build_all();
+    let host = app.start_host(None);
+
+    app.write_game(
+        &support::GAME_V1
+            .replace(
+                "pub counter: u64,",
+                "pub counter: u64,\n    pub extra: u64,",
+            )
+            .replace("v1 counter", "v2 counter"),
+    );
+    let before = host.mark();
+    app.build_game();
+    let refusal = host.wait_for("`[hotswap] refused ...`", before, RELOAD_TIMEOUT, |line| {
+        line.is_err()
+            && (line.text.starts_with("[hotswap] refused ")
+                || line.text.starts_with("[hotswap] reloaded "))
+    });
+    let expected = format!(
+        "`{}::step`: parameter 1 `State` grew from 8 to 16 bytes",
+        app.game
+    );
+    assert!(
+        refusal.text.starts_with("[hotswap] refused ") && refusal.text.contains(&expected),
+        "expected a refusal naming {expected:?}, got {:?}\n{}",
+        refusal.text,
+        host.transcript()
+    );
+    // Lines that arrive after the refusal was seen: the host still runs version 1, counting on.
+    let after = host.mark();
+    let ticks = host.wait_for_count("three more ticks", after, 3, RELOAD_TIMEOUT, |line| {
+        line.is_out() && line.text.starts_with("out: ")
+    });
+    for tick in &ticks {
+        assert!(tick.text.starts_with("out: v1 "), "{}", host.transcript());
+    }
+    let counters: Vec<u64> = host
+        .lines()
+        .iter()
+        .filter(|line| line.is_out() && line.text.starts_with("out: "))
+        .filter_map(|line| counter_of(&line.text))
+        .collect();
+    assert_eq!(counters, (1..=counters.len() as u64).collect::<Vec<_>>());
+}

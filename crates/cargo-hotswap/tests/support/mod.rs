@@ -317,6 +317,12 @@ impl Scratch {
         command
     }
 
+    /// Starts `cargo-hotswap <args>` here (for programs other than the default one, which
+    /// [`Scratch::run`] waits for).
+    pub fn start(&self, args: &[&str]) -> Cli {
+        Cli::spawn(self, self.command(args))
+    }
+
     /// Starts `cargo-hotswap <args>` here and waits until the program runs its first step.
     pub fn run(&self, args: &[&str]) -> (Cli, Started) {
         let cli = Cli::spawn(self, self.command(args));
