@@ -176,6 +176,10 @@ mod hot {
             self.frozen.store(true, Ordering::Release);
         }
 
+        pub(crate) fn is_frozen(&self) -> bool {
+            self.frozen.load(Ordering::Acquire)
+        }
+
         pub(crate) fn entry(&self) -> &'static StateEntry {
             // SAFETY: only ever set from `&'static StateEntry`s.
             unsafe { &*self.entry.load(Ordering::Acquire) }
