@@ -75,6 +75,10 @@ fn text_label(version: &str) -> String {
 }
 
 /// The hot crate with the label as a number, and `step` returning `Box<str>`: a new signature.
+///
+/// The return type changes rather than a parameter so that `main.rs` (which prints any
+/// `Display`) still compiles unchanged: two files cannot be saved at once, and the command could
+/// see `main.rs` alone (a build that fails) or each file in its own save (two restarts).
 fn number_label(version: &str) -> String {
     LIB_RS
         .replace("VERSION", version)

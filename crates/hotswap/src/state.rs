@@ -23,6 +23,21 @@ use std::ops::{Deref, DerefMut};
 /// `cargo hotswap run` carries over when it restarts the program.
 ///
 /// `T` needs `#[derive(hotswap::Migrate)]`, `serde::Serialize` and `serde::Deserialize`.
+///
+/// # Across a restart
+///
+/// When `cargo hotswap run` restarts the program (a change that cannot be hot-swapped), the old
+/// process serialises every live `State` just before it is stopped (from then on `get_mut`
+/// blocks there, so the values saved are the last ones), and in the new process a value carried
+/// over takes the place of the one given to [`State::new`] (which is dropped). Values are
+/// matched **by type name** (`module::Type`, as `#[derive(Migrate)]` records it): the k-th
+/// `State<T>` created in the new process takes the k-th value of that type the old process had
+/// (in the order its `State`s were created). The value is read with the *new* `T`'s
+/// `Deserialize`, so fields are matched by name and new fields take their `#[serde(default)]`;
+/// a value the new type cannot read is dropped, the `State` keeps the value it was given, and
+/// the CLI names it. When two unrelated `State`s share a type and may be created in another
+/// order, give them keys with [`State::with_key`]. Outside hot mode, and without the CLI,
+/// nothing is carried.
 pub struct State<T> {
     #[cfg(any(hotswap, feature = "hot"))]
     cell: std::sync::Arc<hot::StateCell>,
@@ -46,8 +61,8 @@ pub struct StateMut<'a, T> {
 
 #[cfg(not(any(hotswap, feature = "hot")))]
 impl<T> State<T> {
-    /// Takes ownership of `value`. (In hot mode, under `cargo hotswap run`, a value carried over
-    /// a restart takes its place: see the hot-mode documentation of `State::new`.)
+    /// Takes ownership of `value` (in hot mode, under `cargo hotswap run`, a value carried over
+    /// a restart may take its place: see [`State`]).
     pub fn new(value: T) -> Self {
         State { value }
     }
@@ -232,18 +247,8 @@ mod hot {
     }
 
     impl<T: Migratable> State<T> {
-        /// Takes ownership of `value`.
-        ///
-        /// Under `cargo hotswap run`, in a process started in place of one that was restarted,
-        /// a value carried over from the old process takes the place of `value` (which is
-        /// dropped). Values are matched **by type name** (`module::Type`, as
-        /// `#[derive(Migrate)]` records it): the k-th `State<T>` created in the new process
-        /// takes the k-th value of that type the old process had (in the order its `State`s
-        /// were created). The value is read with the *new* `T`'s `Deserialize`, so fields are
-        /// matched by name and new fields take their `#[serde(default)]`; a value the new type
-        /// cannot read is dropped, and this `State` keeps `value` (the CLI names it). When two
-        /// unrelated `State`s share a type and may be created in another order, give them keys
-        /// with [`State::with_key`].
+        /// Takes ownership of `value`, unless a value of type `T` carried over a restart takes
+        /// its place (the next one of its type name: see [`State`]).
         pub fn new(value: T) -> Self {
             Self::from_cell(create(
                 Box::into_raw(Box::new(value)).cast(),
