@@ -14,11 +14,13 @@ pub struct App {
     child: Arc<Mutex<Child>>,
 }
 
+/// Starts the program; `carried` names the file of `State` values carried over a restart.
 pub fn start(
     executable: &Path,
     args: &[String],
     rollback_on_panic: bool,
     socket: &Path,
+    carried: Option<&Path>,
     generation: u64,
     events: Sender<Event>,
 ) -> Result<App, String> {
@@ -26,6 +28,10 @@ pub fn start(
     command
         .args(args)
         .env(hotswap::protocol::CONTROL_ENV, socket);
+    match carried {
+        Some(file) => command.env(hotswap::protocol::CARRY_ENV, file),
+        None => command.env_remove(hotswap::protocol::CARRY_ENV),
+    };
     if rollback_on_panic {
         command.env("HOTSWAP_ON_PANIC", "rollback");
     }
@@ -70,7 +76,13 @@ pub fn start(
 impl App {
     /// Asks the program to stop (SIGTERM), then kills it if it has not stopped within `grace`.
     pub fn stop(&self, grace: Duration) -> Option<ExitStatus> {
-        signal(self.pid, libc::SIGTERM);
+        if let Ok(mut child) = self.child.lock() {
+            // Under the lock, so the pid cannot be reaped (and reused) before the signal.
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            signal(self.pid, libc::SIGTERM);
+        }
         self.stop_after(grace)
     }
 
@@ -89,6 +101,11 @@ impl App {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// How the program ended, if it has (without waiting).
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.child.lock().ok()?.try_wait().ok().flatten()
     }
 
     pub fn interrupt(&self) {

@@ -12,6 +12,7 @@
 
 mod app;
 mod capture;
+mod carry;
 mod cli;
 mod deliver;
 mod doctor;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use hotswap::protocol::{ToApp, ToCli};
 
 use crate::app::{self, App};
-use crate::deliver::{self, Connection};
+use crate::carry::{self, Carry};
+use crate::deliver::{self, Connection, Peers};
 use crate::host::{self, BuildOptions};
 use crate::linker::Linked;
 use crate::patch::{self, Failure};
@@ -75,6 +76,10 @@ struct Session {
     /// Contents of Cargo.toml / Cargo.lock files as the last build saw them: cargo itself
     /// writes the lock file, and an unchanged manifest needs no restart.
     manifests: HashMap<PathBuf, Vec<u8>>,
+    /// The connected programs, for the restart path's questions (`carry`).
+    peers: Peers,
+    /// `State` values carried over restarts.
+    carry: Carry,
 }
 
 pub fn run(options: RunOptions) -> i32 {
@@ -102,7 +107,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
     }
     let dir = hotswap::platform::private_dir(&format!("cli-{}", std::process::id()))?;
     let (sender, events) = mpsc::channel();
-    let socket = deliver::listen(&dir, sender.clone())?;
+    let peers = Peers::default();
+    let socket = deliver::listen(&dir, sender.clone(), peers.clone())?;
     let interrupts = sender.clone();
     ctrlc::set_handler(move || {
         let _ = interrupts.send(Event::Interrupted);
@@ -134,6 +140,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         manifests: HashMap::new(),
         exports: None,
         warned: Vec::new(),
+        peers,
+        carry: Carry::default(),
     };
     Ok((session, events))
 }
@@ -239,6 +247,7 @@ impl Session {
                 if generation == self.generation && self.app.is_some() {
                     self.app = None;
                     self.connection = None;
+                    self.carry.exited(status);
                     let (text, code) = app::describe(status);
                     self.last_code = Some(code);
                     let text = format!(
@@ -450,6 +459,13 @@ impl Session {
                 ));
                 self.restart("the change cannot be hot-swapped");
             }
+            ToCli::Carried {
+                carried,
+                fresh,
+                error,
+            } => carry::carried(carried, &fresh, error.as_deref()),
+            // Answers the restart path's question itself (`carry::Carry::hand_over`).
+            ToCli::StatesSaved { .. } => {}
         }
     }
 
@@ -482,6 +498,13 @@ impl Session {
             }
             Ok(executable) => {
                 self.exports = None;
+                // The old program's states, saved at the last moment (they stay frozen there).
+                let handover = self.carry.hand_over(
+                    self.app.as_ref(),
+                    &self.peers,
+                    &self.dir,
+                    self.generation + 1,
+                );
                 self.stop_app();
                 self.queued.clear();
                 self.in_flight.clear();
@@ -491,6 +514,7 @@ impl Session {
                     &self.options.args,
                     self.options.rollback_on_panic,
                     &self.socket,
+                    handover.file(),
                     self.generation,
                     self.events.clone(),
                 ) {
@@ -501,6 +525,8 @@ impl Session {
                             app.pid,
                             report::ms(started.elapsed())
                         ));
+                        handover.report();
+                        self.carry.started(&executable);
                         self.app = Some(app);
                         self.executable = Some(executable);
                         true

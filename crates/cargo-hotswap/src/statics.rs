@@ -74,11 +74,12 @@ pub fn fresh_copies(patch: &Path, exports: &Exports) -> Vec<String> {
 }
 
 /// Maps a file: executables and patches carry large debug sections this never reads.
-fn map(path: &Path) -> Result<memmap2::Mmap, String> {
+pub(crate) fn map(path: &Path) -> Result<memmap2::Mmap, String> {
     let file = std::fs::File::open(path)
         .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
     // SAFETY: the executable cargo just built and the patch we just linked; nothing writes to
-    // them while they are read (a rebuild writes a new file).
+    // them while they are read (a rebuild writes a new file). (`carry` reads the executable
+    // it has just started in the same way.)
     unsafe { memmap2::Mmap::map(&file) }
         .map_err(|err| format!("cannot map {}: {err}", path.display()))
 }

@@ -56,6 +56,7 @@ pub use hotswap_macros::Layout;
 /// Like [`Layout`](derive@Layout), and lets a [`State<T>`](State) carry its value across a patch that
 /// changes `T`: the old code serialises it, the new code deserialises it (serde; fields matched
 /// by name, new fields take their `#[serde(default)]`). Needs `Serialize` and `Deserialize`.
+/// The same carries the value across a restart by `cargo hotswap run` (see [`State`]).
 pub use hotswap_macros::Migrate;
 
 mod events;

@@ -10,6 +10,24 @@ pub const CONTROL_ENV: &str = "HOTSWAP_CONTROL";
 /// Longest line either side accepts; longer ones are dropped unread.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// Environment variable naming the file of `State` values carried over a restart: set by
+/// `cargo hotswap run` for a program it starts in place of one that saved its states
+/// ([`ToApp::SaveStates`]). Read (and the file removed) once per process, and only under the
+/// CLI (with [`CONTROL_ENV`] set).
+pub const CARRY_ENV: &str = "HOTSWAP_CARRY";
+
+/// A `State` value that could not be carried over a restart, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateProblem {
+    /// The value's type, `module::Type` (as `#[derive(Migrate)]` names it).
+    pub name: String,
+    /// The key it was created with (`State::with_key`), if any.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// What went wrong (for a value the new type cannot read, serde's error).
+    pub reason: String,
+}
+
 /// Program → CLI.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,6 +71,32 @@ pub enum ToCli {
         /// What was wrong.
         reason: String,
     },
+    /// The answer to [`ToApp::SaveStates`]. From then on the program's `State`s stay locked
+    /// (`get_mut` blocks) until it exits, so the values saved are the last ones it had.
+    StatesSaved {
+        /// How many values the file holds.
+        saved: usize,
+        /// The live values that could not be saved.
+        #[serde(default)]
+        unsaved: Vec<StateProblem>,
+        /// Set when no file could be written at all (then `saved` is 0).
+        #[serde(default)]
+        error: Option<String>,
+    },
+    /// What a program started with [`CARRY_ENV`] took from the values carried over: sent once
+    /// its runtime has connected, for the `State`s created until then, and again for each one
+    /// created later that found a value.
+    Carried {
+        /// Values taken over.
+        carried: usize,
+        /// `State`s that started from the value the program gave them instead, although a value
+        /// was carried for them (the new type could not read it).
+        #[serde(default)]
+        fresh: Vec<StateProblem>,
+        /// Set when the carried file could not be read at all.
+        #[serde(default)]
+        error: Option<String>,
+    },
 }
 
 /// CLI → program.
@@ -64,6 +108,14 @@ pub enum ToApp {
         /// Echoed in the answer.
         id: u64,
         /// Absolute path of the patch file.
+        path: String,
+    },
+    /// Serialise every live `State` into the file `path` (in the CLI's private directory;
+    /// written under a temporary name, mode 0600, then renamed) and answer with
+    /// [`ToCli::StatesSaved`]. The CLI then stops the program and starts its replacement with
+    /// [`CARRY_ENV`] naming the file.
+    SaveStates {
+        /// Absolute path of the file to write.
         path: String,
     },
 }

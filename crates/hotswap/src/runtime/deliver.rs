@@ -1,7 +1,7 @@
 //! Deliver (thin patches): the control channel to `cargo hotswap run`.
 //!
 //! The program connects to the CLI's socket, says hello, then loads each patch it is sent and
-//! answers with the outcome. Anything that is not a well-formed message from the same user is
+//! answers with the outcome (and, before a restart, saves its states when asked: `carry`). Anything that is not a well-formed message from the same user is
 //! ignored; a closed channel leaves the program running the code it has.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -42,6 +42,8 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
     let mut reader = BufReader::new(stream.try_clone().map_err(|err| err.to_string())?);
     let writer = std::sync::Arc::new(std::sync::Mutex::new(stream));
     forward_roll_backs(std::sync::Arc::clone(&writer));
+    // What this process took of the states carried over a restart (now, or as it takes them).
+    super::carry::connected(std::sync::Arc::clone(&writer));
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -78,6 +80,7 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
                 },
                 Err(reason) => ToCli::Refused { id, reason },
             },
+            ToApp::SaveStates { path } => super::carry::save(runtime, Path::new(&path)),
         };
         let mut stream = writer.lock().unwrap_or_else(|e| e.into_inner());
         send(&mut stream, &answer)?;
@@ -114,7 +117,7 @@ fn forward_roll_backs(writer: std::sync::Arc<std::sync::Mutex<UnixStream>>) {
         });
 }
 
-fn send(stream: &mut UnixStream, message: &ToCli) -> Result<(), String> {
+pub(crate) fn send(stream: &mut UnixStream, message: &ToCli) -> Result<(), String> {
     let mut line = serde_json::to_vec(message).map_err(|err| err.to_string())?;
     line.push(b'\n');
     stream

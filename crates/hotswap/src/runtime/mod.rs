@@ -5,8 +5,10 @@
 //! [`stage`] (copied into a private directory) → [`check`] (a complete shared object for this
 //! machine, with a manifest this program accepts) → [`load`] (`dlopen`, file removed) →
 //! [`swap`] (every slot of the patch, or none) → [`crate::events`] (version, waiters,
-//! subscribers) and back to the CLI.
+//! subscribers) and back to the CLI. Across a restart by the CLI, [`carry`] hands the program's
+//! `State` values from the old process to the new one.
 
+pub(crate) mod carry;
 pub(crate) mod check;
 pub(crate) mod deliver;
 pub(crate) mod guest;
