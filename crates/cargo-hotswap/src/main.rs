@@ -18,6 +18,7 @@ mod deliver;
 mod doctor;
 mod host;
 mod init;
+mod layout;
 mod linker;
 mod patch;
 mod project;

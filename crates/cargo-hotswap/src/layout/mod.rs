@@ -1,0 +1,142 @@
+//! Check (CLI side, between link and deliver): the layouts of the hot crate's types that the
+//! running program may hold, read from DWARF, compared between the running build and a patch.
+//!
+//! A patch that changes the layout of a type the program owns (`pub struct Counter { n: u64 }`
+//! gains `speed: u32`, and `#[hot] fn step(c: &mut Counter)` is patched) would read and write
+//! past the program's value. The runtime checks field by field only the types that derive
+//! `hotswap::Layout`; this module checks every type from the compiler's own type information.
+//!
+//! - A [`Snapshot`] is what one build says: the types reachable from its hot functions'
+//!   implementations (`__hotswap_impl_*`: parameters and return type) and its statics, from the
+//!   DWARF of the `.rcgu.o` members of the crate's rlib (`-C debuginfo=2`, the dev profile's
+//!   default; with less there is no type information, see [`Snapshot::has_type_info`]), plus
+//!   the shapes of the crate's traits from its sources (for `dyn Trait` values, whose vtables
+//!   DWARF does not describe).
+//! - [`compare`] walks from the roots (each hot function, each static shared with the program)
+//!   through pointers, fields, variants, arrays, tuples, template parameters and function types,
+//!   in both builds, and compares every type of the hot crate it reaches by qualified name: size,
+//!   alignment, fields (name, offset, type name), variants (name, discriminant, fields) and the
+//!   tag's encoding. A type used only inside hot code is not reached and may change freely.
+//!
+//! The old snapshot must be read before the patch's build replaces the rlib: a [`Snapshot`] owns
+//! everything it holds.
+// Wired into `run.rs` in a later change; until then only the tests use it.
+#![cfg_attr(not(test), allow(dead_code))]
+
+mod compare;
+mod dwarf;
+mod traits;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use object::read::archive::ArchiveFile;
+
+/// What one build of a hot crate says about the types the running program may hold.
+pub struct Snapshot {
+    crate_name: String,
+    types: dwarf::TypeTable,
+    traits: HashMap<String, Vec<traits::TraitShape>>,
+}
+
+impl Snapshot {
+    /// `rlib`: the hot crate's rlib; `crate_name`: its rustc crate name (`game`);
+    /// `sources`: the crate's parsed source files (for trait shapes).
+    pub fn read(rlib: &Path, crate_name: &str, sources: &[syn::File]) -> Result<Snapshot, String> {
+        // Read, not mapped: rustc rewrites this file on the next build, and the snapshot is
+        // made of owned data anyway.
+        let data =
+            std::fs::read(rlib).map_err(|err| format!("cannot read {}: {err}", rlib.display()))?;
+        let archive = ArchiveFile::parse(&*data)
+            .map_err(|err| format!("{} is not an rlib: {err}", rlib.display()))?;
+        let mut snapshot = Snapshot::new(crate_name, sources);
+        for member in archive.members() {
+            let member = member.map_err(|err| format!("{}: {err}", rlib.display()))?;
+            let name = String::from_utf8_lossy(member.name()).into_owned();
+            // The codegen units (`<crate>-<hash>.<crate>.<hash>-cgu.N.rcgu.o`); `lib.rmeta`
+            // is metadata, not an object.
+            if !name.ends_with(".o") {
+                continue;
+            }
+            let object = member
+                .data(&*data)
+                .map_err(|err| format!("{} ({name}): {err}", rlib.display()))?;
+            snapshot
+                .types
+                .add_object(object)
+                .map_err(|err| format!("{} ({name}): {err}", rlib.display()))?;
+        }
+        Ok(snapshot)
+    }
+
+    /// Same from object file bytes (tests, and later binary crates).
+    pub fn from_objects(
+        objects: &[&[u8]],
+        crate_name: &str,
+        sources: &[syn::File],
+    ) -> Result<Snapshot, String> {
+        let mut snapshot = Snapshot::new(crate_name, sources);
+        for (index, object) in objects.iter().enumerate() {
+            snapshot
+                .types
+                .add_object(object)
+                .map_err(|err| format!("object {}: {err}", index + 1))?;
+        }
+        Ok(snapshot)
+    }
+
+    /// False when the objects carry no type information (built with debuginfo 0 or 1).
+    pub fn has_type_info(&self) -> bool {
+        self.types.has_type_info
+    }
+
+    /// The hot functions found, as the program names them (`game::step`,
+    /// `game::Counter::bump`).
+    pub fn hot_functions(&self) -> impl Iterator<Item = &str> {
+        self.types.functions.keys().map(String::as_str)
+    }
+
+    fn new(crate_name: &str, sources: &[syn::File]) -> Snapshot {
+        Snapshot {
+            crate_name: crate_name.to_owned(),
+            types: dwarf::TypeTable::default(),
+            traits: traits::collect(sources),
+        }
+    }
+}
+
+/// One type, reachable from what the running program holds, whose layout a patch changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayoutChange {
+    /// What reaches the type: a hot function as the program names it (`game::step`,
+    /// `game::Counter::bump` for a method of a `#[hot] impl Counter`), or `static game::CONFIG`.
+    pub root: String,
+    /// The changed type's full name (`game::Counter`).
+    pub type_name: String,
+    /// e.g. "`Counter` grew from 8 to 16 bytes (field `speed: u32` added)".
+    pub change: String,
+}
+
+impl LayoutChange {
+    /// "`game::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)";
+    /// "static `game::CONFIG`: …" for a static.
+    pub fn describe(&self) -> String {
+        match self.root.strip_prefix("static ") {
+            Some(name) => format!("static `{name}`: {}", self.change),
+            None => format!("`{}`: {}", self.root, self.change),
+        }
+    }
+}
+
+/// Changes, between the running build and the patch, of the types of the hot crate reachable
+/// from the roots. `shared_statics`: linkage (mangled) names of the crate's statics that the
+/// program shares with patches (their types are roots too).
+///
+/// Each changed type is reported once, with the first root that reaches it (hot functions in
+/// name order, then statics in name order). Empty when either snapshot has no type information.
+pub fn compare(old: &Snapshot, new: &Snapshot, shared_statics: &[String]) -> Vec<LayoutChange> {
+    compare::compare(old, new, shared_statics)
+}
