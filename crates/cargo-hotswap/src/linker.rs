@@ -6,7 +6,12 @@
 //!   yet, so a patch may call a dependency function the program never called;
 //! - every global symbol is exported (`--export-dynamic`), so a patch's undefined symbols
 //!   resolve against the running program: one logger, one allocator, one copy of each static.
+//!
+//! It also keeps what [`crate::reach`] needs to know what else runs the hot crates' code: the
+//! program's own object files (rustc deletes them after linking) and the list of linked rlibs
+//! of crates that depend on a hot crate.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -28,12 +33,37 @@ pub struct Linked {
     pub linker: String,
     /// Capture of each hot crate, by crate name.
     pub hot: Vec<(String, Invocation)>,
+    /// The program's own object files (its crate's codegen units and whatever else rustc put on
+    /// the link line outside an rlib), kept in [`Linked::objects_dir`].
+    #[serde(default)]
+    pub objects: Vec<PathBuf>,
+    /// Rlibs on the link line of crates that depend on a hot crate (the hot crates excluded).
+    #[serde(default)]
+    pub dependents: Vec<PathBuf>,
 }
 
 impl Linked {
     pub fn path(capture_dir: &Path, executable_name: &str) -> PathBuf {
         let key = executable_name.replace('-', "_");
         capture_dir.join(format!("linked-{key}.json.link"))
+    }
+
+    /// Where the program's object files are kept (one set per executable, the last link's).
+    pub fn objects_dir(capture_dir: &Path, executable_name: &str) -> PathBuf {
+        let key = executable_name.replace('-', "_");
+        capture_dir.join(format!("objects-{key}"))
+    }
+
+    /// The code the executable links besides the hot crates that may refer to them: the
+    /// program's objects, then the dependent crates' rlibs (see `reach::read_outside`).
+    // For `run.rs`, which calls the `reach` check once it is wired in.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn outside(&self) -> Vec<PathBuf> {
+        self.objects
+            .iter()
+            .chain(&self.dependents)
+            .cloned()
+            .collect()
     }
 
     pub fn load(capture_dir: &Path, executable_name: &str) -> Result<Linked, String> {
@@ -83,7 +113,7 @@ pub fn main() -> i32 {
     let args = expand_response_files(std::env::args_os().skip(1).collect());
     let real = std::env::var(REAL_LINKER_ENV).unwrap_or_else(|_| "cc".into());
     let args = match std::env::var_os(CAPTURE_DIR_ENV) {
-        Some(dir) => match rewrite(Path::new(&dir), &real, args.clone()) {
+        Some(dir) => match rewrite(Path::new(&dir), &real, args.clone(), &hot_names()) {
             Ok(args) => args,
             Err(err) => {
                 eprintln!("cargo-hotswap (linker): {err}; linking without hot-swap support");
@@ -121,17 +151,26 @@ pub fn main() -> i32 {
     1
 }
 
-fn rewrite(capture_dir: &Path, real: &str, args: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    let all = Invocation::load_all(capture_dir);
-    let hot_names: Vec<String> = std::env::var(HOT_CRATES_ENV)
+/// The hot crates' names, as the CLI set them for the build.
+fn hot_names() -> Vec<String> {
+    std::env::var(HOT_CRATES_ENV)
         .unwrap_or_default()
         .split(',')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+fn rewrite(
+    capture_dir: &Path,
+    real: &str,
+    args: Vec<OsString>,
+    hot_names: &[String],
+) -> Result<Vec<OsString>, String> {
+    let all = Invocation::load_all(capture_dir);
     let on_line = |path: &Path| args.iter().any(|a| Path::new(a) == path);
     let mut hot: Vec<(String, &Invocation)> = Vec::new();
-    for name in &hot_names {
+    for name in hot_names {
         let mut candidates: Vec<&Invocation> = all
             .iter()
             .filter(|inv| &inv.crate_name == name && inv.is_library())
@@ -151,6 +190,20 @@ fn rewrite(capture_dir: &Path, real: &str, args: Vec<OsString>) -> Result<Vec<Os
     }
     let roots: Vec<&Invocation> = hot.iter().map(|(_, inv)| *inv).collect();
     let closure = capture::library_closure(&all, &roots);
+    let hot_rlibs: Vec<PathBuf> = roots.iter().map(|inv| inv.rlib()).collect();
+    let rlibs_on_line: Vec<PathBuf> = args
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.extension().is_some_and(|ext| ext == "rlib"))
+        .collect();
+    let dependents = dependents(&all, &hot_rlibs, &rlibs_on_line);
+    // Object files outside any archive: the program's own codegen units (and rustc's small
+    // helper objects).
+    let objects: Vec<PathBuf> = args
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.extension().is_some_and(|ext| ext == "o") && p.is_file())
+        .collect();
 
     let mut out: Vec<OsString> = Vec::with_capacity(args.len() + closure.len() * 3 + 4);
     let mut inserted = false;
@@ -194,16 +247,94 @@ fn rewrite(capture_dir: &Path, real: &str, args: Vec<OsString>) -> Result<Vec<Os
         let key = name
             .rsplit_once('-')
             .map_or(name.as_str(), |(stem, _)| stem);
+        // Only worth keeping when there is a hot crate to compare against.
+        let objects = if hot.is_empty() {
+            Vec::new()
+        } else {
+            keep_objects(&Linked::objects_dir(capture_dir, key), &objects).unwrap_or_else(|err| {
+                eprintln!("cargo-hotswap (linker): cannot keep the program's object files: {err}");
+                Vec::new()
+            })
+        };
         let linked = Linked {
             executable,
             linker: real.to_owned(),
             hot: hot.into_iter().map(|(n, inv)| (n, inv.clone())).collect(),
+            objects,
+            dependents,
         };
         let bytes = serde_json::to_vec(&linked).map_err(|e| e.to_string())?;
         std::fs::write(Linked::path(capture_dir, key), bytes)
             .map_err(|err| format!("cannot record the link: {err}"))?;
     }
     Ok(out)
+}
+
+/// Rlibs among `on_line` whose crates depend, through the recorded `--extern`s, on one of
+/// `hot` (which are not themselves included).
+fn dependents(all: &[Invocation], hot: &[PathBuf], on_line: &[PathBuf]) -> Vec<PathBuf> {
+    let by_rlib: HashMap<PathBuf, &Invocation> = all
+        .iter()
+        .filter(|inv| inv.is_library())
+        .map(|inv| (inv.rlib(), inv))
+        .collect();
+    fn depends(
+        rlib: &Path,
+        by_rlib: &HashMap<PathBuf, &Invocation>,
+        hot: &[PathBuf],
+        known: &mut HashMap<PathBuf, bool>,
+    ) -> bool {
+        if let Some(&answer) = known.get(rlib) {
+            return answer;
+        }
+        // Crate graphs have no cycles; this only guards against a malformed record.
+        known.insert(rlib.to_owned(), false);
+        let answer = by_rlib.get(rlib).is_some_and(|inv| {
+            inv.externs.iter().any(|dep| {
+                let dep = dep.with_extension("rlib");
+                hot.contains(&dep) || depends(&dep, by_rlib, hot, known)
+            })
+        });
+        known.insert(rlib.to_owned(), answer);
+        answer
+    }
+    let mut known = HashMap::new();
+    on_line
+        .iter()
+        .filter(|rlib| !hot.contains(rlib) && depends(rlib, &by_rlib, hot, &mut known))
+        .cloned()
+        .collect()
+}
+
+/// Keeps `objects` in `dir` (hard links, copies across file systems), replacing the set kept
+/// by the previous link. rustc deletes a binary crate's objects once it is linked, and writes
+/// new files rather than rewriting these, so the links keep the contents this link used.
+fn keep_objects(dir: &Path, objects: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staging = dir.with_file_name(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)?;
+    let mut names: Vec<String> = Vec::with_capacity(objects.len());
+    for (index, object) in objects.iter().enumerate() {
+        let mut name = object
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("{index}.o"));
+        if names.contains(&name) {
+            name = format!("{index}-{name}");
+        }
+        let kept = staging.join(&name);
+        if std::fs::hard_link(object, &kept).is_err() {
+            std::fs::copy(object, &kept)?;
+        }
+        names.push(name);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(&staging, dir)?;
+    Ok(names.into_iter().map(|name| dir.join(name)).collect())
 }
 
 /// Replaces `@file` arguments by the arguments the file holds (one per line, as rustc writes
@@ -256,6 +387,115 @@ fn escape_response(arg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn inv(name: &str, externs: &[&str], dir: &Path) -> Invocation {
+        Invocation {
+            crate_name: name.into(),
+            crate_types: vec!["lib".into()],
+            extra_filename: "-h".into(),
+            out_dir: dir.into(),
+            externs: externs
+                .iter()
+                .map(|e| dir.join(format!("lib{e}-h.rmeta")))
+                .collect(),
+            rustc: "rustc".into(),
+            args: vec![],
+            cwd: dir.into(),
+            env: vec![],
+        }
+    }
+
+    #[test]
+    fn dependents_are_the_crates_that_use_a_hot_crate() {
+        let dir = Path::new("/d");
+        let all = vec![
+            inv("game", &["serde"], dir),
+            inv("serde", &[], dir),
+            inv("ui", &["game"], dir),
+            inv("menu", &["ui", "serde"], dir),
+            inv("unrelated", &["serde"], dir),
+        ];
+        let rlib = |name: &str| dir.join(format!("lib{name}-h.rlib"));
+        let on_line: Vec<PathBuf> = ["game", "serde", "ui", "menu", "unrelated"]
+            .map(rlib)
+            .to_vec();
+        assert_eq!(
+            dependents(&all, &[rlib("game")], &on_line),
+            [rlib("ui"), rlib("menu")]
+        );
+    }
+
+    #[test]
+    fn the_programs_objects_are_kept_and_replaced_by_the_next_link() {
+        let scratch = tempfile::tempdir().unwrap();
+        let build = scratch.path().join("deps");
+        std::fs::create_dir_all(build.join("other")).unwrap();
+        let first = [
+            build.join("app-1.app.a-cgu.0.rcgu.o"),
+            build.join("app-1.app.a-cgu.1.rcgu.o"),
+            build.join("other/app-1.app.a-cgu.1.rcgu.o"),
+        ];
+        for (i, path) in first.iter().enumerate() {
+            std::fs::write(path, format!("object {i}")).unwrap();
+        }
+        let dir = Linked::objects_dir(scratch.path(), "app");
+        let kept = keep_objects(&dir, &first).unwrap();
+        assert_eq!(kept.len(), 3);
+        // rustc deletes its objects after the link; the kept ones stay, same names where free.
+        for path in &first {
+            std::fs::remove_file(path).unwrap();
+        }
+        assert_eq!(kept[0], dir.join("app-1.app.a-cgu.0.rcgu.o"));
+        assert_eq!(std::fs::read_to_string(&kept[2]).unwrap(), "object 2");
+        let second = [build.join("app-1.app.b-cgu.0.rcgu.o")];
+        std::fs::write(&second[0], "new").unwrap();
+        let kept = keep_objects(&dir, &second).unwrap();
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "new");
+        // Old records without these fields still load.
+        let old: Linked =
+            serde_json::from_str(r#"{"executable":"/x","linker":"cc","hot":[]}"#).unwrap();
+        assert!(old.outside().is_empty());
+    }
+
+    #[test]
+    fn a_link_records_the_objects_and_the_dependent_rlibs() {
+        let scratch = tempfile::tempdir().unwrap();
+        let (captures, deps) = (scratch.path().join("captures"), scratch.path().join("deps"));
+        std::fs::create_dir_all(&deps).unwrap();
+        for (name, externs) in [("game", vec![]), ("ui", vec!["game"]), ("log", vec![])] {
+            let inv = inv(name, &externs, &deps);
+            std::fs::write(inv.rlib(), b"!<arch>\n").unwrap();
+            std::fs::create_dir_all(&captures).unwrap();
+            let record = serde_json::to_vec(&inv).unwrap();
+            std::fs::write(captures.join(format!("{name}.json")), record).unwrap();
+        }
+        let object = deps.join("app-1.app.a-cgu.0.rcgu.o");
+        std::fs::write(&object, b"object").unwrap();
+        let rlib = |name: &str| deps.join(format!("lib{name}-h.rlib"));
+        let args: Vec<OsString> = vec![
+            object.clone().into(),
+            rlib("ui").into(),
+            rlib("game").into(),
+            rlib("log").into(),
+            "-o".into(),
+            deps.join("app-1").into(),
+        ];
+        let out = rewrite(&captures, "cc", args, &["game".to_owned()]).unwrap();
+        assert!(out.windows(3).any(|w| w[0] == "-Wl,--whole-archive"
+            && w[1] == rlib("game").as_os_str()
+            && w[2] == "-Wl,--no-whole-archive"));
+        std::fs::remove_file(&object).unwrap();
+        let linked = Linked::load(&captures, "app").unwrap();
+        assert_eq!(linked.dependents, [rlib("ui")]);
+        assert_eq!(
+            linked.objects,
+            [Linked::objects_dir(&captures, "app").join("app-1.app.a-cgu.0.rcgu.o")]
+        );
+        assert_eq!(std::fs::read(&linked.objects[0]).unwrap(), b"object");
+        assert_eq!(linked.outside(), [linked.objects[0].clone(), rlib("ui")]);
+    }
 
     #[test]
     fn response_file_escapes_round_trip() {

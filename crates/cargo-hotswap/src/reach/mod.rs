@@ -1,0 +1,605 @@
+//! Check (CLI side): does a patch reach everything that runs the code it changes?
+//!
+//! A thin patch replaces the hot crate's `#[hot]` functions through their slots, and the
+//! patch's own functions call each other (`-Bsymbolic-functions`). Everything else the running
+//! program has keeps calling the executable's copy of the hot crate:
+//! - code outside the hot crate (the binary's objects, crates depending on the hot crate) that
+//!   refers to a hot-crate function directly — a call, a function pointer, a vtable it built —
+//!   and from there whatever the old code refers to in turn;
+//! - copies of the hot crate's generic and `#[inline]` functions compiled into other crates;
+//! - a `pub static` of the hot crate, which the patch shares with the program: the program's
+//!   copy still holds pointers to the old functions.
+//!
+//! The `#[hot]` items are the barrier: reaching a wrapper or a slot is fine (it dispatches to
+//! the new code), and nothing is followed out of the generated items.
+//!
+//! [`analyse`] says which functions changed and which of them would keep running old code; the
+//! CLI restarts the program for those.
+
+mod changed;
+mod code;
+mod names;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+pub use code::Code;
+use code::{NodeId, NodeKind, Target};
+
+/// What [`analyse`] found.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Functions whose code changed (readable names), for the report line
+    /// "patched game::step, game::helper". Functions added by the change are listed too.
+    pub changed: Vec<String>,
+    /// Changed code the program would keep running: needs a restart.
+    pub stale: Vec<Stale>,
+}
+
+impl Analysis {
+    /// The reason to restart, naming the first stale function (and how many others).
+    pub fn restart_reason(&self) -> Option<String> {
+        let first = self.stale.first()?;
+        Some(match self.stale.len() {
+            1 => first.describe(),
+            n => format!("{} (and {} more)", first.describe(), n - 1),
+        })
+    }
+}
+
+/// A changed function that the running program would keep running in its old version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// The changed function (`game::helper`).
+    pub function: String,
+    /// Who keeps running its old code: the outside function (`app::main`), or for
+    /// [`StaleKind::SharedStatic`] the static.
+    pub caller: String,
+    pub kind: StaleKind,
+    /// What lies between `caller` and `function`, in call order: unchanged old functions of
+    /// the hot crate, drop glue, "a vtable or constant" (empty: `caller` refers to `function`).
+    pub through: Vec<String>,
+    /// The crate whose code holds the reference or the copy (`app`).
+    pub in_crate: String,
+    /// For a copy: why the code was compiled into that crate ("it is generic").
+    pub why: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleKind {
+    /// Code outside the hot crate refers to the old function, directly or through old code.
+    DirectReference,
+    /// A copy of a generic or `#[inline]` function compiled into another crate.
+    CopyInAnotherCrate,
+    /// A `pub static` of the hot crate, shared by the patch with the program, refers to the
+    /// old function: the patch's code reads the program's copy.
+    SharedStatic,
+}
+
+impl Stale {
+    /// "`game::helper` changed; `app::main` calls it directly"
+    pub fn describe(&self) -> String {
+        let through = || {
+            self.through
+                .iter()
+                .map(|step| match step.as_str() {
+                    ANONYMOUS => step.clone(),
+                    _ => format!("`{step}`"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self.kind {
+            StaleKind::DirectReference if self.through.is_empty() => format!(
+                "`{}` changed; `{}` calls it directly",
+                self.function, self.caller
+            ),
+            StaleKind::DirectReference => format!(
+                "`{}` changed; `{}` calls it through {}",
+                self.function,
+                self.caller,
+                through()
+            ),
+            StaleKind::CopyInAnotherCrate => format!(
+                "`{}` changed; {} and a copy compiled into `{}` keeps the old code (called by `{}`)",
+                self.function, self.why, self.in_crate, self.caller
+            ),
+            StaleKind::SharedStatic if self.through.is_empty() => format!(
+                "`{}` changed; the running program's `{}` (a static the patch shares) still points to the old code",
+                self.function, self.caller
+            ),
+            StaleKind::SharedStatic => format!(
+                "`{}` changed; the running program's `{}` (a static the patch shares) still reaches the old code through {}",
+                self.function,
+                self.caller,
+                through()
+            ),
+        }
+    }
+}
+
+/// The outside code of an executable: each rlib read whole, the loose objects together.
+pub fn read_outside(paths: &[PathBuf]) -> Result<Vec<Code>, String> {
+    let mut codes = Vec::new();
+    let mut objects = Vec::new();
+    for path in paths {
+        if path.extension().is_some_and(|ext| ext == "rlib") {
+            codes.push(Code::read_rlib(path)?);
+        } else {
+            objects.push(path.clone());
+        }
+    }
+    if !objects.is_empty() {
+        codes.push(Code::read_objects(&objects)?);
+    }
+    Ok(codes)
+}
+
+/// The sources of the crate whose root is `root` (`src/lib.rs`), as one file: each `mod m;`
+/// is replaced by the module's file, so items carry their whole module path.
+pub fn read_sources(root: &Path) -> Result<Vec<syn::File>, String> {
+    Ok(vec![read_module(root, true)?])
+}
+
+fn read_module(path: &Path, owns_dir: bool) -> Result<syn::File, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let mut file = syn::parse_file(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+    let here = path.parent().unwrap_or(Path::new("."));
+    // Where `mod m;` looks: next to `lib.rs`/`mod.rs`, in `name/` next to `name.rs`.
+    let dir = if owns_dir {
+        here.to_path_buf()
+    } else {
+        here.join(path.file_stem().unwrap_or_default())
+    };
+    inline_modules(&mut file.items, &dir, here)?;
+    Ok(file)
+}
+
+fn inline_modules(items: &mut [syn::Item], dir: &Path, here: &Path) -> Result<(), String> {
+    for item in items {
+        let syn::Item::Mod(module) = item else {
+            continue;
+        };
+        if let Some((_, inner)) = &mut module.content {
+            inline_modules(inner, &dir.join(module.ident.to_string()), here)?;
+            continue;
+        }
+        let explicit = module.attrs.iter().find_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value()),
+                _ => None,
+            },
+            _ => None,
+        });
+        let name = module.ident.to_string();
+        let (path, owns_dir) = match explicit {
+            Some(explicit) => (here.join(explicit), true),
+            None => {
+                let flat = dir.join(format!("{name}.rs"));
+                if flat.exists() {
+                    (flat, false)
+                } else {
+                    (dir.join(&name).join("mod.rs"), true)
+                }
+            }
+        };
+        // A module behind a `cfg` that is off may not exist.
+        if !path.exists() {
+            continue;
+        }
+        let file = read_module(&path, owns_dir)?;
+        module.content = Some((Default::default(), file.items));
+    }
+    Ok(())
+}
+
+/// `old_hot`/`new_hot`: the hot crate before and after; `outside`: code the executable links
+/// that is not the hot crate (the binary's objects, and rlibs of crates depending on the hot
+/// crate); `old_sources`/`new_sources`: the hot crate's parsed sources, for generic and
+/// `#[inline]` items.
+pub fn analyse(
+    crate_name: &str,
+    old_hot: &Code,
+    new_hot: &Code,
+    outside: &[Code],
+    old_sources: &[syn::File],
+    new_sources: &[syn::File],
+) -> Analysis {
+    let changes = changed::compare(crate_name, old_hot, new_hot);
+    let barrier = Barrier::new(old_hot);
+    let mut found = Found::default();
+    let mut callers = Callers::new(outside);
+    direct(
+        old_hot,
+        new_hot,
+        outside,
+        &changes,
+        &barrier,
+        &mut callers,
+        &mut found,
+    );
+    copies(
+        crate_name,
+        outside,
+        &changes,
+        &barrier,
+        &source::changed(old_sources, new_sources),
+        &mut callers,
+        &mut found,
+    );
+    Analysis {
+        changed: changes.report,
+        stale: found.stale,
+    }
+}
+
+#[derive(Default)]
+struct Found {
+    stale: Vec<Stale>,
+    functions: HashSet<String>,
+}
+
+impl Found {
+    fn add(&mut self, stale: Stale) {
+        if self.functions.insert(stale.function.clone()) {
+            self.stale.push(stale);
+        }
+    }
+}
+
+/// The `#[hot]` items: generated ones (by name) and the wrappers (the implementation's name
+/// without `__hotswap_impl_`).
+struct Barrier {
+    wrappers: HashSet<String>,
+}
+
+impl Barrier {
+    fn new(code: &Code) -> Barrier {
+        let wrappers = code
+            .defined_names()
+            .filter_map(|name| names::wrapper_of(&names::demangled(code.name(name))))
+            .collect();
+        Barrier { wrappers }
+    }
+
+    fn stops(&self, demangled: &str) -> bool {
+        names::is_generated(demangled) || self.wrappers.contains(demangled)
+    }
+}
+
+/// Where a walk through the old hot code started.
+enum Origin {
+    /// An outside node referring to the old code.
+    Outside { code: usize, holder: NodeId },
+    /// A static of the old code that the patch shares.
+    Shared,
+}
+
+enum Step {
+    Root(usize),
+    From(NodeId),
+}
+
+/// (a): outside code referring to old hot code, and from there through the old code; and
+/// statics the patch shares with the program.
+fn direct(
+    old: &Code,
+    new: &Code,
+    outside: &[Code],
+    changes: &changed::Changes,
+    barrier: &Barrier,
+    callers: &mut Callers,
+    found: &mut Found,
+) {
+    let outside_globals: HashSet<&str> = outside
+        .iter()
+        .flat_map(|code| {
+            code.nodes
+                .iter()
+                .filter(|n| n.global)
+                .filter_map(|n| n.name.map(|id| code.name(id)))
+        })
+        .collect();
+    let mut origins: Vec<Origin> = Vec::new();
+    let mut parent: HashMap<NodeId, Step> = HashMap::new();
+    let mut queue: VecDeque<NodeId> = VecDeque::new();
+    let mut demangled: HashMap<NodeId, String> = HashMap::new();
+    let mut name_of = |node: NodeId| -> Option<String> {
+        let name = old.node_name(node)?;
+        Some(
+            demangled
+                .entry(node)
+                .or_insert_with(|| names::demangled(name))
+                .clone(),
+        )
+    };
+
+    for (index, code) in outside.iter().enumerate() {
+        for holder in 0..code.nodes.len() as NodeId {
+            for reference in code.references(holder) {
+                let Target::Symbol { name, local: None } = reference.target else {
+                    continue;
+                };
+                let name = code.name(name);
+                if outside_globals.contains(name) {
+                    continue;
+                }
+                let Some(id) = old.name_id(name) else {
+                    continue;
+                };
+                for &target in old.globals(id) {
+                    if parent.contains_key(&target) {
+                        continue;
+                    }
+                    parent.insert(target, Step::Root(origins.len()));
+                    origins.push(Origin::Outside {
+                        code: index,
+                        holder,
+                    });
+                    queue.push_back(target);
+                }
+            }
+        }
+    }
+    // The patch's code reads the program's copy of every exported static it names.
+    let mut shared: Vec<NodeId> = Vec::new();
+    for node in 0..new.nodes.len() as NodeId {
+        if new.node(node).kind != NodeKind::Function {
+            continue;
+        }
+        for reference in new.references(node) {
+            let Target::Symbol { name, .. } = reference.target else {
+                continue;
+            };
+            let Some(id) = old.name_id(new.name(name)) else {
+                continue;
+            };
+            for &target in old.globals(id) {
+                let n = old.node(target);
+                if n.kind == NodeKind::Data && n.exported && !shared.contains(&target) {
+                    shared.push(target);
+                }
+            }
+        }
+    }
+
+    let mut walk = |queue: &mut VecDeque<NodeId>,
+                    parent: &mut HashMap<NodeId, Step>,
+                    origins: &[Origin],
+                    found: &mut Found| {
+        while let Some(node) = queue.pop_front() {
+            if let Some(name) = name_of(node) {
+                if barrier.stops(&name) {
+                    continue;
+                }
+                let mangled = old.node_name(node).unwrap_or_default();
+                if old.node(node).kind == NodeKind::Function && changes.changed.contains(mangled) {
+                    // Back to where the walk started: what lies between.
+                    let mut inner = Vec::new();
+                    let mut at = node;
+                    let origin = loop {
+                        match parent[&at] {
+                            Step::Root(origin) => break origin,
+                            Step::From(previous) => {
+                                inner.push(describe_node(old, previous));
+                                at = previous;
+                            }
+                        }
+                    };
+                    inner.reverse();
+                    let function = names::readable_demangled(&name);
+                    let stale = match origins[origin] {
+                        Origin::Outside { code, holder } => {
+                            let (caller, mut through) = callers.caller(code, holder, true);
+                            through.extend(inner);
+                            Stale {
+                                function,
+                                caller,
+                                kind: StaleKind::DirectReference,
+                                through,
+                                in_crate: callers.crate_of(code, holder),
+                                why: "",
+                            }
+                        }
+                        Origin::Shared => {
+                            // The chain starts at the static (a function is never a root here).
+                            let caller = inner.remove(0);
+                            Stale {
+                                function,
+                                caller,
+                                kind: StaleKind::SharedStatic,
+                                through: inner,
+                                in_crate: String::new(),
+                                why: "",
+                            }
+                        }
+                    };
+                    found.add(stale);
+                }
+            }
+            for reference in old.references(node) {
+                for target in old.resolve(reference.target) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = parent.entry(target) {
+                        slot.insert(Step::From(node));
+                        queue.push_back(target);
+                    }
+                }
+            }
+        }
+    };
+    walk(&mut queue, &mut parent, &origins, found);
+
+    // Then from the shared statics, for what the outside code does not already reach. Each
+    // static is the first step of its chains, and so becomes the `caller`.
+    let mut parent: HashMap<NodeId, Step> = HashMap::new();
+    let mut origins: Vec<Origin> = Vec::new();
+    for target in shared {
+        parent.insert(target, Step::Root(origins.len()));
+        origins.push(Origin::Shared);
+        queue.push_back(target);
+    }
+    walk(&mut queue, &mut parent, &origins, found);
+}
+
+/// (b): copies of the hot crate's generic and `#[inline]` functions in outside code.
+fn copies(
+    crate_name: &str,
+    outside: &[Code],
+    changes: &changed::Changes,
+    barrier: &Barrier,
+    changed_items: &[(source::Pattern, source::Why)],
+    callers: &mut Callers,
+    found: &mut Found,
+) {
+    // Old functions whose machine code changed, by demangled name: a copy with the same
+    // name elsewhere is the same function compiled there.
+    let changed_code: HashSet<String> = changes
+        .changed
+        .iter()
+        .map(|mangled| names::demangled(mangled))
+        .collect();
+    for (index, code) in outside.iter().enumerate() {
+        for node in 0..code.nodes.len() as NodeId {
+            let n = code.node(node);
+            if n.kind != NodeKind::Function {
+                continue;
+            }
+            let Some(mangled) = code.node_name(node) else {
+                continue;
+            };
+            let demangled = names::demangled(mangled);
+            let path = names::Path::parse(&demangled);
+            if !path.belongs_to(crate_name) || barrier.stops(&demangled) {
+                continue;
+            }
+            let why = changed_items
+                .iter()
+                .find(|(pattern, _)| source::matches(pattern, &path, crate_name))
+                .map(|(_, why)| why.text())
+                .or_else(|| {
+                    changed_code
+                        .contains(&demangled)
+                        .then_some("it is inlined across crates")
+                });
+            let Some(why) = why else { continue };
+            let readable = names::readable_demangled(&demangled);
+            // The item, not the closure inside it.
+            let function = match readable.find("::{") {
+                Some(at) => readable[..at].to_owned(),
+                None => readable,
+            };
+            let (caller, through) = callers.caller(index, node, false);
+            found.add(Stale {
+                function,
+                caller,
+                kind: StaleKind::CopyInAnotherCrate,
+                through,
+                in_crate: callers.crate_of(index, node),
+                why,
+            });
+        }
+    }
+}
+
+/// How a step through anonymous data is shown.
+const ANONYMOUS: &str = "a vtable or constant";
+
+/// "`game::helper`", or for anonymous data "a vtable or constant".
+fn describe_node(code: &Code, node: NodeId) -> String {
+    match code.node_name(node) {
+        Some(name) if code.node(node).kind != NodeKind::Anon => names::readable(name),
+        _ => ANONYMOUS.to_owned(),
+    }
+}
+
+/// Names the outside function responsible for a reference.
+struct Callers<'a> {
+    outside: &'a [Code],
+    /// Per outside code, once needed: who refers to each node.
+    referrers: Vec<Option<Vec<Vec<NodeId>>>>,
+}
+
+impl<'a> Callers<'a> {
+    fn new(outside: &'a [Code]) -> Callers<'a> {
+        Callers {
+            outside,
+            referrers: outside.iter().map(|_| None).collect(),
+        }
+    }
+
+    fn crate_of(&self, code: usize, node: NodeId) -> String {
+        let code = &self.outside[code];
+        code.objects[code.node(node).object as usize]
+            .crate_name
+            .clone()
+    }
+
+    /// The function of the outside crate itself that is responsible for `holder`: `holder`
+    /// (if `itself`) when it is one, else the nearest function that refers to it (through
+    /// drop glue, a vtable, a copy of a hot-crate function); with what lies between.
+    fn caller(&mut self, index: usize, holder: NodeId, itself: bool) -> (String, Vec<String>) {
+        let code = &self.outside[index];
+        let own = |node: NodeId| {
+            let n = code.node(node);
+            n.kind == NodeKind::Function
+                && code.node_name(node).is_some_and(|name| {
+                    names::Path::parse(&names::demangled(name))
+                        .belongs_to(&code.objects[n.object as usize].crate_name)
+                })
+        };
+        if itself && own(holder) {
+            return (describe_node(code, holder), Vec::new());
+        }
+        let referrers = self.referrers[index].get_or_insert_with(|| referrers(code));
+        // Breadth first, a few steps up.
+        let mut parent: HashMap<NodeId, NodeId> = HashMap::new();
+        let mut queue = VecDeque::from([(holder, 0)]);
+        while let Some((node, depth)) = queue.pop_front() {
+            if node != holder && own(node) {
+                let mut through = Vec::new();
+                let mut at = node;
+                while at != holder {
+                    at = parent[&at];
+                    through.push(describe_node(code, at));
+                }
+                if !itself {
+                    // The copy itself is the function the message names.
+                    through.pop();
+                }
+                return (describe_node(code, node), through);
+            }
+            if depth == 6 {
+                continue;
+            }
+            for &up in &referrers[node as usize] {
+                if up != holder && !parent.contains_key(&up) {
+                    parent.insert(up, node);
+                    queue.push_back((up, depth + 1));
+                }
+            }
+        }
+        (describe_node(code, holder), Vec::new())
+    }
+}
+
+fn referrers(code: &Code) -> Vec<Vec<NodeId>> {
+    let mut out = vec![Vec::new(); code.nodes.len()];
+    for node in 0..code.nodes.len() as NodeId {
+        for reference in code.references(node) {
+            for target in code.resolve(reference.target) {
+                let list: &mut Vec<NodeId> = &mut out[target as usize];
+                if list.last() != Some(&node) {
+                    list.push(node);
+                }
+            }
+        }
+    }
+    out
+}
