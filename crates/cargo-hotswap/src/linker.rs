@@ -56,8 +56,6 @@ impl Linked {
 
     /// The code the executable links besides the hot crates that may refer to them: the
     /// program's objects, then the dependent crates' rlibs (see `reach::read_outside`).
-    // For `run.rs`, which calls the `reach` check once it is wired in.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn outside(&self) -> Vec<PathBuf> {
         self.objects
             .iter()

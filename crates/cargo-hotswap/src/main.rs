@@ -13,6 +13,7 @@
 mod app;
 mod capture;
 mod carry;
+mod check;
 mod cli;
 mod deliver;
 mod doctor;
@@ -28,6 +29,7 @@ mod project;
 mod reach;
 mod report;
 mod run;
+mod sources;
 mod statics;
 mod watch;
 

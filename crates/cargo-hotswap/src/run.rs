@@ -11,6 +11,7 @@ use hotswap::protocol::{ToApp, ToCli};
 
 use crate::app::{self, App};
 use crate::carry::{self, Carry};
+use crate::check::{self, Build, Outside};
 use crate::deliver::{self, Connection, Peers};
 use crate::host::{self, BuildOptions};
 use crate::linker::Linked;
@@ -49,6 +50,9 @@ struct InFlight {
     files: String,
     build: Duration,
     link: Duration,
+    check: Duration,
+    /// Functions whose code changed (see [`check::Verdict::changed`]).
+    changed: Vec<String>,
     file: PathBuf,
 }
 
@@ -73,6 +77,11 @@ struct Session {
     exports: Option<crate::statics::Exports>,
     /// Fresh-copy warnings already shown this session.
     warned: Vec<String>,
+    /// The build of each hot crate that the program runs (by crate name): what the next patch
+    /// is checked against. Kept when the program is built, replaced when a patch is delivered.
+    running: HashMap<String, Build>,
+    /// The program's code that patches do not replace, for the checks (per program build).
+    outside: Option<Outside>,
     /// Contents of Cargo.toml / Cargo.lock files as the last build saw them: cargo itself
     /// writes the lock file, and an unchanged manifest needs no restart.
     manifests: HashMap<PathBuf, Vec<u8>>,
@@ -142,6 +151,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         warned: Vec::new(),
         peers,
         carry: Carry::default(),
+        running: HashMap::new(),
+        outside: None,
     };
     Ok((session, events))
 }
@@ -355,6 +366,13 @@ impl Session {
                 self.program.name
             )),
             Ok(patch) => {
+                let verdict = match self.check_patch(crate_name, capture, id) {
+                    Ok(verdict) => verdict,
+                    Err(problems) => {
+                        let _ = std::fs::remove_file(&patch.file);
+                        return self.restart(&problems.join("; "));
+                    }
+                };
                 self.warn_fresh_copies(&package, &patch.file);
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
@@ -366,6 +384,8 @@ impl Session {
                         files: files.to_owned(),
                         build: patch.build,
                         link: patch.link,
+                        check: verdict.took,
+                        changed: verdict.changed,
                         file: patch.file.clone(),
                     },
                 );
@@ -384,6 +404,83 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Runs the checks before delivery on the patch just built of `crate_name`, against the
+    /// build the program runs; on success the patch's build becomes the running one (a patch
+    /// the program then refuses restarts it, with a new running build). `Err`: why the patch
+    /// cannot be applied everywhere its code runs.
+    fn check_patch(
+        &mut self,
+        crate_name: &str,
+        capture: &crate::capture::Invocation,
+        id: u64,
+    ) -> Result<check::Verdict, Vec<String>> {
+        let root = self
+            .project
+            .hot
+            .iter()
+            .find(|c| c.crate_name == crate_name)
+            .map(|c| c.lib_root.clone())
+            .ok_or_else(|| {
+                vec![format!(
+                    "`{crate_name}` is not a hot crate of this workspace"
+                )]
+            })?;
+        let sources = check::read_sources(&root).map_err(|err| vec![err])?;
+        let keep = self.dir.join(format!("patch-{crate_name}-{id}.rlib"));
+        let patched = Build::keep(&capture.rlib(), &keep, sources).map_err(|err| vec![err])?;
+        let shared = self.shared_statics(crate_name);
+        let Some(running) = self.running.get(crate_name) else {
+            return Err(vec![format!(
+                "the build of `{crate_name}` the program runs was not kept, so the patch cannot                  be checked"
+            )]);
+        };
+        let Some(outside) = &self.outside else {
+            return Err(vec!["the program's own code was not recorded".into()]);
+        };
+        let verdict = check::check(crate_name, running, &patched, outside, &shared);
+        if !verdict.problems.is_empty() {
+            return Err(verdict.problems);
+        }
+        self.running.insert(crate_name.to_owned(), patched);
+        Ok(verdict)
+    }
+
+    /// Linkage names of `crate_name`'s statics that the program exports, i.e. shares with
+    /// patches.
+    fn shared_statics(&mut self, crate_name: &str) -> Vec<String> {
+        if self.exports.is_none() {
+            self.exports = self
+                .executable
+                .as_deref()
+                .and_then(|exe| crate::statics::Exports::read(exe).ok());
+        }
+        self.exports
+            .as_ref()
+            .map(|exports| exports.data_of_crate(crate_name))
+            .unwrap_or_default()
+    }
+
+    /// After the program was built: keeps the build of each hot crate it links (with the
+    /// sources read before the build) and where its own code is.
+    fn keep_running_builds(&mut self, mut sources: HashMap<String, Vec<syn::File>>) {
+        self.running.clear();
+        self.outside = None;
+        let Ok(linked) = self.linked() else { return };
+        for (crate_name, capture) in &linked.hot {
+            let Some(sources) = sources.remove(crate_name) else {
+                continue;
+            };
+            let keep = self.dir.join(format!("running-{crate_name}.rlib"));
+            match Build::keep(&capture.rlib(), &keep, sources) {
+                Ok(build) => {
+                    self.running.insert(crate_name.clone(), build);
+                }
+                Err(err) => report::warn(&err),
+            }
+        }
+        self.outside = Some(Outside::new(linked.outside()));
     }
 
     /// Warns, once per name, about statics and thread-locals that restart in this patch.
@@ -426,14 +523,28 @@ impl Session {
                     return;
                 };
                 let _ = std::fs::remove_file(&patch.file);
+                let changed = if patch.changed.is_empty() {
+                    "no function's code changed".to_owned()
+                } else {
+                    format!(
+                        "code changed: {}",
+                        patch
+                            .changed
+                            .iter()
+                            .map(|name| format!("`{name}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 report::ok(&format!(
-                    "{}: patched {functions} function{}{} ({}) — version {version}; build {}, link {}, swap {}",
+                    "{}: patched {functions} function{}{} ({}) — version {version}; build {}, link {}, check {}, swap {}; {changed}",
                     patch.package,
                     if functions == 1 { "" } else { "s" },
                     if states == 0 { String::new() } else { format!(", migrated {states} state value{}", if states == 1 { "" } else { "s" }) },
                     patch.files,
                     report::ms(patch.build),
                     report::ms(patch.link),
+                    report::ms(patch.check),
                     report::ms(Duration::from_micros(micros)),
                 ));
             }
@@ -477,6 +588,14 @@ impl Session {
     /// Stops the program if it runs, builds, and starts it. Returns whether it started.
     fn rebuild_and_start(&mut self) -> bool {
         let started = Instant::now();
+        // The sources as this build compiles them (read before it starts, so a save during the
+        // build is a change the next patch is checked for).
+        let sources: HashMap<String, Vec<syn::File>> = self
+            .project
+            .hot
+            .iter()
+            .filter_map(|c| Some((c.crate_name.clone(), check::read_sources(&c.lib_root).ok()?)))
+            .collect();
         // Build first: the old program keeps running until the new one is ready.
         let executable = host::build(
             &self.project,
@@ -529,6 +648,7 @@ impl Session {
                         self.carry.started(&executable);
                         self.app = Some(app);
                         self.executable = Some(executable);
+                        self.keep_running_builds(sources);
                         true
                     }
                     Err(err) => {

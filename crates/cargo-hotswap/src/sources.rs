@@ -1,105 +1,94 @@
-//! The hot crate's source files, parsed: what the checks before a delivery compare besides the
+//! The hot crate's sources, parsed: what the checks before a delivery compare besides the
 //! compiled objects (trait definitions, whose shape decides vtables, and generic or `#[inline]`
 //! items, whose copies live in other crates' code).
 //!
 //! The files are found as rustc finds them: from the crate root through every `mod name;`
-//! (`name.rs` or `name/mod.rs`, or a `#[path]`), so a file that is not part of the crate is
-//! never read.
+//! (`name.rs` or `name/mod.rs` next to `lib.rs`/`mod.rs`, in `name/` next to `name.rs`, or a
+//! `#[path]`), so a file that is not part of the crate is never read. Each module's file is
+//! put in place of its `mod name;`, so every item carries its whole module path.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// One parsed source file of a crate.
-pub struct SourceFile {
-    pub path: PathBuf,
-    pub syntax: syn::File,
+/// The sources of the crate whose root is `root` (`src/lib.rs`), as one file. A file that
+/// cannot be read or parsed is an error naming it: the checks must not go on blind.
+pub fn read_crate(root: &Path) -> Result<Vec<syn::File>, String> {
+    Ok(vec![read_module(root, true)?])
 }
 
-/// Every source file of the crate whose root is `root`, parsed. A file that cannot be read or
-/// parsed is an error naming it: the checks must not go on blind.
-pub fn read_crate(root: &Path) -> Result<Vec<SourceFile>, String> {
-    let mut files = Vec::new();
-    // (file, directory its `mod x;` children live in)
-    let dir = root.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut queue = vec![(root.to_path_buf(), dir)];
-    while let Some((path, dir)) = queue.pop() {
-        if files.iter().any(|f: &SourceFile| f.path == path) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-        let syntax = syn::parse_file(&text)
-            .map_err(|err| format!("cannot parse {}: {err}", path.display()))?;
-        children(&syntax.items, &dir, &mut queue);
-        files.push(SourceFile { path, syntax });
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
+fn read_module(path: &Path, owns_dir: bool) -> Result<syn::File, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+    let mut file = syn::parse_file(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+    let here = path.parent().unwrap_or(Path::new("."));
+    // Where `mod m;` looks: next to `lib.rs`/`mod.rs`, in `name/` next to `name.rs`.
+    let dir = if owns_dir {
+        here.to_path_buf()
+    } else {
+        here.join(path.file_stem().unwrap_or_default())
+    };
+    inline_modules(&mut file.items, &dir, here)?;
+    Ok(file)
 }
 
-/// The files of the `mod name;` items in `items` (and in inline `mod name { … }` blocks, whose
-/// own children live in `dir/name/`).
-fn children(items: &[syn::Item], dir: &Path, queue: &mut Vec<(PathBuf, PathBuf)>) {
+fn inline_modules(items: &mut [syn::Item], dir: &Path, here: &Path) -> Result<(), String> {
     for item in items {
         let syn::Item::Mod(module) = item else {
             continue;
         };
-        let name = module.ident.to_string();
-        let explicit = path_attribute(&module.attrs);
-        match &module.content {
-            Some((_, inner)) => {
-                let inner_dir = match &explicit {
-                    Some(path) => dir.join(path),
-                    None => dir.join(&name),
-                };
-                children(inner, &inner_dir, queue);
-            }
-            None => {
-                let file = match &explicit {
-                    Some(path) => dir.join(path),
-                    None if dir.join(format!("{name}.rs")).is_file() => {
-                        dir.join(format!("{name}.rs"))
-                    }
-                    None => dir.join(&name).join("mod.rs"),
-                };
-                let is_mod_rs = file.file_name().is_some_and(|n| n == "mod.rs");
-                let child_dir = if is_mod_rs || explicit.is_some() {
-                    file.parent().unwrap_or(dir).to_path_buf()
-                } else {
-                    dir.join(&name)
-                };
-                queue.push((file, child_dir));
-            }
+        if let Some((_, inner)) = &mut module.content {
+            inline_modules(inner, &dir.join(module.ident.to_string()), here)?;
+            continue;
         }
-    }
-}
-
-/// The value of a `#[path = "…"]` attribute.
-fn path_attribute(attrs: &[syn::Attribute]) -> Option<String> {
-    attrs.iter().find_map(|attr| {
-        if !attr.path().is_ident("path") {
-            return None;
-        }
-        let syn::Meta::NameValue(value) = &attr.meta else {
-            return None;
-        };
-        match &value.value {
-            syn::Expr::Lit(syn::ExprLit {
-                lit: syn::Lit::Str(text),
-                ..
-            }) => Some(text.value()),
+        let explicit = module.attrs.iter().find_map(|attr| match &attr.meta {
+            syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Some(s.value()),
+                _ => None,
+            },
             _ => None,
+        });
+        let name = module.ident.to_string();
+        let (path, owns_dir) = match explicit {
+            Some(explicit) => (here.join(explicit), true),
+            None => {
+                let flat = dir.join(format!("{name}.rs"));
+                if flat.exists() {
+                    (flat, false)
+                } else {
+                    (dir.join(&name).join("mod.rs"), true)
+                }
+            }
+        };
+        // A module behind a `cfg` that is off may not exist.
+        if !path.exists() {
+            continue;
         }
-    })
-}
-
-/// The parsed files alone, as the checks take them.
-pub fn syntax(files: &[SourceFile]) -> Vec<syn::File> {
-    files.iter().map(|f| f.syntax.clone()).collect()
+        let file = read_module(&path, owns_dir)?;
+        module.content = Some((Default::default(), file.items));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names of the functions in `items`, with their module paths.
+    fn functions(items: &[syn::Item], path: &str, out: &mut Vec<String>) {
+        for item in items {
+            match item {
+                syn::Item::Fn(f) => out.push(format!("{path}{}", f.sig.ident)),
+                syn::Item::Mod(m) => {
+                    if let Some((_, inner)) = &m.content {
+                        functions(inner, &format!("{path}{}::", m.ident), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 
     #[test]
     fn modules_are_followed_as_rustc_follows_them() {
@@ -112,7 +101,7 @@ mod tests {
         };
         write(
             "lib.rs",
-            "mod a; mod b; mod inline { mod deep; } #[path = \"other.rs\"] mod c;",
+            "mod a; mod b; mod inline { mod deep; } #[path = \"other.rs\"] mod c; pub fn root() {}",
         );
         write("a.rs", "mod child; pub fn a() {}");
         write("a/child.rs", "pub fn child() {}");
@@ -122,20 +111,12 @@ mod tests {
         write("main.rs", "this is not part of the library {");
         write("unrelated.rs", "neither is this {");
         let files = read_crate(&src.join("lib.rs")).unwrap();
-        let names: Vec<String> = files
-            .iter()
-            .map(|f| f.path.strip_prefix(&src).unwrap().display().to_string())
-            .collect();
+        let mut names = Vec::new();
+        functions(&files[0].items, "", &mut names);
+        names.sort();
         assert_eq!(
             names,
-            [
-                "a/child.rs",
-                "a.rs",
-                "b/mod.rs",
-                "inline/deep.rs",
-                "lib.rs",
-                "other.rs"
-            ]
+            ["a::a", "a::child::child", "b::b", "c::c", "inline::deep::deep", "root"]
         );
     }
 

@@ -15,18 +15,39 @@ use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
 /// Names the program exports, read once per executable.
 pub struct Exports {
     names: HashSet<String>,
+    /// The exported data symbols (statics), by linkage name.
+    data: Vec<String>,
 }
 
 impl Exports {
     pub fn read(executable: &Path) -> Result<Exports, String> {
         let data = map(executable)?;
         let file = object::File::parse(&*data).map_err(|err| err.to_string())?;
-        let names = file
-            .dynamic_symbols()
-            .filter(|s| s.is_definition())
-            .filter_map(|s| s.name().ok().map(str::to_owned))
-            .collect();
-        Ok(Exports { names })
+        let mut names = HashSet::new();
+        let mut data = Vec::new();
+        for symbol in file.dynamic_symbols().filter(|s| s.is_definition()) {
+            let Ok(name) = symbol.name() else { continue };
+            if symbol.kind() == SymbolKind::Data {
+                data.push(name.to_owned());
+            }
+            names.insert(name.to_owned());
+        }
+        Ok(Exports { names, data })
+    }
+
+    /// Linkage names of the statics of `crate_name` that the program exports: those a patch
+    /// shares with it.
+    pub fn data_of_crate(&self, crate_name: &str) -> Vec<String> {
+        let prefix = format!("{crate_name}::");
+        self.data
+            .iter()
+            .filter(|name| {
+                rustc_demangle::try_demangle(name)
+                    .is_ok_and(|d| format!("{d:#}").starts_with(&prefix))
+            })
+            .filter(|name| !name.contains("__hotswap_"))
+            .cloned()
+            .collect()
     }
 }
 

@@ -189,21 +189,23 @@ fn signal(pid: u32, signal: i32) {
     }
 }
 
-/// `[hotswap] <crate>: patched N functions (<files>) — version V; build X ms, link Y ms, swap Z ms`
-/// → [("cli_build_ms", X), ("cli_link_ms", Y), ("cli_swap_ms", Z)].
+/// `[hotswap] <crate>: patched N functions (<files>) — version V; build X ms, link Y ms,
+/// check C ms, swap Z ms; code changed: …` → [("cli_build_ms", X), ("cli_link_ms", Y),
+/// ("cli_check_ms", C), ("cli_swap_ms", Z)] (each phase the line names, in its order).
 fn cli_report(line: &str) -> Vec<(String, f64)> {
     let Some((_, rest)) = line.split_once("; build ") else {
         return Vec::new();
     };
+    let phases = format!("build {rest}");
+    let phases = phases.split(';').next().unwrap_or_default();
     let mut out = Vec::new();
-    for (key, part) in ["build", "link", "swap"]
-        .iter()
-        .zip(format!("build {rest}").split(", "))
-    {
-        let number = part
+    for part in phases.split(", ") {
+        let Some((key, value)) = part.trim().split_once(' ') else {
+            continue;
+        };
+        let number = value
             .trim()
-            .strip_prefix(key)
-            .and_then(|p| p.trim().strip_suffix("ms"))
+            .strip_suffix("ms")
             .and_then(|p| p.trim().parse::<f64>().ok());
         if let Some(number) = number {
             out.push((format!("cli_{key}_ms"), number));
@@ -394,13 +396,14 @@ mod tests {
     #[test]
     fn the_cli_report_line_is_read() {
         let line = "[hotswap] hse_small: patched 1 function (hse_small/src/lib.rs) — version 3; \
-                    build 45 ms, link 12 ms, swap 0.4 ms";
+                    build 45 ms, link 12 ms, check 3.1 ms, swap 0.4 ms; code changed: `hse_small::f`";
         let values = cli_report(line);
         assert_eq!(
             values,
             vec![
                 ("cli_build_ms".to_string(), 45.0),
                 ("cli_link_ms".to_string(), 12.0),
+                ("cli_check_ms".to_string(), 3.1),
                 ("cli_swap_ms".to_string(), 0.4)
             ]
         );

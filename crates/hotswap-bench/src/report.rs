@@ -551,6 +551,7 @@ fn edit_table(rows: &[Row], outcomes: &[Outcome]) -> Option<String> {
         let reported: Vec<String> = [
             part("cli_build_ms", "build"),
             part("cli_link_ms", "link"),
+            part("cli_check_ms", "check"),
             part("cli_swap_ms", "swap"),
             part("hlr_build_ms", "`cargo build`"),
         ]

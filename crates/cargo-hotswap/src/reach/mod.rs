@@ -24,7 +24,7 @@ mod source;
 mod tests;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use code::Code;
 use code::{NodeId, NodeKind, Target};
@@ -136,68 +136,6 @@ pub fn read_outside(paths: &[PathBuf]) -> Result<Vec<Code>, String> {
         codes.push(Code::read_objects(&objects)?);
     }
     Ok(codes)
-}
-
-/// The sources of the crate whose root is `root` (`src/lib.rs`), as one file: each `mod m;`
-/// is replaced by the module's file, so items carry their whole module path.
-pub fn read_sources(root: &Path) -> Result<Vec<syn::File>, String> {
-    Ok(vec![read_module(root, true)?])
-}
-
-fn read_module(path: &Path, owns_dir: bool) -> Result<syn::File, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
-    let mut file = syn::parse_file(&text).map_err(|err| format!("{}: {err}", path.display()))?;
-    let here = path.parent().unwrap_or(Path::new("."));
-    // Where `mod m;` looks: next to `lib.rs`/`mod.rs`, in `name/` next to `name.rs`.
-    let dir = if owns_dir {
-        here.to_path_buf()
-    } else {
-        here.join(path.file_stem().unwrap_or_default())
-    };
-    inline_modules(&mut file.items, &dir, here)?;
-    Ok(file)
-}
-
-fn inline_modules(items: &mut [syn::Item], dir: &Path, here: &Path) -> Result<(), String> {
-    for item in items {
-        let syn::Item::Mod(module) = item else {
-            continue;
-        };
-        if let Some((_, inner)) = &mut module.content {
-            inline_modules(inner, &dir.join(module.ident.to_string()), here)?;
-            continue;
-        }
-        let explicit = module.attrs.iter().find_map(|attr| match &attr.meta {
-            syn::Meta::NameValue(nv) if nv.path.is_ident("path") => match &nv.value {
-                syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                }) => Some(s.value()),
-                _ => None,
-            },
-            _ => None,
-        });
-        let name = module.ident.to_string();
-        let (path, owns_dir) = match explicit {
-            Some(explicit) => (here.join(explicit), true),
-            None => {
-                let flat = dir.join(format!("{name}.rs"));
-                if flat.exists() {
-                    (flat, false)
-                } else {
-                    (dir.join(&name).join("mod.rs"), true)
-                }
-            }
-        };
-        // A module behind a `cfg` that is off may not exist.
-        if !path.exists() {
-            continue;
-        }
-        let file = read_module(&path, owns_dir)?;
-        module.content = Some((Default::default(), file.items));
-    }
-    Ok(())
 }
 
 /// `old_hot`/`new_hot`: the hot crate before and after; `outside`: code the executable links

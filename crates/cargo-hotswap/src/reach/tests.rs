@@ -494,13 +494,13 @@ fn sources_are_read_with_their_modules() {
     .unwrap();
     std::fs::create_dir_all(src.join("util")).unwrap();
     std::fs::write(src.join("util/deep.rs"), "pub fn d<T>() {}\n").unwrap();
-    let old = read_sources(&src.join("lib.rs")).unwrap();
+    let old = crate::sources::read_crate(&src.join("lib.rs")).unwrap();
     std::fs::write(
         src.join("shapes/round.rs"),
         "#[inline] pub fn pi() -> f32 { 3.1416 }\n",
     )
     .unwrap();
-    let new = read_sources(&src.join("lib.rs")).unwrap();
+    let new = crate::sources::read_crate(&src.join("lib.rs")).unwrap();
     let changed = source::changed(&old, &new);
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].0.modules, ["shapes", "round"]);

@@ -1,0 +1,204 @@
+//! Check (CLI side): before a patch is delivered, decide whether it can be applied everywhere
+//! the changed code runs. Two questions, one module each:
+//! - [`crate::layout`]: did a type the running program may hold change its layout (from the
+//!   DWARF of the running build and of the patch)? The old code made those values; the new code
+//!   would read them with the new layout.
+//! - [`crate::reach`]: which functions' code changed, and does code that no patch replaces
+//!   (the binary's own, other crates', copies of generic and `#[inline]` items) still reach the
+//!   old versions directly? Then part of the program would keep the old code.
+//!
+//! Either answer is a restart, with a reason naming the function, the type or the caller. The
+//! runtime checks signatures and fingerprints again when it loads the patch.
+//!
+//! Each check compares the build the program runs (its [`Build`], kept when the program was
+//! built or the last patch was delivered) with the patch's.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::{layout, reach, sources};
+
+/// One build of a hot crate, as the checks compare it: its rlib (a link that no later build
+/// overwrites), its parsed sources, and what was read from them (once, on first use).
+pub struct Build {
+    rlib: PathBuf,
+    sources: Vec<syn::File>,
+    layout: OnceCell<Result<layout::Snapshot, String>>,
+    code: OnceCell<Result<reach::Code, String>>,
+}
+
+impl Build {
+    /// Keeps `rlib` (just built, with `sources` as they were compiled) as `keep`.
+    ///
+    /// A hard link suffices and costs nothing: rustc writes every output to a temporary file
+    /// and renames it into place (a test below checks it), so a later build of the crate gives
+    /// the rlib a new inode and the link keeps this build's bytes. Where a link is impossible
+    /// (another file system), the file is copied.
+    pub fn keep(rlib: &Path, keep: &Path, sources: Vec<syn::File>) -> Result<Build, String> {
+        let _ = std::fs::remove_file(keep);
+        if std::fs::hard_link(rlib, keep).is_err() {
+            std::fs::copy(rlib, keep).map_err(|err| {
+                format!(
+                    "cannot keep a copy of {} as {}: {err}",
+                    rlib.display(),
+                    keep.display()
+                )
+            })?;
+        }
+        Ok(Build {
+            rlib: keep.to_path_buf(),
+            sources,
+            layout: OnceCell::new(),
+            code: OnceCell::new(),
+        })
+    }
+
+    fn layout(&self, crate_name: &str) -> Result<&layout::Snapshot, String> {
+        self.layout
+            .get_or_init(|| layout::Snapshot::read(&self.rlib, crate_name, &self.sources))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn code(&self) -> Result<&reach::Code, String> {
+        self.code
+            .get_or_init(|| reach::Code::read_rlib(&self.rlib))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl Drop for Build {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.rlib);
+    }
+}
+
+/// Reads the sources of the crate whose root file is `root`, for a [`Build`].
+pub fn read_sources(root: &Path) -> Result<Vec<syn::File>, String> {
+    sources::read_crate(root)
+}
+
+/// The code of the running program that no patch of the hot crate replaces (the binary's own
+/// objects, and the crates that depend on the hot crate), read once per program build.
+pub struct Outside {
+    paths: Vec<PathBuf>,
+    code: OnceCell<Result<Vec<reach::Code>, String>>,
+}
+
+impl Outside {
+    /// `paths`: object files and rlibs (see `Linked::outside`).
+    pub fn new(paths: Vec<PathBuf>) -> Outside {
+        Outside {
+            paths,
+            code: OnceCell::new(),
+        }
+    }
+
+    fn code(&self) -> Result<&[reach::Code], String> {
+        self.code
+            .get_or_init(|| reach::read_outside(&self.paths))
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Clone::clone)
+    }
+}
+
+/// What the checks found.
+pub struct Verdict {
+    /// Functions whose code changed, by name (for the report line).
+    pub changed: Vec<String>,
+    /// Why the patch cannot be applied everywhere it runs; empty if it can.
+    pub problems: Vec<String>,
+    /// How long the checks took.
+    pub took: Duration,
+}
+
+/// Compares the running build of `crate_name` with the patch's. `shared_statics`: linkage
+/// names of the crate's statics the program shares with patches.
+pub fn check(
+    crate_name: &str,
+    running: &Build,
+    patch: &Build,
+    outside: &Outside,
+    shared_statics: &[String],
+) -> Verdict {
+    let started = Instant::now();
+    let mut problems = Vec::new();
+    match (running.layout(crate_name), patch.layout(crate_name)) {
+        (Ok(old), Ok(new)) if old.has_type_info() && new.has_type_info() => {
+            problems.extend(
+                layout::compare(old, new, shared_statics)
+                    .iter()
+                    .map(layout::LayoutChange::describe),
+            );
+        }
+        (Ok(_), Ok(_)) => problems.push(format!(
+            "the build of `{crate_name}` has no type information, so the layouts of the types \
+             the program holds cannot be compared"
+        )),
+        (Err(err), _) | (_, Err(err)) => {
+            problems.push(format!("cannot compare the layouts of `{crate_name}`: {err}"))
+        }
+    }
+    let mut changed = Vec::new();
+    match (running.code(), patch.code(), outside.code()) {
+        (Ok(old), Ok(new), Ok(outside)) => {
+            let analysis = reach::analyse(
+                crate_name,
+                old,
+                new,
+                outside,
+                &running.sources,
+                &patch.sources,
+            );
+            changed = analysis.changed;
+            problems.extend(analysis.stale.iter().map(reach::Stale::describe));
+        }
+        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => problems.push(format!(
+            "cannot tell which code of `{crate_name}` changed: {err}"
+        )),
+    }
+    Verdict {
+        changed,
+        problems,
+        took: started.elapsed(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What [`Build::keep`] relies on: a rebuild replaces the rlib by a new file.
+    #[test]
+    fn a_rebuild_leaves_a_kept_rlib_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("lib.rs");
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let build = |body: &str| {
+            std::fs::write(&source, format!("pub fn answer() -> u32 {{ {body} }}")).unwrap();
+            let status = std::process::Command::new(&rustc)
+                .args(["--crate-type", "lib", "--crate-name", "kept", "--edition", "2021"])
+                .arg("-C")
+                .arg(format!("incremental={}", dir.path().join("inc").display()))
+                .arg("--out-dir")
+                .arg(dir.path())
+                .arg(&source)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        build("1");
+        let rlib = dir.path().join("libkept.rlib");
+        let before = std::fs::read(&rlib).unwrap();
+        let kept = Build::keep(&rlib, &dir.path().join("kept.rlib"), Vec::new()).unwrap();
+        build("2");
+        assert_ne!(std::fs::read(&rlib).unwrap(), before, "the rebuild changed nothing");
+        assert_eq!(std::fs::read(&kept.rlib).unwrap(), before);
+        let path = kept.rlib.clone();
+        drop(kept);
+        assert!(!path.exists(), "a dropped build leaves its file behind");
+    }
+}
