@@ -46,10 +46,16 @@ impl Snapshot {
     /// `rlib`: the hot crate's rlib; `crate_name`: its rustc crate name (`game`);
     /// `sources`: the crate's parsed source files (for trait shapes).
     pub fn read(rlib: &Path, crate_name: &str, sources: &[syn::File]) -> Result<Snapshot, String> {
-        // Read, not mapped: rustc rewrites this file on the next build, and the snapshot is
-        // made of owned data anyway.
-        let data =
-            std::fs::read(rlib).map_err(|err| format!("cannot read {}: {err}", rlib.display()))?;
+        let file = std::fs::File::open(rlib)
+            .map_err(|err| format!("cannot read {}: {err}", rlib.display()))?;
+        // Mapped rather than read (a third of the time for a large crate's rlib, most of which
+        // is code this never looks at). SAFETY: the rlib the hot crate's build just wrote;
+        // rustc writes an archive to a temporary file and renames it into place, so a later
+        // build replaces the file instead of writing into this mapping, and nothing else writes
+        // to the CLI's target directory. The map lives for this call only: the snapshot owns
+        // what it keeps.
+        let data = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|err| format!("cannot map {}: {err}", rlib.display()))?;
         let archive = ArchiveFile::parse(&*data)
             .map_err(|err| format!("{} is not an rlib: {err}", rlib.display()))?;
         let mut snapshot = Snapshot::new(crate_name, sources);

@@ -202,6 +202,15 @@ pub fn __hotswap_impl_step(p: &Pair) -> u64 { p.a + p.b }
         ["`game::step`: `Pair` kept its size (16 bytes) but changed (fields `a` and `b` swapped: \
           `a` moved from offset 0 to 8, `b` from 8 to 0)"]
     );
+    // Many fields moved: named, not listed with offsets.
+    let bytes = "pub struct Bytes { pub a: u8, pub b: u8, pub c: u8, pub d: u8, pub e: u8 }\n\
+                 pub fn __hotswap_impl_step(b: &Bytes) -> u8 { b.a }\n";
+    let shifted = bytes.replace("{ pub a: u8", "{ pub z: u8, pub a: u8");
+    assert_eq!(
+        changes(bytes, &shifted),
+        ["`game::step`: `Bytes` grew from 5 to 6 bytes (field `z: u8` added, fields `a`, `b`, `c` \
+          and 2 more moved)"]
+    );
 }
 
 #[test]
