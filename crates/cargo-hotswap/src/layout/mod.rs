@@ -19,7 +19,12 @@
 //!   tag's encoding. A type used only inside hot code is not reached and may change freely.
 //!
 //! The old snapshot must be read before the patch's build replaces the rlib: a [`Snapshot`] owns
-//! everything it holds.
+//! everything it holds. In `run`: read the running build's snapshot of each hot crate once the
+//! program is built; after a patch links, read the patch's and [`compare`] (shared statics: the
+//! [`Snapshot::statics`] the program exports); any change means a restart, with
+//! [`LayoutChange::describe`] as the reason; once the program applied the patch, its snapshot is
+//! the running one. Without type information on either side, say so and rely on the runtime's
+//! checks.
 // Wired into `run.rs` in a later change; until then only the tests use it.
 #![cfg_attr(not(test), allow(dead_code))]
 
@@ -103,6 +108,15 @@ impl Snapshot {
     /// `game::Counter::bump`).
     pub fn hot_functions(&self) -> impl Iterator<Item = &str> {
         self.types.functions.keys().map(String::as_str)
+    }
+
+    /// The statics found: linkage (mangled) name and path (`game::CONFIG`). Those the program
+    /// exports are the `shared_statics` of [`compare`].
+    pub fn statics(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.types
+            .statics
+            .iter()
+            .map(|(linkage, s)| (linkage.as_str(), s.name.as_str()))
     }
 
     fn new(crate_name: &str, sources: &[syn::File]) -> Snapshot {

@@ -91,11 +91,9 @@ fn changes(old: &str, new: &str) -> Vec<String> {
 /// The linkage name of static `name` (`game::CONFIG`), as the program's exports would list it.
 fn linkage_name(snapshot: &Snapshot, name: &str) -> String {
     snapshot
-        .types
-        .statics
-        .iter()
-        .find(|(_, s)| s.name == name)
-        .map(|(linkage, _)| linkage.clone())
+        .statics()
+        .find(|&(_, path)| path == name)
+        .map(|(linkage, _)| linkage.to_owned())
         .unwrap_or_else(|| panic!("no static {name}"))
 }
 
