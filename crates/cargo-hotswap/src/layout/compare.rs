@@ -341,34 +341,50 @@ fn field_details(
     }
     let offset = |o: Option<u64>| o.map_or("?".to_owned(), |o| o.to_string());
     moved.sort_by_key(|&(_, was, _)| was);
-    // Two fields that traded places: say so.
+    // Two fields that traded places: say so. Beyond a few other moves, only name the fields.
     let mut done = vec![false; moved.len()];
+    let mut alone = Vec::new();
     for i in 0..moved.len() {
         if done[i] {
             continue;
         }
+        done[i] = true;
         let (a, a_was, a_is) = moved[i];
         let partner =
             (i + 1..moved.len()).find(|&j| !done[j] && moved[j].1 == a_is && moved[j].2 == a_was);
-        done[i] = true;
-        match partner {
-            Some(j) => {
-                done[j] = true;
-                let b = moved[j].0;
-                details.push(format!(
-                    "{prefix}fields `{a}` and `{b}` swapped: `{a}` moved from offset {} to {}, \
-                     `{b}` from {} to {}",
-                    offset(a_was),
-                    offset(a_is),
-                    offset(a_is),
-                    offset(a_was)
-                ));
-            }
-            None => details.push(format!(
-                "{prefix}field `{a}` moved from offset {} to {}",
-                offset(a_was),
-                offset(a_is)
-            )),
+        let Some(j) = partner else {
+            alone.push(moved[i]);
+            continue;
+        };
+        done[j] = true;
+        let b = moved[j].0;
+        details.push(format!(
+            "{prefix}fields `{a}` and `{b}` swapped: `{a}` moved from offset {} to {}, `{b}` \
+             from {} to {}",
+            offset(a_was),
+            offset(a_is),
+            offset(a_is),
+            offset(a_was)
+        ));
+    }
+    const LISTED: usize = 3;
+    if alone.len() > LISTED + 1 {
+        let names: Vec<String> = alone[..LISTED]
+            .iter()
+            .map(|(name, ..)| format!("`{name}`"))
+            .collect();
+        details.push(format!(
+            "{prefix}fields {} and {} more moved",
+            names.join(", "),
+            alone.len() - LISTED
+        ));
+    } else {
+        for (name, was, is) in alone {
+            details.push(format!(
+                "{prefix}field `{name}` moved from offset {} to {}",
+                offset(was),
+                offset(is)
+            ));
         }
     }
     let after: HashSet<&str> = new.iter().map(|f| f.name.as_str()).collect();

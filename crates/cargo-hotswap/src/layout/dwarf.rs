@@ -497,9 +497,27 @@ impl Arena {
                     _ => {}
                 }
             }
+            // Names are read only where used: not for locals, parameters, or subprograms other
+            // than hot implementations (most of a unit's entries).
+            let needs_name = match tag {
+                gimli::DW_TAG_formal_parameter
+                | gimli::DW_TAG_template_type_parameter
+                | gimli::DW_TAG_subrange_type
+                | gimli::DW_TAG_variant
+                | gimli::DW_TAG_variant_part => false,
+                gimli::DW_TAG_variable => at.linkage.is_some(),
+                gimli::DW_TAG_subprogram => match &at.name {
+                    Some(value) => dwarf
+                        .attr_string(unit, value.clone())?
+                        .to_slice()?
+                        .starts_with(IMPL_PREFIX.as_bytes()),
+                    None => false,
+                },
+                _ => true,
+            };
             let name = match at.name.take() {
-                Some(value) => Some(string(value)?),
-                None => None,
+                Some(value) if needs_name => Some(string(value)?),
+                _ => None,
             };
             let offset = entry.offset();
             let frame = match (tag, parent) {

@@ -27,7 +27,7 @@ fn compile_to(dir: &Path, source: &str, debuginfo: u8, extra: &[&str], output: &
         ])
         .arg("-C")
         .arg(format!("debuginfo={debuginfo}"))
-        .args(["-C", "opt-level=0", "--cap-lints", "allow"])
+        .args(["--cap-lints", "allow"])
         .args(extra)
         .arg("-o")
         .arg(&out)
@@ -43,13 +43,28 @@ fn compile_to(dir: &Path, source: &str, debuginfo: u8, extra: &[&str], output: &
 }
 
 fn object(source: &str, debuginfo: u8) -> Vec<u8> {
+    object_at(source, debuginfo, 0)
+}
+
+fn object_at(source: &str, debuginfo: u8, opt_level: u8) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
-    let path = compile_to(dir.path(), source, debuginfo, &["--emit", "obj"], "game.o");
+    let opt = format!("opt-level={opt_level}");
+    let path = compile_to(
+        dir.path(),
+        source,
+        debuginfo,
+        &["-C", &opt, "--emit", "obj"],
+        "game.o",
+    );
     std::fs::read(path).unwrap()
 }
 
 fn snapshot(source: &str) -> Snapshot {
-    let object = object(source, 2);
+    snapshot_at(source, 0)
+}
+
+fn snapshot_at(source: &str, opt_level: u8) -> Snapshot {
+    let object = object_at(source, 2, opt_level);
     let file = syn::parse_file(source).expect("test source parses");
     let snapshot = Snapshot::from_objects(&[&object], "game", &[file]).unwrap();
     assert!(snapshot.has_type_info());
@@ -76,11 +91,9 @@ fn changes(old: &str, new: &str) -> Vec<String> {
 /// The linkage name of static `name` (`game::CONFIG`), as the program's exports would list it.
 fn linkage_name(snapshot: &Snapshot, name: &str) -> String {
     snapshot
-        .types
-        .statics
-        .iter()
-        .find(|(_, s)| s.name == name)
-        .map(|(linkage, _)| linkage.clone())
+        .statics()
+        .find(|&(_, path)| path == name)
+        .map(|(linkage, _)| linkage.to_owned())
         .unwrap_or_else(|| panic!("no static {name}"))
 }
 
@@ -109,6 +122,26 @@ fn a_field_added_behind_a_mutable_reference_is_named() {
     assert_eq!(
         found[0].describe(),
         "`game::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)"
+    );
+}
+
+#[test]
+fn optimised_builds_with_type_information_are_checked_too() {
+    // `#[hot]` marks the implementation `#[inline(never)]`: it stays a subprogram of its own,
+    // and its parameters keep their types at opt-level 3.
+    let inline_never =
+        |source: &str| source.replace("pub fn __hotswap", "#[inline(never)] pub fn __hotswap");
+    let (old, new) = (
+        snapshot_at(&inline_never(COUNTER_OLD), 3),
+        snapshot_at(&inline_never(COUNTER_NEW), 3),
+    );
+    let found: Vec<String> = compare(&old, &new, &[])
+        .iter()
+        .map(LayoutChange::describe)
+        .collect();
+    assert_eq!(
+        found,
+        ["`game::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)"]
     );
 }
 
@@ -201,6 +234,15 @@ pub fn __hotswap_impl_step(p: &Pair) -> u64 { p.a + p.b }
         changes(old, &new),
         ["`game::step`: `Pair` kept its size (16 bytes) but changed (fields `a` and `b` swapped: \
           `a` moved from offset 0 to 8, `b` from 8 to 0)"]
+    );
+    // Many fields moved: named, not listed with offsets.
+    let bytes = "pub struct Bytes { pub a: u8, pub b: u8, pub c: u8, pub d: u8, pub e: u8 }\n\
+                 pub fn __hotswap_impl_step(b: &Bytes) -> u8 { b.a }\n";
+    let shifted = bytes.replace("{ pub a: u8", "{ pub z: u8, pub a: u8");
+    assert_eq!(
+        changes(bytes, &shifted),
+        ["`game::step`: `Bytes` grew from 5 to 6 bytes (field `z: u8` added, fields `a`, `b`, `c` \
+          and 2 more moved)"]
     );
 }
 
@@ -386,7 +428,14 @@ pub mod b { pub fn __hotswap_impl_two(c: &crate::Counter) -> u64 { c.n } }
         dir.path(),
         source,
         2,
-        &["--emit", "link", "-C", "codegen-units=4"],
+        &[
+            "-C",
+            "opt-level=0",
+            "--emit",
+            "link",
+            "-C",
+            "codegen-units=4",
+        ],
         "libgame.rlib",
     );
     let file = syn::parse_file(source).unwrap();
@@ -405,6 +454,50 @@ pub mod b { pub fn __hotswap_impl_two(c: &crate::Counter) -> u64 { c.n } }
         .err()
         .unwrap();
     assert!(err.starts_with("object 1: "), "{err}");
+}
+
+#[test]
+fn corrupt_debug_information_is_an_error_or_skipped_never_a_panic() {
+    use object::{Object, ObjectSection};
+    let source = r#"
+pub enum Mode { Running, Stopped(u32), Other { x: u8 } }
+pub trait Speak { fn speak(&self) -> String; }
+pub struct Counter { pub n: u64, pub items: Vec<(u8, [u16; 3])>, pub f: fn(u8) -> u16 }
+pub fn __hotswap_impl_step(c: &mut Counter, m: Mode, s: &dyn Speak) -> Option<Box<Counter>> {
+    let _ = (c, m, s);
+    None
+}
+"#;
+    let object = object(source, 2);
+    let ranges: Vec<(u64, u64)> = {
+        let file = object::File::parse(&*object).unwrap();
+        [".debug_info", ".debug_abbrev"]
+            .iter()
+            .filter_map(|name| file.section_by_name(name)?.file_range())
+            .collect()
+    };
+    let mut outcomes = (0, 0);
+    for (start, size) in ranges {
+        let step = (size / 150).max(1);
+        for offset in (start..start + size).step_by(step as usize) {
+            for value in [0x00, 0xff, 0x13] {
+                let mut bytes = object.clone();
+                bytes[offset as usize] = value;
+                // Must return, whatever it returns.
+                match Snapshot::from_objects(&[&bytes], "game", &[]) {
+                    Ok(snapshot) => {
+                        let _ = compare(&snapshot, &snapshot, &[]);
+                        outcomes.0 += 1;
+                    }
+                    Err(err) => {
+                        assert!(err.starts_with("object 1: "), "{err}");
+                        outcomes.1 += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(outcomes.0 > 0 && outcomes.1 > 0, "{outcomes:?}");
 }
 
 #[test]
@@ -477,7 +570,13 @@ fn timing() {
             let sub = dir.path().join(name);
             std::fs::create_dir(&sub).unwrap();
             let started = Instant::now();
-            let rlib = compile_to(&sub, source, 2, &["--emit", "link"], "libgame.rlib");
+            let rlib = compile_to(
+                &sub,
+                source,
+                2,
+                &["-C", "opt-level=0", "--emit", "link"],
+                "libgame.rlib",
+            );
             eprintln!("{label}: {name} build {:?}", started.elapsed());
             let started = Instant::now();
             files.push(syn::parse_file(source).unwrap());

@@ -36,6 +36,10 @@ pub(super) fn collect(files: &[syn::File]) -> HashMap<String, Vec<TraitShape>> {
     for file in files {
         collect_items(&file.items, "", &mut shapes);
     }
+    // Independent of the order the files come in.
+    for list in shapes.values_mut() {
+        list.sort_by_cached_key(|shape| format!("{shape:?}"));
+    }
     shapes
 }
 
