@@ -138,9 +138,9 @@ pub fn check(
             "the build of `{crate_name}` has no type information, so the layouts of the types \
              the program holds cannot be compared"
         )),
-        (Err(err), _) | (_, Err(err)) => {
-            problems.push(format!("cannot compare the layouts of `{crate_name}`: {err}"))
-        }
+        (Err(err), _) | (_, Err(err)) => problems.push(format!(
+            "cannot compare the layouts of `{crate_name}`: {err}"
+        )),
     }
     let mut changed = Vec::new();
     match (running.code(), patch.code(), outside.code()) {
@@ -153,8 +153,9 @@ pub fn check(
                 &running.sources,
                 &patch.sources,
             );
+            // The first stale function and how many more: one is reason enough.
+            problems.extend(analysis.restart_reason());
             changed = analysis.changed;
-            problems.extend(analysis.stale.iter().map(reach::Stale::describe));
         }
         (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => problems.push(format!(
             "cannot tell which code of `{crate_name}` changed: {err}"
@@ -180,7 +181,14 @@ mod tests {
         let build = |body: &str| {
             std::fs::write(&source, format!("pub fn answer() -> u32 {{ {body} }}")).unwrap();
             let status = std::process::Command::new(&rustc)
-                .args(["--crate-type", "lib", "--crate-name", "kept", "--edition", "2021"])
+                .args([
+                    "--crate-type",
+                    "lib",
+                    "--crate-name",
+                    "kept",
+                    "--edition",
+                    "2021",
+                ])
                 .arg("-C")
                 .arg(format!("incremental={}", dir.path().join("inc").display()))
                 .arg("--out-dir")
@@ -195,7 +203,11 @@ mod tests {
         let before = std::fs::read(&rlib).unwrap();
         let kept = Build::keep(&rlib, &dir.path().join("kept.rlib"), Vec::new()).unwrap();
         build("2");
-        assert_ne!(std::fs::read(&rlib).unwrap(), before, "the rebuild changed nothing");
+        assert_ne!(
+            std::fs::read(&rlib).unwrap(),
+            before,
+            "the rebuild changed nothing"
+        );
         assert_eq!(std::fs::read(&kept.rlib).unwrap(), before);
         let path = kept.rlib.clone();
         drop(kept);

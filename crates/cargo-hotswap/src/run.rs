@@ -428,7 +428,9 @@ impl Session {
                 )]
             })?;
         let sources = check::read_sources(&root).map_err(|err| vec![err])?;
-        let keep = self.dir.join(format!("patch-{crate_name}-{id}.rlib"));
+        let keep = self
+            .builds_dir()?
+            .join(format!("patch-{crate_name}-{id}.rlib"));
         let patched = Build::keep(&capture.rlib(), &keep, sources).map_err(|err| vec![err])?;
         let shared = self.shared_statics(crate_name);
         let Some(running) = self.running.get(crate_name) else {
@@ -445,6 +447,22 @@ impl Session {
         }
         self.running.insert(crate_name.to_owned(), patched);
         Ok(verdict)
+    }
+
+    /// Where the builds the checks compare are kept: next to the rlibs they link to (a hard
+    /// link needs the same file system), one directory per session, removed at exit.
+    fn builds_dir(&self) -> Result<PathBuf, Vec<String>> {
+        let dir = self.builds_path();
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| vec![format!("cannot create {}: {err}", dir.display())])?;
+        Ok(dir)
+    }
+
+    fn builds_path(&self) -> PathBuf {
+        self.project
+            .target_dir
+            .join("builds")
+            .join(format!("cli-{}", std::process::id()))
     }
 
     /// Linkage names of `crate_name`'s statics that the program exports, i.e. shares with
@@ -472,12 +490,19 @@ impl Session {
             let Some(sources) = sources.remove(crate_name) else {
                 continue;
             };
-            let keep = self.dir.join(format!("running-{crate_name}.rlib"));
-            match Build::keep(&capture.rlib(), &keep, sources) {
+            let kept = self.builds_dir().and_then(|dir| {
+                Build::keep(
+                    &capture.rlib(),
+                    &dir.join(format!("{crate_name}.rlib")),
+                    sources,
+                )
+                .map_err(|e| vec![e])
+            });
+            match kept {
                 Ok(build) => {
                     self.running.insert(crate_name.clone(), build);
                 }
-                Err(err) => report::warn(&err),
+                Err(err) => report::warn(&err.join("; ")),
             }
         }
         self.outside = Some(Outside::new(linked.outside()));
@@ -691,6 +716,8 @@ impl Session {
             None => self.last_code.unwrap_or(130),
         };
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.running.clear();
+        let _ = std::fs::remove_dir_all(self.builds_path());
         code
     }
 }
@@ -699,5 +726,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.stop_app();
         let _ = std::fs::remove_dir_all(&self.dir);
+        self.running.clear();
+        let _ = std::fs::remove_dir_all(self.builds_path());
     }
 }

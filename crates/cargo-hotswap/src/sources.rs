@@ -116,7 +116,14 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["a::a", "a::child::child", "b::b", "c::c", "inline::deep::deep", "root"]
+            [
+                "a::a",
+                "a::child::child",
+                "b::b",
+                "c::c",
+                "inline::deep::deep",
+                "root"
+            ]
         );
     }
 

@@ -445,3 +445,96 @@ fn directories_that_others_can_write_to_are_refused() {
         files_in(&base)
     );
 }
+
+/// The program that owns a `Plain` (with `#[derive(hotswap::Layout)]`) and a `Bare` (no
+/// derive) and lends both to the hot `step`.
+const OWNER_MAIN_RS: &str = r#"use GAME as game;
+
+fn main() {
+    let mut plain = game::Plain::default();
+    let mut bare = game::Bare::default();
+    loop {
+        println!("{}", game::step(&mut plain, &mut bare));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+"#;
+
+fn owner_source(version: &str, plain_fields: &str, bare_fields: &str) -> String {
+    format!(
+        "#[derive(Default, hotswap::Layout)]\npub struct Plain {{\n    pub n: u32,\n    {plain_fields}\n}}\n\n\
+         #[derive(Default)]\npub struct Bare {{\n    pub m: u64,\n    {bare_fields}\n}}\n\n\
+         #[hotswap::hot]\npub fn step(plain: &mut Plain, bare: &mut Bare) -> String {{\n    \
+         plain.n += 1;\n    bare.m += 1;\n    format!(\"{version} step={{}}\", plain.n)\n}}\n"
+    )
+}
+
+/// The program's own layout checks, for a patch that reaches it without the command's checks
+/// (a patch built by hand, or the full library workflow): a `Layout` type that gained a field is
+/// refused naming the field; a plain type behind `&mut` that grew is refused naming its sizes;
+/// a patch that keeps both layouts is applied.
+///
+/// Fails if: either layout change is applied (the new code would read past the program's values),
+/// a refusal names the wrong parameter, type or change, or the good patch is refused.
+#[test]
+fn the_program_refuses_layout_changes_behind_references_by_itself() {
+    let _serial = safety_support::serial();
+    let ws = HotWorkspace::new(
+        "hs_safety_owner",
+        OWNER_MAIN_RS,
+        &owner_source("v1", "", ""),
+        false,
+    );
+    let token = token("owner");
+    let executable = ws.build_host(&token);
+    let files = tempfile::Builder::new()
+        .prefix("hs_safety_owner-files-")
+        .tempdir()
+        .unwrap();
+    let plain_grew = files.path().join("plain.so");
+    ws.build_patch(
+        &owner_source("v2", "pub extra: u8,", ""),
+        &token,
+        &plain_grew,
+    );
+    let bare_grew = files.path().join("bare.so");
+    ws.build_patch(
+        &owner_source("v2", "", "pub extra: u64,"),
+        &token,
+        &bare_grew,
+    );
+    let good = files.path().join("good.so");
+    ws.build_patch(&owner_source("v3", "", ""), &token, &good);
+
+    let control = Control::new("hs_safety_owner");
+    let mut host = Running::host(&executable, Some(&control.socket), &[]);
+    host.wait_out("v1 step=", 0);
+    let mut channel = control.accept(&mut host);
+    let game = &ws.game;
+    assert_refused(
+        &mut host,
+        &mut channel,
+        1,
+        &plain_grew,
+        "a Layout type that gained a field",
+        &[&format!(
+            "`{game}::step`: parameter 1 `Plain` grew from 4 to 8 bytes (field `extra: u8` added)"
+        )],
+    );
+    assert_refused(
+        &mut host,
+        &mut channel,
+        2,
+        &bare_grew,
+        "a plain type behind `&mut` that grew",
+        &[&format!(
+            "`{game}::step`: parameter 2 `Bare` grew from 8 to 16 bytes"
+        )],
+    );
+    let mark = host.mark();
+    match channel.patch(3, &good) {
+        ToCli::Applied { id: 3, .. } => {}
+        other => panic!("the good patch: {other:?}\n{}", host.transcript()),
+    }
+    host.wait_out("v3 step=", mark);
+}

@@ -271,7 +271,9 @@ fn an_enum_gaining_a_variant_restarts_naming_it() {
     .replace("VERSION", "v2");
     let restarted = session.expect_restart(&v2, &[&format!("`{game}::step`: `Mode` "), "`Fly`"]);
     assert!(
-        restarted.reason.contains("variant `Fly` added"),
+        restarted
+            .reason
+            .contains("`Mode` kept its size (1 byte) but changed (variant `Fly` added)"),
         "{:?}",
         restarted.reason
     );

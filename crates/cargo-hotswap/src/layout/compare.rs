@@ -150,8 +150,21 @@ fn walk<'t>(
         }
         let ty = &table.types[id as usize];
         visit(ty);
+        if is_migrated(&ty.name) {
+            continue;
+        }
         queue.extend(ty.edges.iter().filter(|&&next| !seen[next as usize]));
     }
+}
+
+/// `hotswap::State<T>` (and its borrow `StateMut`): the program holds a pointer to a value
+/// that the runtime migrates to the new layout when a patch changes `T` (old code serialises,
+/// new code deserialises), so `T`'s layout may change; `State<T>` itself never does.
+fn is_migrated(name: &str) -> bool {
+    let path = name.split('<').next().unwrap_or(name);
+    ["hotswap::state::State", "hotswap::state::StateMut"]
+        .iter()
+        .any(|runtime| path == *runtime || path.ends_with(&format!("::{runtime}")))
 }
 
 /// The paths of the traits named after `dyn ` in a type name:
@@ -276,6 +289,7 @@ fn describe(
             bytes(old.align),
             bytes(new.align)
         ),
+        _ if new.size == Some(1) => "kept its size (1 byte) but changed".to_owned(),
         _ => format!("kept its size ({} bytes) but changed", bytes(new.size)),
     };
     let details = if details.is_empty() {

@@ -181,16 +181,48 @@ fn dwarf_error(err: gimli::Error) -> String {
 
 /// Relocations of one section: a relocatable object's `.debug_info` refers to `.debug_str`
 /// and `.debug_abbrev` through relocations (RELA on x86_64: the bytes in place are zeros).
+///
+/// Only absolute relocations are applied (what references between debug sections and to code
+/// addresses use). Others are left out rather than refused: a thread-local's location is a
+/// `DTPOFF` relocation (`object`'s own map rejects the whole section for it), and locations are
+/// never read here, so a value left unrelocated can only be a location nobody looks at.
 #[derive(Clone, Debug, Default)]
-struct Relocations(Rc<object::read::RelocationMap>);
+struct Relocations(Rc<HashMap<u64, u64>>);
+
+impl Relocations {
+    fn read(file: &object::File<'_>, section: &object::Section<'_, '_>) -> Relocations {
+        use object::{ObjectSymbol, RelocationKind, RelocationTarget};
+        let mut map = HashMap::new();
+        for (offset, relocation) in section.relocations() {
+            if relocation.kind() != RelocationKind::Absolute {
+                continue;
+            }
+            let base = match relocation.target() {
+                RelocationTarget::Symbol(index) => match file.symbol_by_index(index) {
+                    Ok(symbol) => symbol.address(),
+                    Err(_) => continue,
+                },
+                RelocationTarget::Absolute => 0,
+                _ => continue,
+            };
+            // RELA (x86_64) carries the addend; the bytes in place are zeros.
+            map.insert(offset, base.wrapping_add(relocation.addend() as u64));
+        }
+        Relocations(Rc::new(map))
+    }
+
+    fn relocate(&self, offset: u64, value: u64) -> u64 {
+        self.0.get(&offset).copied().unwrap_or(value)
+    }
+}
 
 impl gimli::read::Relocate<usize> for Relocations {
     fn relocate_address(&self, offset: usize, value: u64) -> gimli::Result<u64> {
-        Ok(self.0.relocate(offset as u64, value))
+        Ok(self.relocate(offset as u64, value))
     }
 
     fn relocate_offset(&self, offset: usize, value: usize) -> gimli::Result<usize> {
-        <usize as gimli::ReaderOffset>::from_u64(self.0.relocate(offset as u64, value as u64))
+        <usize as gimli::ReaderOffset>::from_u64(self.relocate(offset as u64, value as u64))
     }
 }
 
@@ -230,12 +262,9 @@ fn load_section<'data>(
     let data = section
         .data()
         .map_err(|err| format!("section {}: {err}", id.name()))?;
-    let relocations = section
-        .relocation_map()
-        .map_err(|err| format!("relocations of {}: {err}", id.name()))?;
     Ok(gimli::RelocateReader::new(
         gimli::EndianSlice::new(data, endian),
-        Relocations(Rc::new(relocations)),
+        Relocations::read(file, &section),
     ))
 }
 

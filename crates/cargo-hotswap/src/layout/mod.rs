@@ -3,8 +3,8 @@
 //!
 //! A patch that changes the layout of a type the program owns (`pub struct Counter { n: u64 }`
 //! gains `speed: u32`, and `#[hot] fn step(c: &mut Counter)` is patched) would read and write
-//! past the program's value. The runtime checks field by field only the types that derive
-//! `hotswap::Layout`; this module checks every type from the compiler's own type information.
+//! past the program's value. The runtime checks fields only of types that derive `hotswap::Layout` (and sizes behind
+//! references); this module checks every type from the compiler's own type information.
 //!
 //! - A [`Snapshot`] is what one build says: the types reachable from its hot functions'
 //!   implementations (`__hotswap_impl_*`: parameters and return type) and its statics, from the
@@ -18,15 +18,11 @@
 //!   alignment, fields (name, offset, type name), variants (name, discriminant, fields) and the
 //!   tag's encoding. A type used only inside hot code is not reached and may change freely.
 //!
-//! The old snapshot must be read before the patch's build replaces the rlib: a [`Snapshot`] owns
-//! everything it holds. In `run`: read the running build's snapshot of each hot crate once the
-//! program is built; after a patch links, read the patch's and [`compare`] (shared statics: the
-//! [`Snapshot::statics`] the program exports); any change means a restart, with
-//! [`LayoutChange::describe`] as the reason; once the program applied the patch, its snapshot is
-//! the running one. Without type information on either side, say so and rely on the runtime's
-//! checks.
-// Wired into `run.rs` in a later change; until then only the tests use it.
-#![cfg_attr(not(test), allow(dead_code))]
+//! A [`Snapshot`] owns everything it holds; `crate::check` keeps the running build's (from a
+//! link to its rlib that no later build overwrites), reads the patch's and calls [`compare`]
+//! (shared statics: those the program exports); any change means a restart, with
+//! [`LayoutChange::describe`] as the reason. Without type information on either side the check
+//! says so and restarts: hot crates are always built with it (see `capture`).
 
 mod compare;
 mod dwarf;
@@ -84,6 +80,7 @@ impl Snapshot {
     }
 
     /// Same from object file bytes (tests, and later binary crates).
+    #[cfg(test)]
     pub fn from_objects(
         objects: &[&[u8]],
         crate_name: &str,
@@ -106,12 +103,14 @@ impl Snapshot {
 
     /// The hot functions found, as the program names them (`game::step`,
     /// `game::Counter::bump`).
+    #[cfg(test)]
     pub fn hot_functions(&self) -> impl Iterator<Item = &str> {
         self.types.functions.keys().map(String::as_str)
     }
 
     /// The statics found: linkage (mangled) name and path (`game::CONFIG`). Those the program
     /// exports are the `shared_statics` of [`compare`].
+    #[cfg(test)]
     pub fn statics(&self) -> impl Iterator<Item = (&str, &str)> {
         self.types
             .statics

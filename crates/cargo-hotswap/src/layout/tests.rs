@@ -217,7 +217,7 @@ pub fn __hotswap_impl_step(m: &mut Mode) -> u32 { match m { Mode::Stopped(n) => 
     assert_eq!(
         changes(flags, &reordered),
         [
-            "`game::set`: `Flag` kept its size (1 bytes) but changed (variant `B` discriminant \
+            "`game::set`: `Flag` kept its size (1 byte) but changed (variant `B` discriminant \
           changed from 1 to 0, variant `A` discriminant changed from 0 to 1)"
         ]
     );
@@ -274,6 +274,41 @@ pub fn __hotswap_impl_step(c: &mut Counter) -> String {
     let new = old
         .replace("pub a: u8 }", "pub a: u8, pub b: u64 }")
         .replace("a: 1 }", "a: 1, b: 2 }");
+    assert_eq!(changes(old, &new), Vec::<String>::new());
+}
+
+/// A thread-local's DWARF location is a `DTPOFF` relocation, which the relocation map skips
+/// rather than refusing the whole unit.
+#[test]
+fn a_crate_with_thread_locals_is_read() {
+    let old = r#"
+use std::cell::Cell;
+thread_local! { static CALLS: Cell<u64> = const { Cell::new(0) }; }
+pub struct Counter { pub n: u64 }
+pub fn __hotswap_impl_step(c: &mut Counter) -> u64 {
+    CALLS.with(|calls| calls.set(calls.get() + 1));
+    c.n
+}
+"#;
+    let new = old.replace("pub n: u64 }", "pub n: u64, pub m: u8 }");
+    assert_eq!(
+        changes(old, &new),
+        ["`game::step`: `Counter` grew from 8 to 16 bytes (field `m: u8` added)"]
+    );
+}
+
+/// What a `hotswap::State<T>` holds is migrated by the runtime when `T` changes: not a layout
+/// change of the program's value (a stand-in `State` with the runtime's path and shape).
+#[test]
+fn a_type_kept_in_a_state_may_change() {
+    let old = r#"
+pub mod hotswap { pub mod state {
+    pub struct State<T> { cell: std::sync::Arc<u8>, _owns: std::marker::PhantomData<T> }
+} }
+pub struct Game { pub score: u64 }
+pub fn __hotswap_impl_step(g: &mut hotswap::state::State<Game>) -> u64 { let _ = g; 0 }
+"#;
+    let new = old.replace("pub score: u64 }", "pub score: u64, pub level: u32 }");
     assert_eq!(changes(old, &new), Vec::<String>::new());
 }
 

@@ -56,9 +56,15 @@ pub(crate) fn wrapper_of(demangled: &str) -> Option<String> {
 }
 
 /// Items `#[hot]` generates (slot, boot, guarded shim, types, entry, registration, the
-/// implementation and anything inside them).
+/// implementation and anything inside them), and the functions a `State<T>` keeps for the
+/// version of `T` that made its value (`hotswap::__private::{serialize,deserialize,drop}_state`,
+/// reached from `#[derive(Migrate)]`'s entry): the runtime calls the old ones on purpose, to
+/// serialise and drop a value of the old layout while migrating it.
 pub(crate) fn is_generated(demangled: &str) -> bool {
     demangled.contains("__hotswap_")
+        || ["serialize_state", "deserialize_state", "drop_state"]
+            .iter()
+            .any(|f| demangled.starts_with(&format!("hotswap::__private::{f}")))
 }
 
 /// A demangled name taken apart: `<Self as Trait>::segments` or plain `segments`, with generic
