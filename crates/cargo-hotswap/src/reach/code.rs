@@ -619,17 +619,14 @@ fn crate_of_object(file: &str) -> String {
         Some(at) => &stem[..at],
         None => stem,
     };
-    let parts: Vec<&str> = stem.split('.').collect();
-    let name = if parts.len() >= 2 {
-        parts[parts.len() - 2]
-    } else {
-        parts[0]
-    };
-    let name = name.split('-').next().unwrap_or(name);
-    name.strip_prefix("lib")
-        .filter(|_| parts.len() < 2)
-        .unwrap_or(name)
-        .to_owned()
+    // The first part names the crate: `game-<hash>` (cargo's `-C extra-filename`), or
+    // `libgame` / `app` without one. (Incremental builds name the rest after codegen-unit
+    // hashes: `app-<hash>.<cgu hash>.<hash>.rcgu.o`.)
+    let first = stem.split('.').next().unwrap_or(stem);
+    match first.split_once('-') {
+        Some((name, _)) => name.to_owned(),
+        None => first.strip_prefix("lib").unwrap_or(first).to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -651,6 +648,11 @@ mod tests {
             "app"
         );
         assert_eq!(crate_of_object("app.o"), "app");
+        // rustc 1.95, incremental.
+        assert_eq!(
+            crate_of_object("hs_app-b1e98727eb09aae6.1laeojowjzcljwrqw9oy9511f.0k9i3lb.rcgu.o"),
+            "hs_app"
+        );
     }
 
     #[test]

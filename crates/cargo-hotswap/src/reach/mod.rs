@@ -172,9 +172,12 @@ pub fn analyse(
         &mut callers,
         &mut found,
     );
+    let migrated = migrated_types(crate_name, old_sources.iter().chain(new_sources));
+    let mut stale = found.stale;
+    stale.retain(|s| !migrated.iter().any(|ty| is_method_of(&s.function, ty)));
     Analysis {
         changed: changes.report,
-        stale: found.stale,
+        stale,
     }
 }
 
@@ -444,6 +447,63 @@ fn copies(
             });
         }
     }
+}
+
+/// The paths of the crate's types that derive `hotswap::Migrate` (`game::Player`). Their
+/// values live in `hotswap::State`s, which the runtime migrates when a patch changes the type:
+/// old code that made or makes such a value (a `Default` copied into `main` before it calls
+/// `State::new`, the old serialiser the migration calls on purpose) is no stale code. (A value
+/// must be read in `#[hot]` code only, as `State`'s documentation says.)
+fn migrated_types<'a>(crate_name: &str, files: impl Iterator<Item = &'a syn::File>) -> Vec<String> {
+    fn derives_migrate(attrs: &[syn::Attribute]) -> bool {
+        attrs.iter().any(|attr| {
+            attr.path().is_ident("derive")
+                && attr
+                    .parse_args_with(
+                        syn::punctuated::Punctuated::<syn::Path, syn::Token![,]>::parse_terminated,
+                    )
+                    .is_ok_and(|paths| {
+                        paths
+                            .iter()
+                            .any(|p| p.segments.last().is_some_and(|s| s.ident == "Migrate"))
+                    })
+        })
+    }
+    fn walk(items: &[syn::Item], path: &str, out: &mut Vec<String>) {
+        for item in items {
+            match item {
+                syn::Item::Struct(s) if derives_migrate(&s.attrs) => {
+                    out.push(format!("{path}::{}", s.ident))
+                }
+                syn::Item::Enum(e) if derives_migrate(&e.attrs) => {
+                    out.push(format!("{path}::{}", e.ident))
+                }
+                syn::Item::Mod(m) => {
+                    if let Some((_, inner)) = &m.content {
+                        walk(inner, &format!("{path}::{}", m.ident), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for file in files {
+        walk(&file.items, crate_name, &mut out);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether `function` (readable, as in [`Stale::function`]) is a method or trait method of the
+/// type at `path`: `game::Player::new`, `<game::Player>::new`, `<game::Player as Default>::default`,
+/// `game::_::<impl serde::Serialize for game::Player>::serialize`.
+fn is_method_of(function: &str, path: &str) -> bool {
+    function.starts_with(&format!("{path}::"))
+        || function.starts_with(&format!("<{path}>::"))
+        || function.starts_with(&format!("<{path} as "))
+        || function.contains(&format!(" for {path}>::"))
 }
 
 /// How a step through anonymous data is shown.

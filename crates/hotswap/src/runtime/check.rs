@@ -244,7 +244,10 @@ fn layout_changes(host: &Entry, patch: &Entry, migrated: &[&str]) -> Vec<String>
         // SAFETY: `types` returns null or a pointer to a `'static TypeLayout` of its image.
         let (Some(old), Some(new)) = (unsafe { old.as_ref() }, unsafe { new.as_ref() }) else {
             // Not described (no `#[derive(Layout)]`): at least the size and alignment of what
-            // the parameter is behind its references.
+            // the parameter is behind its references (a changed signature says more).
+            if host.signature.as_str() != patch.signature.as_str() {
+                continue;
+            }
             let (old, new) = ((host.pointees)(index), (patch.pointees)(index));
             if let Some(change) = describe_pointee_change(&old, &new) {
                 changes.push(format!("{position} {change}"));
