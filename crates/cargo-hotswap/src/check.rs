@@ -75,6 +75,15 @@ impl Drop for Build {
     }
 }
 
+impl Build {
+    /// Reads what the checks need of this build now (not at the first check): the layouts and
+    /// the code. The first error, if any, is kept for the check to report.
+    pub fn warm(&self, crate_name: &str) {
+        let _ = self.layout(crate_name);
+        let _ = self.code();
+    }
+}
+
 /// Reads the sources of the crate whose root file is `root`, for a [`Build`].
 pub fn read_sources(root: &Path) -> Result<Vec<syn::File>, String> {
     sources::read_crate(root)
@@ -166,6 +175,80 @@ pub fn check(
         problems,
         took: started.elapsed(),
     }
+}
+
+/// What `cargo hotswap check-builds` compares.
+pub struct Standalone {
+    pub crate_name: String,
+    pub running: PathBuf,
+    pub running_root: PathBuf,
+    pub patch: PathBuf,
+    pub patch_root: PathBuf,
+    pub outside: Vec<PathBuf>,
+    pub shared: Vec<String>,
+}
+
+/// `cargo hotswap check-builds`: the checks on two given builds, with the time of each part:
+/// reading the running build (done once per program build by `run`, before a patch), reading
+/// the patch's (sources included: what every patch costs), and comparing. Prints one JSON
+/// object; exits 0 when the patch could be delivered, 3 when it would restart the program.
+pub fn check_builds(args: Standalone) -> i32 {
+    let dir = match scratch_dir(&args.patch) {
+        Ok(dir) => dir,
+        Err(err) => {
+            eprintln!("cargo-hotswap: {err}");
+            return 1;
+        }
+    };
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let read = |rlib: &Path, root: &Path, name: &str| -> Result<(Build, Duration), String> {
+        let started = Instant::now();
+        let build = Build::keep(rlib, &dir.join(name), read_sources(root)?)?;
+        build.warm(&args.crate_name);
+        Ok((build, started.elapsed()))
+    };
+    let result = (|| -> Result<serde_json::Value, String> {
+        let (running, running_took) = read(&args.running, &args.running_root, "running.rlib")?;
+        let started = Instant::now();
+        let outside = Outside::new(args.outside.clone());
+        outside.code()?;
+        let outside_took = started.elapsed();
+        let (patch, patch_took) = read(&args.patch, &args.patch_root, "patch.rlib")?;
+        let verdict = check(&args.crate_name, &running, &patch, &outside, &args.shared);
+        Ok(serde_json::json!({
+            "read_running_ms": ms(running_took),
+            "read_outside_ms": ms(outside_took),
+            "read_patch_ms": ms(patch_took),
+            "compare_ms": ms(verdict.took),
+            "per_patch_ms": ms(patch_took + verdict.took),
+            "changed": verdict.changed,
+            "problems": verdict.problems,
+        }))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(value) => {
+            println!("{value}");
+            if value["problems"].as_array().is_some_and(|p| p.is_empty()) {
+                0
+            } else {
+                3
+            }
+        }
+        Err(err) => {
+            eprintln!("cargo-hotswap check-builds: {err}");
+            1
+        }
+    }
+}
+
+/// A scratch directory for [`check_builds`]'s links, next to `rlib` (a hard link needs the
+/// same file system; a copy would be timed as part of the read).
+fn scratch_dir(rlib: &Path) -> Result<PathBuf, String> {
+    let parent = rlib.parent().unwrap_or(Path::new("."));
+    let dir = parent.join(format!(".hotswap-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    Ok(dir)
 }
 
 #[cfg(test)]

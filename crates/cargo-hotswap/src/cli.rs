@@ -69,6 +69,32 @@ enum Command {
     },
     /// Check the toolchain, linker and platform, and say what will work.
     Doctor,
+    /// Run the checks `run` makes before delivering a patch on two builds of a hot crate, and
+    /// print what they found and how long they took, as JSON (for the bench and for debugging).
+    #[command(name = "check-builds", hide = true)]
+    CheckBuilds {
+        /// The hot crate's name, as rustc knows it.
+        #[arg(long = "crate")]
+        crate_name: String,
+        /// The rlib the program runs.
+        #[arg(long)]
+        running: PathBuf,
+        /// Its crate root (`src/lib.rs`) as it was built.
+        #[arg(long)]
+        running_root: PathBuf,
+        /// The patch's rlib.
+        #[arg(long)]
+        patch: PathBuf,
+        /// Its crate root as it was built.
+        #[arg(long)]
+        patch_root: PathBuf,
+        /// Object files and rlibs of the code outside the hot crate.
+        #[arg(long)]
+        outside: Vec<PathBuf>,
+        /// Linkage names of the statics the program shares with patches.
+        #[arg(long)]
+        shared: Vec<String>,
+    },
 }
 
 pub fn main() -> i32 {
@@ -110,5 +136,22 @@ pub fn main() -> i32 {
             dry_run,
         } => crate::init::run(manifest_path.as_deref(), hotswap_path.as_deref(), dry_run),
         Command::Doctor => crate::doctor::run(),
+        Command::CheckBuilds {
+            crate_name,
+            running,
+            running_root,
+            patch,
+            patch_root,
+            outside,
+            shared,
+        } => crate::check::check_builds(crate::check::Standalone {
+            crate_name,
+            running,
+            running_root,
+            patch,
+            patch_root,
+            outside,
+            shared,
+        }),
     }
 }

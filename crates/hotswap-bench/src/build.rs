@@ -503,6 +503,10 @@ pub struct ThinBuild {
     /// The recorded rustc command, replayed after the edit (incremental).
     pub rustc: Duration,
     pub link: Duration,
+    /// The checks `cargo hotswap run` makes before delivering it (reading the patch's build
+    /// and comparing it with the running one: `cargo hotswap check-builds`'s `per_patch_ms`),
+    /// if they ran.
+    pub check: Option<Duration>,
     pub bytes: u64,
 }
 
@@ -823,10 +827,21 @@ impl Builder {
         if !original.contains(line) {
             return Err(format!("{file} has no line `{line}`"));
         }
-        write(
-            &source,
-            &original.replace(line, &format!("const MARK: u64 = {mark};")),
-        )?;
+        let rlib = PathBuf::from(capture["out_dir"].as_str().unwrap_or(".")).join(format!(
+            "lib{}{}.rlib",
+            capture["crate_name"].as_str().unwrap_or(artifact.package),
+            capture["extra_filename"].as_str().unwrap_or("")
+        ));
+        // The build the program runs, for the checks: rustc replaces the rlib by a new file,
+        // so a hard link keeps this one.
+        let checks = self.work.join("check");
+        let running = checks.join(format!("{}.running.rlib", artifact.copy_name()));
+        let _ = std::fs::remove_file(&running);
+        let kept = std::fs::hard_link(&rlib, &running).is_ok();
+        let running_root = checks.join("running").join(file);
+        write(&running_root, &original)?;
+        let edited = original.replace(line, &format!("const MARK: u64 = {mark};"));
+        write(&source, &edited)?;
         let mut rustc = Command::new(capture["rustc"].as_str().unwrap_or("rustc"));
         rustc
             .args(strings(&capture["args"]))
@@ -856,11 +871,27 @@ impl Builder {
                     .collect::<String>()
             ));
         }
-        let rlib = PathBuf::from(capture["out_dir"].as_str().unwrap_or(".")).join(format!(
-            "lib{}{}.rlib",
-            capture["crate_name"].as_str().unwrap_or(artifact.package),
-            capture["extra_filename"].as_str().unwrap_or("")
-        ));
+        let check = if kept {
+            let patch_root = checks.join("patch").join(file);
+            write(&patch_root, &edited)?;
+            let outside = strings(&linked["objects"]);
+            let checked = self.check_builds(
+                capture["crate_name"].as_str().unwrap_or(artifact.package),
+                (&running, &running_root),
+                (&rlib, &patch_root),
+                &outside,
+            );
+            let _ = std::fs::remove_file(&running);
+            match checked {
+                Ok(took) => Some(took),
+                Err(err) => {
+                    eprintln!("hotswap-bench: the checks of {artifact} failed: {err}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let copy = self.work.join("bin").join(artifact.copy_name());
         std::fs::create_dir_all(copy.parent().expect("has a parent"))
             .map_err(|err| format!("cannot create the bin directory: {err}"))?;
@@ -895,10 +926,52 @@ impl Builder {
             ThinBuild {
                 rustc: rustc_took,
                 link: link_took,
+                check,
                 bytes,
             },
         );
         Ok(copy)
+    }
+
+    /// Runs `cargo hotswap check-builds` (the CLI's checks before a delivery) on the running
+    /// build and the patch's; returns what a patch pays (`per_patch_ms`: reading the patch's
+    /// build and sources, and comparing).
+    fn check_builds(
+        &mut self,
+        crate_name: &str,
+        (running, running_root): (&Path, &Path),
+        (patch, patch_root): (&Path, &Path),
+        outside: &[String],
+    ) -> Result<Duration, String> {
+        let cli = self.get(&Artifact::cli())?;
+        let mut command = Command::new(&cli);
+        command
+            .args(["hotswap", "check-builds", "--crate", crate_name])
+            .arg("--running")
+            .arg(running)
+            .arg("--running-root")
+            .arg(running_root)
+            .arg("--patch")
+            .arg(patch)
+            .arg("--patch-root")
+            .arg(patch_root);
+        for path in outside {
+            command.arg("--outside").arg(path);
+        }
+        let output = command
+            .output()
+            .map_err(|err| format!("cannot run {}: {err}", cli.display()))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let value: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|err| {
+            format!(
+                "no report ({err}): {}",
+                first_error(&String::from_utf8_lossy(&output.stderr))
+            )
+        })?;
+        let ms = value["per_patch_ms"]
+            .as_f64()
+            .ok_or_else(|| format!("no per_patch_ms in {value}"))?;
+        Ok(Duration::from_secs_f64(ms / 1e3))
     }
 
     /// The version of `package` that the scratch workspace of `tool` resolved.

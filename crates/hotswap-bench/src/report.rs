@@ -427,7 +427,7 @@ fn swaps_table(
         return None;
     }
     let mut out = String::from(
-        "| hot crate | functions | patch file | patch build: rustc replay + link ms | swaps | \
+        "| hot crate | functions | patch file | patch build: rustc replay + link (+ checks) ms | swaps | \
          swap median ms (the runtime's `micros`) | p90 ms | phases, median ms | VmRSS growth \
          per swap | VmSize growth per swap | deleted patch files still mapped at the end | \
          ratio to the 2-function swap | command |\n\
@@ -454,10 +454,19 @@ fn swaps_table(
                     .chain(b)
                     .map(|p| p.link.as_secs_f64() * 1e3)
                     .collect();
+                let checks: Vec<f64> = std::iter::once(a)
+                    .chain(b)
+                    .filter_map(|p| p.check.map(|c| c.as_secs_f64() * 1e3))
+                    .collect();
                 let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+                let check = if checks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (+ {})", fmt_ms(mean(&checks)))
+                };
                 (
                     format!("{:.1} MB", a.bytes as f64 / 1e6),
-                    format!("{:.0} + {:.0}", mean(&builds), mean(&links)),
+                    format!("{:.0} + {:.0}{check}", mean(&builds), mean(&links)),
                 )
             }
             _ => ("—".into(), "—".into()),
