@@ -53,10 +53,12 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
             .name_id(mangled)
             .map(|id| functions(new, new.definitions(id)))
             .unwrap_or_default();
+        // Functions are compared once each (references compare them by name), so only the
+        // anonymous data below them needs the memo.
         let same = !news.is_empty()
             && olds
                 .iter()
-                .all(|&a| news.iter().any(|&b| comparer.same(a, b)));
+                .all(|&a| news.iter().any(|&b| comparer.compare(a, b)));
         if same {
             continue;
         }

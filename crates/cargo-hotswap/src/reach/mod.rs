@@ -200,6 +200,23 @@ fn inline_modules(items: &mut [syn::Item], dir: &Path, here: &Path) -> Result<()
     Ok(())
 }
 
+/// Whether any of `outside` holds a copy of a function of `crate_name` (a generic or `#[inline]`
+/// function compiled there; `#[hot]` wrappers do not count). Without one, [`analyse`] needs no
+/// sources: the caller may skip parsing them and pass none.
+pub fn outside_has_copies(crate_name: &str, old_hot: &Code, outside: &[Code]) -> bool {
+    let barrier = Barrier::new(old_hot);
+    outside.iter().any(|code| {
+        code.nodes.iter().any(|node| {
+            node.kind == NodeKind::Function
+                && node.name.is_some_and(|name| {
+                    let demangled = names::demangled(code.name(name));
+                    names::Path::parse(&demangled).belongs_to(crate_name)
+                        && !barrier.stops(&demangled)
+                })
+        })
+    })
+}
+
 /// `old_hot`/`new_hot`: the hot crate before and after; `outside`: code the executable links
 /// that is not the hot crate (the binary's objects, and rlibs of crates depending on the hot
 /// crate); `old_sources`/`new_sources`: the hot crate's parsed sources, for generic and
@@ -257,20 +274,40 @@ impl Found {
 /// The `#[hot]` items: generated ones (by name) and the wrappers (the implementation's name
 /// without `__hotswap_impl_`).
 struct Barrier {
+    /// Demangled names of the wrappers.
     wrappers: HashSet<String>,
+    /// Their last path segments, to demangle only the names that may be one.
+    idents: Vec<String>,
 }
 
 impl Barrier {
     fn new(code: &Code) -> Barrier {
-        let wrappers = code
+        let wrappers: HashSet<String> = code
             .defined_names()
-            .filter_map(|name| names::wrapper_of(&names::demangled(code.name(name))))
+            .map(|name| code.name(name))
+            .filter(|mangled| mangled.contains("__hotswap_impl_"))
+            .filter_map(|mangled| names::wrapper_of(&names::demangled(mangled)))
             .collect();
-        Barrier { wrappers }
+        let idents = wrappers
+            .iter()
+            .filter_map(|w| w.rsplit("::").next().map(str::to_owned))
+            .collect();
+        Barrier { wrappers, idents }
     }
 
     fn stops(&self, demangled: &str) -> bool {
         names::is_generated(demangled) || self.wrappers.contains(demangled)
+    }
+
+    /// [`Barrier::stops`] for a mangled name (both manglings keep identifiers as written).
+    fn stops_mangled(&self, mangled: &str) -> bool {
+        if mangled.contains("__hotswap_") {
+            return true;
+        }
+        self.idents
+            .iter()
+            .any(|ident| mangled.contains(ident.as_str()))
+            && self.wrappers.contains(&names::demangled(mangled))
     }
 }
 
@@ -310,16 +347,6 @@ fn direct(
     let mut origins: Vec<Origin> = Vec::new();
     let mut parent: HashMap<NodeId, Step> = HashMap::new();
     let mut queue: VecDeque<NodeId> = VecDeque::new();
-    let mut demangled: HashMap<NodeId, String> = HashMap::new();
-    let mut name_of = |node: NodeId| -> Option<String> {
-        let name = old.node_name(node)?;
-        Some(
-            demangled
-                .entry(node)
-                .or_insert_with(|| names::demangled(name))
-                .clone(),
-        )
-    };
 
     for (index, code) in outside.iter().enumerate() {
         for holder in 0..code.nodes.len() as NodeId {
@@ -375,11 +402,10 @@ fn direct(
                     origins: &[Origin],
                     found: &mut Found| {
         while let Some(node) = queue.pop_front() {
-            if let Some(name) = name_of(node) {
-                if barrier.stops(&name) {
+            if let Some(mangled) = old.node_name(node) {
+                if barrier.stops_mangled(mangled) {
                     continue;
                 }
-                let mangled = old.node_name(node).unwrap_or_default();
                 if old.node(node).kind == NodeKind::Function && changes.changed.contains(mangled) {
                     // Back to where the walk started: what lies between.
                     let mut inner = Vec::new();
@@ -394,7 +420,7 @@ fn direct(
                         }
                     };
                     inner.reverse();
-                    let function = names::readable_demangled(&name);
+                    let function = names::readable(mangled);
                     let stale = match origins[origin] {
                         Origin::Outside { code, holder } => {
                             let (caller, mut through) = callers.caller(code, holder, true);
