@@ -121,19 +121,24 @@ impl Stale {
     }
 }
 
-/// The outside code of an executable: each rlib read whole, the loose objects together.
+/// The outside code of an executable: each rlib read whole, the loose objects together (where
+/// the first of them is: the program's own objects come first in `Linked::outside`, and the
+/// first code found referring to a stale function is the one named).
 pub fn read_outside(paths: &[PathBuf]) -> Result<Vec<Code>, String> {
+    let objects: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| p.extension().is_none_or(|ext| ext != "rlib"))
+        .cloned()
+        .collect();
     let mut codes = Vec::new();
-    let mut objects = Vec::new();
+    let mut objects_read = objects.is_empty();
     for path in paths {
         if path.extension().is_some_and(|ext| ext == "rlib") {
             codes.push(Code::read_rlib(path)?);
-        } else {
-            objects.push(path.clone());
+        } else if !objects_read {
+            codes.push(Code::read_objects(&objects)?);
+            objects_read = true;
         }
-    }
-    if !objects.is_empty() {
-        codes.push(Code::read_objects(&objects)?);
     }
     Ok(codes)
 }
