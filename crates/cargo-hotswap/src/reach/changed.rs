@@ -39,8 +39,9 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
             return;
         }
         let shown = names::readable_demangled(&demangled);
-        if !report.contains(&shown) {
-            report.push(shown);
+        let shown = names::item_of(&shown);
+        if !report.iter().any(|r| r == shown) {
+            report.push(shown.to_owned());
         }
     };
     for name in old.defined_names() {
@@ -80,6 +81,7 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
             note(mangled, &mut report);
         }
     }
+    report.sort();
     Changes { changed, report }
 }
 

@@ -47,6 +47,8 @@ pub(crate) struct Node {
     pub global: bool,
     /// Global with default visibility: an executable linked with `--export-dynamic` exports it.
     pub exported: bool,
+    /// A thread-local (`STT_TLS`).
+    pub tls: bool,
     /// Its references: a range of its section's `references`, set once all are read.
     refs: (u32, u32),
 }
@@ -406,6 +408,7 @@ impl Code {
                             end: value + size,
                             global,
                             exported: global && symbol.st_visibility() == elf::STV_DEFAULT,
+                            tls: kind == elf::STT_TLS,
                             refs: (0, 0),
                         });
                         named_in
@@ -524,6 +527,7 @@ impl Code {
                 end,
                 global: false,
                 exported: false,
+                tls: false,
                 refs: (0, 0),
             });
         }

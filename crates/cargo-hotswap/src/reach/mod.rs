@@ -239,6 +239,7 @@ pub fn analyse(
     let mut found = Found::default();
     let mut callers = Callers::new(outside);
     direct(
+        crate_name,
         old_hot,
         new_hot,
         outside,
@@ -321,7 +322,7 @@ enum Origin {
     /// An outside node referring to the old code.
     Outside { code: usize, holder: NodeId },
     /// A static of the old code that the patch shares.
-    Shared,
+    Shared(NodeId),
 }
 
 enum Step {
@@ -332,6 +333,7 @@ enum Step {
 /// (a): outside code referring to old hot code, and from there through the old code; and
 /// statics the patch shares with the program.
 fn direct(
+    crate_name: &str,
     old: &Code,
     new: &Code,
     outside: &[Code],
@@ -395,7 +397,8 @@ fn direct(
             };
             for &target in old.globals(id) {
                 let n = old.node(target);
-                if n.kind == NodeKind::Data && n.exported && !shared.contains(&target) {
+                // A thread-local is the patch's own (see `statics.rs`).
+                if n.kind == NodeKind::Data && n.exported && !n.tls && !shared.contains(&target) {
                     shared.push(target);
                 }
             }
@@ -419,13 +422,30 @@ fn direct(
                         match parent[&at] {
                             Step::Root(origin) => break origin,
                             Step::From(previous) => {
-                                inner.push(describe_node(old, previous));
+                                let root = matches!(parent[&previous], Step::Root(_));
+                                let ours = old.node(previous).kind == NodeKind::Anon
+                                    || old.node_name(previous).is_some_and(|name| {
+                                        names::Path::parse(&names::demangled(name))
+                                            .belongs_to(crate_name)
+                                    });
+                                let step = describe_node(old, previous);
+                                inner.push((names::item_of(&step).to_owned(), ours, root));
                                 at = previous;
                             }
                         }
                     };
                     inner.reverse();
-                    let function = names::readable(mangled);
+                    let function = names::item_of(&names::readable(mangled)).to_owned();
+                    // Steps worth naming: the hot crate's own items (not the standard library's
+                    // generics it instantiated, nor the function's own item) and data.
+                    let shared = matches!(origins[origin], Origin::Shared(_));
+                    // A shared static is named as the caller, not as a step.
+                    inner.retain(|(step, ours, root)| {
+                        *ours && *step != function && !(shared && *root)
+                    });
+                    let mut inner: Vec<String> =
+                        inner.into_iter().map(|(step, _, _)| step).collect();
+                    inner.dedup();
                     let stale = match origins[origin] {
                         Origin::Outside { code, holder } => {
                             let (caller, mut through) = callers.caller(code, holder, true);
@@ -439,18 +459,14 @@ fn direct(
                                 why: "",
                             }
                         }
-                        Origin::Shared => {
-                            // The chain starts at the static (a function is never a root here).
-                            let caller = inner.remove(0);
-                            Stale {
-                                function,
-                                caller,
-                                kind: StaleKind::SharedStatic,
-                                through: inner,
-                                in_crate: String::new(),
-                                why: "",
-                            }
-                        }
+                        Origin::Shared(static_) => Stale {
+                            function,
+                            caller: describe_node(old, static_),
+                            kind: StaleKind::SharedStatic,
+                            through: inner,
+                            in_crate: String::new(),
+                            why: "",
+                        },
                     };
                     found.add(stale);
                 }
@@ -473,7 +489,7 @@ fn direct(
     let mut origins: Vec<Origin> = Vec::new();
     for target in shared {
         parent.insert(target, Step::Root(origins.len()));
-        origins.push(Origin::Shared);
+        origins.push(Origin::Shared(target));
         queue.push_back(target);
     }
     walk(&mut queue, &mut parent, &origins, found);
@@ -520,12 +536,8 @@ fn copies(
                         .then_some("it is inlined across crates")
                 });
             let Some(why) = why else { continue };
-            let readable = names::readable_demangled(&demangled);
             // The item, not the closure inside it.
-            let function = match readable.find("::{") {
-                Some(at) => readable[..at].to_owned(),
-                None => readable,
-            };
+            let function = names::item_of(&names::readable_demangled(&demangled)).to_owned();
             let (caller, through) = callers.caller(index, node, false);
             found.add(Stale {
                 function,

@@ -72,7 +72,8 @@ pub fn inner() -> u32 {
 }
 
 pub fn helper() -> &'static str {
-    if inner() > LIMIT {
+    let limit: u32 = [1u32, 2].iter().map(|x| x * LIMIT).sum();
+    if inner() > limit {
         panic!("too big")
     }
     "old"
@@ -367,14 +368,16 @@ fn a_function_reached_through_old_code_is_stale() {
 #[test]
 fn a_signature_change_removes_the_function_its_callers_had() {
     // `inner` gets a new symbol hash; old `helper` (run by `main`) still calls the old one.
-    let source = GAME
-        .replacen(
-            "pub fn inner() -> u32 {\n    extra::twice(3)",
-            "pub fn inner() -> u64 {\n    extra::twice(3) as u64",
-            1,
-        )
-        .replacen("if inner() > LIMIT", "if inner() > LIMIT as u64", 1)
-        .replacen("self.n += inner();", "self.n += inner() as u32;", 1);
+    let mut source = GAME.to_owned();
+    for (from, to) in [
+        ("pub fn inner() -> u32", "pub fn inner() -> u64"),
+        ("extra::twice(3)", "extra::twice(3) as u64"),
+        ("if inner() > limit", "if inner() > limit as u64"),
+        ("self.n += inner();", "self.n += inner() as u32;"),
+    ] {
+        assert_eq!(source.matches(from).count(), 1, "{from}");
+        source = source.replacen(from, to, 1);
+    }
     let analysis = edited(&source);
     assert!(
         analysis.changed.contains(&"game::inner".to_owned()),
@@ -462,6 +465,16 @@ fn moving_code_down_changes_nothing() {
         "\n\n\npub fn only_step() -> u32 {",
     );
     assert!(analysis.changed.is_empty(), "{:?}", analysis.changed);
+}
+
+#[test]
+fn a_closure_is_reported_as_its_function() {
+    let analysis = edit("|x| x * LIMIT", "|x| x * LIMIT + 1");
+    assert_eq!(analysis.changed, ["game::helper"]);
+    assert_eq!(
+        described(&analysis),
+        ["`game::helper` changed; `app::main` calls it directly"]
+    );
 }
 
 #[test]
