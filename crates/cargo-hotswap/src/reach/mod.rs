@@ -236,31 +236,33 @@ pub fn analyse(
 ) -> Analysis {
     let changes = changed::compare(crate_name, old_hot, new_hot);
     let barrier = Barrier::new(old_hot);
+    let inputs = Inputs {
+        crate_name,
+        old: old_hot,
+        new: new_hot,
+        outside,
+        changes: &changes,
+        barrier: &barrier,
+    };
     let mut found = Found::default();
     let mut callers = Callers::new(outside);
-    direct(
-        crate_name,
-        old_hot,
-        new_hot,
-        outside,
-        &changes,
-        &barrier,
-        &mut callers,
-        &mut found,
-    );
-    copies(
-        crate_name,
-        outside,
-        &changes,
-        &barrier,
-        &source::changed(old_sources, new_sources),
-        &mut callers,
-        &mut found,
-    );
+    direct(&inputs, &mut callers, &mut found);
+    let changed_items = source::changed(old_sources, new_sources);
+    copies(&inputs, &changed_items, &mut callers, &mut found);
     Analysis {
         changed: changes.report,
         stale: found.stale,
     }
+}
+
+/// What both parts of the analysis read.
+struct Inputs<'a> {
+    crate_name: &'a str,
+    old: &'a Code,
+    new: &'a Code,
+    outside: &'a [Code],
+    changes: &'a changed::Changes,
+    barrier: &'a Barrier,
 }
 
 #[derive(Default)]
@@ -332,16 +334,15 @@ enum Step {
 
 /// (a): outside code referring to old hot code, and from there through the old code; and
 /// statics the patch shares with the program.
-fn direct(
-    crate_name: &str,
-    old: &Code,
-    new: &Code,
-    outside: &[Code],
-    changes: &changed::Changes,
-    barrier: &Barrier,
-    callers: &mut Callers,
-    found: &mut Found,
-) {
+fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
+    let Inputs {
+        crate_name,
+        old,
+        new,
+        outside,
+        changes,
+        barrier,
+    } = *inputs;
     let outside_globals: HashSet<&str> = outside
         .iter()
         .flat_map(|code| {
@@ -497,14 +498,18 @@ fn direct(
 
 /// (b): copies of the hot crate's generic and `#[inline]` functions in outside code.
 fn copies(
-    crate_name: &str,
-    outside: &[Code],
-    changes: &changed::Changes,
-    barrier: &Barrier,
+    inputs: &Inputs,
     changed_items: &[(source::Pattern, source::Why)],
     callers: &mut Callers,
     found: &mut Found,
 ) {
+    let Inputs {
+        crate_name,
+        outside,
+        changes,
+        barrier,
+        ..
+    } = *inputs;
     // Old functions whose machine code changed, by demangled name: a copy with the same
     // name elsewhere is the same function compiled there.
     let changed_code: HashSet<String> = changes
