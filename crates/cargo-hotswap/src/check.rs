@@ -247,7 +247,8 @@ pub fn check_builds(args: Standalone) -> i32 {
 fn scratch_dir(rlib: &Path) -> Result<PathBuf, String> {
     let parent = rlib.parent().unwrap_or(Path::new("."));
     let dir = parent.join(format!(".hotswap-check-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
     Ok(dir)
 }
 

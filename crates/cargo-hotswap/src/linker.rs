@@ -37,9 +37,10 @@ pub struct Linked {
     /// the link line outside an rlib), kept in [`Linked::objects_dir`].
     #[serde(default)]
     pub objects: Vec<PathBuf>,
-    /// Rlibs on the link line of crates that depend on a hot crate (the hot crates excluded).
+    /// Rlibs on the link line of crates that depend on a hot crate, each with the hot crates it
+    /// depends on (directly or not). A hot crate depending on another is listed for that one.
     #[serde(default)]
-    pub dependents: Vec<PathBuf>,
+    pub dependents: Vec<(PathBuf, Vec<String>)>,
 }
 
 impl Linked {
@@ -54,14 +55,16 @@ impl Linked {
         capture_dir.join(format!("objects-{key}"))
     }
 
-    /// The code the executable links besides the hot crates that may refer to them: the
-    /// program's objects, then the dependent crates' rlibs (see `reach::read_outside`).
-    pub fn outside(&self) -> Vec<PathBuf> {
-        self.objects
+    /// The code the executable links that may refer to hot crate `hot_crate` and is not that
+    /// crate: the program's objects, then the rlibs of the crates depending on it (see
+    /// `reach::read_outside`).
+    pub fn outside(&self, hot_crate: &str) -> Vec<PathBuf> {
+        let dependents = self
+            .dependents
             .iter()
-            .chain(&self.dependents)
-            .cloned()
-            .collect()
+            .filter(|(_, hot)| hot.iter().any(|name| name == hot_crate))
+            .map(|(rlib, _)| rlib);
+        self.objects.iter().chain(dependents).cloned().collect()
     }
 
     pub fn load(capture_dir: &Path, executable_name: &str) -> Result<Linked, String> {
@@ -188,7 +191,10 @@ fn rewrite(
     }
     let roots: Vec<&Invocation> = hot.iter().map(|(_, inv)| *inv).collect();
     let closure = capture::library_closure(&all, &roots);
-    let hot_rlibs: Vec<PathBuf> = roots.iter().map(|inv| inv.rlib()).collect();
+    let hot_rlibs: Vec<(String, PathBuf)> = hot
+        .iter()
+        .map(|(name, inv)| (name.clone(), inv.rlib()))
+        .collect();
     let rlibs_on_line: Vec<PathBuf> = args
         .iter()
         .map(PathBuf::from)
@@ -268,39 +274,54 @@ fn rewrite(
     Ok(out)
 }
 
-/// Rlibs among `on_line` whose crates depend, through the recorded `--extern`s, on one of
-/// `hot` (which are not themselves included).
-fn dependents(all: &[Invocation], hot: &[PathBuf], on_line: &[PathBuf]) -> Vec<PathBuf> {
+/// Rlibs among `on_line` whose crates depend, through the recorded `--extern`s, on one of the
+/// `hot` crates (name, rlib), each with the names of those it depends on.
+fn dependents(
+    all: &[Invocation],
+    hot: &[(String, PathBuf)],
+    on_line: &[PathBuf],
+) -> Vec<(PathBuf, Vec<String>)> {
     let by_rlib: HashMap<PathBuf, &Invocation> = all
         .iter()
         .filter(|inv| inv.is_library())
         .map(|inv| (inv.rlib(), inv))
         .collect();
-    fn depends(
+    /// Indices into `hot` of the hot crates `rlib` depends on.
+    fn reaches(
         rlib: &Path,
         by_rlib: &HashMap<PathBuf, &Invocation>,
-        hot: &[PathBuf],
-        known: &mut HashMap<PathBuf, bool>,
-    ) -> bool {
-        if let Some(&answer) = known.get(rlib) {
-            return answer;
+        hot: &[(String, PathBuf)],
+        known: &mut HashMap<PathBuf, Vec<usize>>,
+    ) -> Vec<usize> {
+        if let Some(answer) = known.get(rlib) {
+            return answer.clone();
         }
         // Crate graphs have no cycles; this only guards against a malformed record.
-        known.insert(rlib.to_owned(), false);
-        let answer = by_rlib.get(rlib).is_some_and(|inv| {
-            inv.externs.iter().any(|dep| {
-                let dep = dep.with_extension("rlib");
-                hot.contains(&dep) || depends(&dep, by_rlib, hot, known)
-            })
-        });
-        known.insert(rlib.to_owned(), answer);
+        known.insert(rlib.to_owned(), Vec::new());
+        let mut answer = Vec::new();
+        for dep in by_rlib.get(rlib).map_or(&[][..], |inv| &inv.externs[..]) {
+            let dep = dep.with_extension("rlib");
+            let direct = hot.iter().position(|(_, path)| *path == dep);
+            for index in direct.into_iter().chain(reaches(&dep, by_rlib, hot, known)) {
+                if !answer.contains(&index) {
+                    answer.push(index);
+                }
+            }
+        }
+        answer.sort_unstable();
+        known.insert(rlib.to_owned(), answer.clone());
         answer
     }
     let mut known = HashMap::new();
     on_line
         .iter()
-        .filter(|rlib| !hot.contains(rlib) && depends(rlib, &by_rlib, hot, &mut known))
-        .cloned()
+        .filter_map(|rlib| {
+            let reached = reaches(rlib, &by_rlib, hot, &mut known);
+            (!reached.is_empty()).then(|| {
+                let names = reached.iter().map(|&i| hot[i].0.clone()).collect();
+                (rlib.clone(), names)
+            })
+        })
         .collect()
 }
 
@@ -417,9 +438,35 @@ mod tests {
         let on_line: Vec<PathBuf> = ["game", "serde", "ui", "menu", "unrelated"]
             .map(rlib)
             .to_vec();
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            dependents(&all, &[rlib("game")], &on_line),
-            [rlib("ui"), rlib("menu")]
+            dependents(&all, &[("game".into(), rlib("game"))], &on_line),
+            [
+                (rlib("ui"), names(&["game"])),
+                (rlib("menu"), names(&["game"]))
+            ]
+        );
+        // Two hot crates, one using the other: `ui` is outside code for `game`.
+        let hot = [("game".into(), rlib("game")), ("ui".into(), rlib("ui"))];
+        assert_eq!(
+            dependents(&all, &hot, &on_line),
+            [
+                (rlib("ui"), names(&["game"])),
+                (rlib("menu"), names(&["game", "ui"]))
+            ]
+        );
+        let linked = Linked {
+            objects: vec!["/o/app.o".into()],
+            dependents: dependents(&all, &hot, &on_line),
+            ..Linked::default()
+        };
+        assert_eq!(
+            linked.outside("game"),
+            [PathBuf::from("/o/app.o"), rlib("ui"), rlib("menu")]
+        );
+        assert_eq!(
+            linked.outside("ui"),
+            [PathBuf::from("/o/app.o"), rlib("menu")]
         );
     }
 
@@ -454,7 +501,7 @@ mod tests {
         // Old records without these fields still load.
         let old: Linked =
             serde_json::from_str(r#"{"executable":"/x","linker":"cc","hot":[]}"#).unwrap();
-        assert!(old.outside().is_empty());
+        assert!(old.outside("game").is_empty());
     }
 
     #[test]
@@ -486,13 +533,16 @@ mod tests {
             && w[2] == "-Wl,--no-whole-archive"));
         std::fs::remove_file(&object).unwrap();
         let linked = Linked::load(&captures, "app").unwrap();
-        assert_eq!(linked.dependents, [rlib("ui")]);
+        assert_eq!(linked.dependents, [(rlib("ui"), vec!["game".to_owned()])]);
         assert_eq!(
             linked.objects,
             [Linked::objects_dir(&captures, "app").join("app-1.app.a-cgu.0.rcgu.o")]
         );
         assert_eq!(std::fs::read(&linked.objects[0]).unwrap(), b"object");
-        assert_eq!(linked.outside(), [linked.objects[0].clone(), rlib("ui")]);
+        assert_eq!(
+            linked.outside("game"),
+            [linked.objects[0].clone(), rlib("ui")]
+        );
     }
 
     #[test]

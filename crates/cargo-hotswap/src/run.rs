@@ -80,8 +80,9 @@ struct Session {
     /// The build of each hot crate that the program runs (by crate name): what the next patch
     /// is checked against. Kept when the program is built, replaced when a patch is delivered.
     running: HashMap<String, Build>,
-    /// The program's code that patches do not replace, for the checks (per program build).
-    outside: Option<Outside>,
+    /// The program's code that patches of each hot crate do not replace, for the checks (per
+    /// program build, by crate name).
+    outside: HashMap<String, Outside>,
     /// Contents of Cargo.toml / Cargo.lock files as the last build saw them: cargo itself
     /// writes the lock file, and an unchanged manifest needs no restart.
     manifests: HashMap<PathBuf, Vec<u8>>,
@@ -152,7 +153,7 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         peers,
         carry: Carry::default(),
         running: HashMap::new(),
-        outside: None,
+        outside: HashMap::new(),
     };
     Ok((session, events))
 }
@@ -438,7 +439,7 @@ impl Session {
                 "the build of `{crate_name}` the program runs was not kept, so the patch cannot                  be checked"
             )]);
         };
-        let Some(outside) = &self.outside else {
+        let Some(outside) = self.outside.get(crate_name) else {
             return Err(vec!["the program's own code was not recorded".into()]);
         };
         let verdict = check::check(crate_name, running, &patched, outside, &shared);
@@ -484,7 +485,7 @@ impl Session {
     /// sources read before the build) and where its own code is.
     fn keep_running_builds(&mut self, mut sources: HashMap<String, Vec<syn::File>>) {
         self.running.clear();
-        self.outside = None;
+        self.outside.clear();
         let Ok(linked) = self.linked() else { return };
         for (crate_name, capture) in &linked.hot {
             let Some(sources) = sources.remove(crate_name) else {
@@ -505,7 +506,10 @@ impl Session {
                 Err(err) => report::warn(&err.join("; ")),
             }
         }
-        self.outside = Some(Outside::new(linked.outside()));
+        for (crate_name, _) in &linked.hot {
+            self.outside
+                .insert(crate_name.clone(), Outside::new(linked.outside(crate_name)));
+        }
     }
 
     /// Warns, once per name, about statics and thread-locals that restart in this patch.

@@ -39,8 +39,9 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
             return;
         }
         let shown = names::readable_demangled(&demangled);
-        if !report.contains(&shown) {
-            report.push(shown);
+        let shown = names::item_of(&shown);
+        if !report.iter().any(|r| r == shown) {
+            report.push(shown.to_owned());
         }
     };
     for name in old.defined_names() {
@@ -53,10 +54,12 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
             .name_id(mangled)
             .map(|id| functions(new, new.definitions(id)))
             .unwrap_or_default();
+        // Functions are compared once each (references compare them by name), so only the
+        // anonymous data below them needs the memo.
         let same = !news.is_empty()
             && olds
                 .iter()
-                .all(|&a| news.iter().any(|&b| comparer.same(a, b)));
+                .all(|&a| news.iter().any(|&b| comparer.compare(a, b)));
         if same {
             continue;
         }
@@ -78,6 +81,7 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
             note(mangled, &mut report);
         }
     }
+    report.sort();
     Changes { changed, report }
 }
 

@@ -47,6 +47,10 @@ pub(crate) struct Node {
     pub global: bool,
     /// Global with default visibility: an executable linked with `--export-dynamic` exports it.
     pub exported: bool,
+    /// A thread-local (`STT_TLS`).
+    pub tls: bool,
+    /// Its references: a range of its section's `references`, set once all are read.
+    refs: (u32, u32),
 }
 
 /// What a reference points at.
@@ -126,6 +130,7 @@ impl Code {
                 .map_err(|err| format!("{} ({name}): {err}", path.display()))?;
         }
         code.link_anonymous();
+        code.index_references();
         Ok(code)
     }
 
@@ -145,6 +150,7 @@ impl Code {
                 .map_err(|err| format!("{}: {err}", path.display()))?;
         }
         code.link_anonymous();
+        code.index_references();
         Ok(code)
     }
 
@@ -205,10 +211,18 @@ impl Code {
     /// The node's references, in offset order.
     pub(crate) fn references(&self, node: NodeId) -> &[Reference] {
         let node = &self.nodes[node as usize];
-        let all = &self.sections[node.section as usize].references;
-        let from = all.partition_point(|r| r.offset < node.start);
-        let to = all.partition_point(|r| r.offset < node.end);
-        &all[from..to]
+        let (from, to) = node.refs;
+        &self.sections[node.section as usize].references[from as usize..to as usize]
+    }
+
+    /// Finds each node's references in its section (once every section's are read).
+    fn index_references(&mut self) {
+        for node in &mut self.nodes {
+            let all = &self.sections[node.section as usize].references;
+            let from = all.partition_point(|r| r.offset < node.start);
+            let to = all.partition_point(|r| r.offset < node.end);
+            node.refs = (from as u32, to as u32);
+        }
     }
 
     /// What a name refers to when the code of `object` uses it: its definition in that object,
@@ -394,6 +408,8 @@ impl Code {
                             end: value + size,
                             global,
                             exported: global && symbol.st_visibility() == elf::STV_DEFAULT,
+                            tls: kind == elf::STT_TLS,
+                            refs: (0, 0),
                         });
                         named_in
                             .entry(section)
@@ -511,6 +527,8 @@ impl Code {
                 end,
                 global: false,
                 exported: false,
+                tls: false,
+                refs: (0, 0),
             });
         }
         node
@@ -607,26 +625,24 @@ fn covering(list: Option<&Vec<(u64, u64, NodeId)>>, at: u64) -> Option<&(u64, u6
         .find(|&&(start, end, _)| at < end || (start == end && at == start))
 }
 
-/// The crate an object was compiled from, from the names rustc gives them:
-/// `libgame-<hash>.rlib`'s `game-<hash>.game.<hash>-cgu.0.rcgu.o`, the program's
-/// `app-<hash>.app.<hash>-cgu.0.rcgu.o` (or `--emit obj -o app.o`).
+/// The crate an object was compiled from, from the names rustc gives them: incremental
+/// `app-<hash>.<cgu>.<session>.rcgu.o`, non-incremental `game-<hash>.game.<hash>-cgu.0.rcgu.o`
+/// (`game.<hash>-cgu.0.rcgu.o` inside an rlib), or `--emit obj`'s `app.o`.
 fn crate_of_object(file: &str) -> String {
     let stem = file
         .strip_suffix(".rcgu.o")
         .or_else(|| file.strip_suffix(".o"))
         .unwrap_or(file);
-    let stem = match stem.rfind("-cgu.") {
-        Some(at) => &stem[..at],
-        None => stem,
+    let name = match stem.rfind("-cgu.") {
+        // `<…>.<crate>.<hash>-cgu.<n>`
+        Some(at) => {
+            let parts: Vec<&str> = stem[..at].split('.').collect();
+            parts[parts.len().saturating_sub(2)]
+        }
+        // `<crate>-<hash>.<…>`
+        None => stem.split('.').next().unwrap_or(stem),
     };
-    // The first part names the crate: `game-<hash>` (cargo's `-C extra-filename`), or
-    // `libgame` / `app` without one. (Incremental builds name the rest after codegen-unit
-    // hashes: `app-<hash>.<cgu hash>.<hash>.rcgu.o`.)
-    let first = stem.split('.').next().unwrap_or(stem);
-    match first.split_once('-') {
-        Some((name, _)) => name.to_owned(),
-        None => first.strip_prefix("lib").unwrap_or(first).to_owned(),
-    }
+    name.split('-').next().unwrap_or(name).to_owned()
 }
 
 #[cfg(test)]
@@ -652,6 +668,14 @@ mod tests {
         assert_eq!(
             crate_of_object("hs_app-b1e98727eb09aae6.1laeojowjzcljwrqw9oy9511f.0k9i3lb.rcgu.o"),
             "hs_app"
+        );
+        assert_eq!(
+            crate_of_object("app-18cb5dfe4637177e.0g57522a2oxrs9f99tesa0gl7.089a8m9.rcgu.o"),
+            "app"
+        );
+        assert_eq!(
+            crate_of_object("game.5b6788f994b58639-cgu.0.rcgu.o"),
+            "game"
         );
     }
 

@@ -121,21 +121,43 @@ impl Stale {
     }
 }
 
-/// The outside code of an executable: each rlib read whole, the loose objects together.
+/// The outside code of an executable: each rlib read whole, the loose objects together (where
+/// the first of them is: the program's own objects come first in `Linked::outside`, and the
+/// first code found referring to a stale function is the one named).
 pub fn read_outside(paths: &[PathBuf]) -> Result<Vec<Code>, String> {
+    let objects: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| p.extension().is_none_or(|ext| ext != "rlib"))
+        .cloned()
+        .collect();
     let mut codes = Vec::new();
-    let mut objects = Vec::new();
+    let mut objects_read = objects.is_empty();
     for path in paths {
         if path.extension().is_some_and(|ext| ext == "rlib") {
             codes.push(Code::read_rlib(path)?);
-        } else {
-            objects.push(path.clone());
+        } else if !objects_read {
+            codes.push(Code::read_objects(&objects)?);
+            objects_read = true;
         }
     }
-    if !objects.is_empty() {
-        codes.push(Code::read_objects(&objects)?);
-    }
     Ok(codes)
+}
+
+/// Whether any of `outside` holds a copy of a function of `crate_name` (a generic or `#[inline]`
+/// function compiled there; `#[hot]` wrappers do not count). Without one, [`analyse`] needs no
+/// sources: the caller may skip parsing them and pass none.
+pub fn outside_has_copies(crate_name: &str, old_hot: &Code, outside: &[Code]) -> bool {
+    let barrier = Barrier::new(old_hot);
+    outside.iter().any(|code| {
+        code.nodes.iter().any(|node| {
+            node.kind == NodeKind::Function
+                && node.name.is_some_and(|name| {
+                    let demangled = names::demangled(code.name(name));
+                    names::Path::parse(&demangled).belongs_to(crate_name)
+                        && !barrier.stops(&demangled)
+                })
+        })
+    })
 }
 
 /// `old_hot`/`new_hot`: the hot crate before and after; `outside`: code the executable links
@@ -152,26 +174,19 @@ pub fn analyse(
 ) -> Analysis {
     let changes = changed::compare(crate_name, old_hot, new_hot);
     let barrier = Barrier::new(old_hot);
+    let inputs = Inputs {
+        crate_name,
+        old: old_hot,
+        new: new_hot,
+        outside,
+        changes: &changes,
+        barrier: &barrier,
+    };
     let mut found = Found::default();
     let mut callers = Callers::new(outside);
-    direct(
-        old_hot,
-        new_hot,
-        outside,
-        &changes,
-        &barrier,
-        &mut callers,
-        &mut found,
-    );
-    copies(
-        crate_name,
-        outside,
-        &changes,
-        &barrier,
-        &source::changed(old_sources, new_sources),
-        &mut callers,
-        &mut found,
-    );
+    direct(&inputs, &mut callers, &mut found);
+    let changed_items = source::changed(old_sources, new_sources);
+    copies(&inputs, &changed_items, &mut callers, &mut found);
     let migrated = migrated_types(crate_name, old_sources.iter().chain(new_sources));
     let mut stale = found.stale;
     stale.retain(|s| !migrated.iter().any(|ty| is_method_of(&s.function, ty)));
@@ -179,6 +194,16 @@ pub fn analyse(
         changed: changes.report,
         stale,
     }
+}
+
+/// What both parts of the analysis read.
+struct Inputs<'a> {
+    crate_name: &'a str,
+    old: &'a Code,
+    new: &'a Code,
+    outside: &'a [Code],
+    changes: &'a changed::Changes,
+    barrier: &'a Barrier,
 }
 
 #[derive(Default)]
@@ -198,20 +223,40 @@ impl Found {
 /// The `#[hot]` items: generated ones (by name) and the wrappers (the implementation's name
 /// without `__hotswap_impl_`).
 struct Barrier {
+    /// Demangled names of the wrappers.
     wrappers: HashSet<String>,
+    /// Their last path segments, to demangle only the names that may be one.
+    idents: Vec<String>,
 }
 
 impl Barrier {
     fn new(code: &Code) -> Barrier {
-        let wrappers = code
+        let wrappers: HashSet<String> = code
             .defined_names()
-            .filter_map(|name| names::wrapper_of(&names::demangled(code.name(name))))
+            .map(|name| code.name(name))
+            .filter(|mangled| mangled.contains("__hotswap_impl_"))
+            .filter_map(|mangled| names::wrapper_of(&names::demangled(mangled)))
             .collect();
-        Barrier { wrappers }
+        let idents = wrappers
+            .iter()
+            .filter_map(|w| w.rsplit("::").next().map(str::to_owned))
+            .collect();
+        Barrier { wrappers, idents }
     }
 
     fn stops(&self, demangled: &str) -> bool {
         names::is_generated(demangled) || self.wrappers.contains(demangled)
+    }
+
+    /// [`Barrier::stops`] for a mangled name (both manglings keep identifiers as written).
+    fn stops_mangled(&self, mangled: &str) -> bool {
+        if mangled.contains("__hotswap_") {
+            return true;
+        }
+        self.idents
+            .iter()
+            .any(|ident| mangled.contains(ident.as_str()))
+            && self.wrappers.contains(&names::demangled(mangled))
     }
 }
 
@@ -220,7 +265,7 @@ enum Origin {
     /// An outside node referring to the old code.
     Outside { code: usize, holder: NodeId },
     /// A static of the old code that the patch shares.
-    Shared,
+    Shared(NodeId),
 }
 
 enum Step {
@@ -230,15 +275,15 @@ enum Step {
 
 /// (a): outside code referring to old hot code, and from there through the old code; and
 /// statics the patch shares with the program.
-fn direct(
-    old: &Code,
-    new: &Code,
-    outside: &[Code],
-    changes: &changed::Changes,
-    barrier: &Barrier,
-    callers: &mut Callers,
-    found: &mut Found,
-) {
+fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
+    let Inputs {
+        crate_name,
+        old,
+        new,
+        outside,
+        changes,
+        barrier,
+    } = *inputs;
     let outside_globals: HashSet<&str> = outside
         .iter()
         .flat_map(|code| {
@@ -251,16 +296,6 @@ fn direct(
     let mut origins: Vec<Origin> = Vec::new();
     let mut parent: HashMap<NodeId, Step> = HashMap::new();
     let mut queue: VecDeque<NodeId> = VecDeque::new();
-    let mut demangled: HashMap<NodeId, String> = HashMap::new();
-    let mut name_of = |node: NodeId| -> Option<String> {
-        let name = old.node_name(node)?;
-        Some(
-            demangled
-                .entry(node)
-                .or_insert_with(|| names::demangled(name))
-                .clone(),
-        )
-    };
 
     for (index, code) in outside.iter().enumerate() {
         for holder in 0..code.nodes.len() as NodeId {
@@ -304,7 +339,8 @@ fn direct(
             };
             for &target in old.globals(id) {
                 let n = old.node(target);
-                if n.kind == NodeKind::Data && n.exported && !shared.contains(&target) {
+                // A thread-local is the patch's own (see `statics.rs`).
+                if n.kind == NodeKind::Data && n.exported && !n.tls && !shared.contains(&target) {
                     shared.push(target);
                 }
             }
@@ -316,11 +352,10 @@ fn direct(
                     origins: &[Origin],
                     found: &mut Found| {
         while let Some(node) = queue.pop_front() {
-            if let Some(name) = name_of(node) {
-                if barrier.stops(&name) {
+            if let Some(mangled) = old.node_name(node) {
+                if barrier.stops_mangled(mangled) {
                     continue;
                 }
-                let mangled = old.node_name(node).unwrap_or_default();
                 if old.node(node).kind == NodeKind::Function && changes.changed.contains(mangled) {
                     // Back to where the walk started: what lies between.
                     let mut inner = Vec::new();
@@ -329,13 +364,30 @@ fn direct(
                         match parent[&at] {
                             Step::Root(origin) => break origin,
                             Step::From(previous) => {
-                                inner.push(describe_node(old, previous));
+                                let root = matches!(parent[&previous], Step::Root(_));
+                                let ours = old.node(previous).kind == NodeKind::Anon
+                                    || old.node_name(previous).is_some_and(|name| {
+                                        names::Path::parse(&names::demangled(name))
+                                            .belongs_to(crate_name)
+                                    });
+                                let step = describe_node(old, previous);
+                                inner.push((names::item_of(&step).to_owned(), ours, root));
                                 at = previous;
                             }
                         }
                     };
                     inner.reverse();
-                    let function = names::readable_demangled(&name);
+                    let function = names::item_of(&names::readable(mangled)).to_owned();
+                    // Steps worth naming: the hot crate's own items (not the standard library's
+                    // generics it instantiated, nor the function's own item) and data.
+                    let shared = matches!(origins[origin], Origin::Shared(_));
+                    // A shared static is named as the caller, not as a step.
+                    inner.retain(|(step, ours, root)| {
+                        *ours && *step != function && !(shared && *root)
+                    });
+                    let mut inner: Vec<String> =
+                        inner.into_iter().map(|(step, _, _)| step).collect();
+                    inner.dedup();
                     let stale = match origins[origin] {
                         Origin::Outside { code, holder } => {
                             let (caller, mut through) = callers.caller(code, holder, true);
@@ -349,18 +401,14 @@ fn direct(
                                 why: "",
                             }
                         }
-                        Origin::Shared => {
-                            // The chain starts at the static (a function is never a root here).
-                            let caller = inner.remove(0);
-                            Stale {
-                                function,
-                                caller,
-                                kind: StaleKind::SharedStatic,
-                                through: inner,
-                                in_crate: String::new(),
-                                why: "",
-                            }
-                        }
+                        Origin::Shared(static_) => Stale {
+                            function,
+                            caller: describe_node(old, static_),
+                            kind: StaleKind::SharedStatic,
+                            through: inner,
+                            in_crate: String::new(),
+                            why: "",
+                        },
                     };
                     found.add(stale);
                 }
@@ -383,7 +431,7 @@ fn direct(
     let mut origins: Vec<Origin> = Vec::new();
     for target in shared {
         parent.insert(target, Step::Root(origins.len()));
-        origins.push(Origin::Shared);
+        origins.push(Origin::Shared(target));
         queue.push_back(target);
     }
     walk(&mut queue, &mut parent, &origins, found);
@@ -391,14 +439,18 @@ fn direct(
 
 /// (b): copies of the hot crate's generic and `#[inline]` functions in outside code.
 fn copies(
-    crate_name: &str,
-    outside: &[Code],
-    changes: &changed::Changes,
-    barrier: &Barrier,
+    inputs: &Inputs,
     changed_items: &[(source::Pattern, source::Why)],
     callers: &mut Callers,
     found: &mut Found,
 ) {
+    let Inputs {
+        crate_name,
+        outside,
+        changes,
+        barrier,
+        ..
+    } = *inputs;
     // Old functions whose machine code changed, by demangled name: a copy with the same
     // name elsewhere is the same function compiled there.
     let changed_code: HashSet<String> = changes
@@ -430,12 +482,8 @@ fn copies(
                         .then_some("it is inlined across crates")
                 });
             let Some(why) = why else { continue };
-            let readable = names::readable_demangled(&demangled);
             // The item, not the closure inside it.
-            let function = match readable.find("::{") {
-                Some(at) => readable[..at].to_owned(),
-                None => readable,
-            };
+            let function = names::item_of(&names::readable_demangled(&demangled)).to_owned();
             let (caller, through) = callers.caller(index, node, false);
             found.add(Stale {
                 function,

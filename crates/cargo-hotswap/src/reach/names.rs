@@ -39,6 +39,14 @@ pub(crate) fn readable_demangled(name: &str) -> String {
     name
 }
 
+/// The item a name belongs to: `game::helper::{{closure}}` → `game::helper`.
+pub(crate) fn item_of(readable: &str) -> &str {
+    match readable.find("::{") {
+        Some(at) => &readable[..at],
+        None => readable,
+    }
+}
+
 /// The wrapper a `#[hot]` implementation belongs to, by demangled name:
 /// `game::__hotswap_impl_step` → `game::step`; anything else → `None`.
 pub(crate) fn wrapper_of(demangled: &str) -> Option<String> {

@@ -2,12 +2,13 @@
 //!
 //! Their machine code is compiled into every crate that uses them, and the hot crate itself may
 //! have no copy to compare (a generic it never instantiates). So the comparison is of the
-//! source: an item whose tokens (spans ignored, so moving it changes nothing) differ, or that
-//! uses a `const` whose tokens differ, has changed.
+//! source: an item whose syntax (spans ignored, so moving it changes nothing; doc comments
+//! ignored) differs, or that uses a `const` whose syntax differs, has changed.
 
 use std::collections::{BTreeMap, HashSet};
 
 use quote::ToTokens;
+use syn::visit::Visit;
 use syn::{Attribute, ImplItem, Item, TraitItem};
 
 use super::names::Path;
@@ -43,57 +44,156 @@ impl Why {
     }
 }
 
-struct Function {
+/// A function item as written, with what it inherits from around it.
+#[derive(Clone, Copy)]
+enum Def<'a> {
+    Free(&'a syn::ItemFn),
+    Method(&'a syn::ItemImpl, &'a syn::ImplItemFn),
+    Provided(&'a syn::ItemTrait, &'a syn::TraitItemFn),
+}
+
+impl Def<'_> {
+    /// The same tokens (syn's equality ignores spans), doc comments left out.
+    fn same(self, other: Def<'_>) -> bool {
+        match (self, other) {
+            (Def::Free(a), Def::Free(b)) => {
+                same_attrs(&a.attrs, &b.attrs)
+                    && a.vis == b.vis
+                    && a.sig == b.sig
+                    && a.block == b.block
+            }
+            (Def::Method(ia, a), Def::Method(ib, b)) => {
+                // The header (generics, trait, type, bounds) belongs to every method.
+                same_attrs(&ia.attrs, &ib.attrs)
+                    && ia.unsafety == ib.unsafety
+                    && ia.generics == ib.generics
+                    && ia.trait_ == ib.trait_
+                    && ia.self_ty == ib.self_ty
+                    && same_attrs(&a.attrs, &b.attrs)
+                    && a.vis == b.vis
+                    && a.defaultness == b.defaultness
+                    && a.sig == b.sig
+                    && a.block == b.block
+            }
+            (Def::Provided(ta, a), Def::Provided(tb, b)) => {
+                ta.generics == tb.generics
+                    && ta.supertraits == tb.supertraits
+                    && same_attrs(&a.attrs, &b.attrs)
+                    && a.sig == b.sig
+                    && a.default == b.default
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether it names any of `names` (a changed constant).
+    fn uses(self, names: &HashSet<String>) -> bool {
+        struct Uses<'n> {
+            names: &'n HashSet<String>,
+            found: bool,
+        }
+        impl<'ast> Visit<'ast> for Uses<'_> {
+            fn visit_ident(&mut self, ident: &'ast proc_macro2::Ident) {
+                if !self.found && self.names.contains(&ident.to_string()) {
+                    self.found = true;
+                }
+            }
+        }
+        let mut uses = Uses {
+            names,
+            found: false,
+        };
+        match self {
+            Def::Free(f) => uses.visit_item_fn(f),
+            Def::Method(_, f) => uses.visit_impl_item_fn(f),
+            Def::Provided(_, f) => uses.visit_trait_item_fn(f),
+        }
+        uses.found
+    }
+}
+
+fn same_attrs(a: &[Attribute], b: &[Attribute]) -> bool {
+    let code = |attrs: &[Attribute]| -> Vec<Attribute> {
+        attrs
+            .iter()
+            .filter(|a| !a.path().is_ident("doc"))
+            .cloned()
+            .collect()
+    };
+    a == b || code(a) == code(b)
+}
+
+struct Function<'a> {
     pattern: Pattern,
     why: Option<Why>,
-    tokens: String,
-    /// Identifiers the item uses (to find uses of changed constants).
-    idents: HashSet<String>,
+    def: Def<'a>,
 }
 
 /// Generic and `#[inline]` functions (not `#[hot]` ones) that differ between the two versions.
 pub(crate) fn changed(old: &[syn::File], new: &[syn::File]) -> Vec<(Pattern, Why)> {
-    let (old_fns, old_consts) = collect(old);
-    let (new_fns, new_consts) = collect(new);
-    let changed_consts: HashSet<&String> = old_consts
-        .keys()
-        .chain(new_consts.keys())
-        .filter(|name| old_consts.get(*name) != new_consts.get(*name))
-        .collect();
+    let (old_fns, old_consts) = collect(old, None);
+    // Only functions copied into other crates matter; a function that became generic or
+    // `#[inline]` has no old copies anywhere.
     let mut by_pattern: BTreeMap<&Pattern, (Vec<&Function>, Vec<&Function>)> = BTreeMap::new();
-    for function in &old_fns {
+    for function in old_fns.iter().filter(|f| f.why.is_some()) {
         by_pattern
             .entry(&function.pattern)
             .or_default()
             .0
             .push(function);
     }
-    for function in &new_fns {
-        by_pattern
-            .entry(&function.pattern)
-            .or_default()
-            .1
-            .push(function);
+    if by_pattern.is_empty() {
+        return Vec::new();
     }
+    let wanted: HashSet<&str> = by_pattern.keys().map(|p| p.name.as_str()).collect();
+    let (new_fns, new_consts) = collect(new, Some(&wanted));
+    for function in &new_fns {
+        if let Some((_, news)) = by_pattern.get_mut(&function.pattern) {
+            news.push(function);
+        }
+    }
+    let changed_consts: HashSet<String> = old_consts
+        .keys()
+        .chain(new_consts.keys())
+        .filter(|name| {
+            let (a, b) = (old_consts.get(*name), new_consts.get(*name));
+            !matches!((a, b), (Some(a), Some(b)) if same_multiset(a, b, |x, y| same_const(x, y)))
+        })
+        .cloned()
+        .collect();
     let mut out = Vec::new();
     for (pattern, (olds, news)) in by_pattern {
-        // Only functions copied into other crates matter; a function that became generic or
-        // `#[inline]` has no old copies anywhere.
-        let Some(why) = olds.iter().find_map(|f| f.why) else {
-            continue;
-        };
-        let mut old_tokens: Vec<&str> = olds.iter().map(|f| f.tokens.as_str()).collect();
-        let mut new_tokens: Vec<&str> = news.iter().map(|f| f.tokens.as_str()).collect();
-        old_tokens.sort_unstable();
-        new_tokens.sort_unstable();
-        let uses_changed_const = olds
-            .iter()
-            .any(|f| f.idents.iter().any(|i| changed_consts.contains(i)));
-        if old_tokens != new_tokens || uses_changed_const {
+        let why = olds.iter().find_map(|f| f.why).expect("kept for its why");
+        let olds: Vec<Def> = olds.iter().map(|f| f.def).collect();
+        let news: Vec<Def> = news.iter().map(|f| f.def).collect();
+        let same = same_multiset(&olds, &news, |a, b| a.same(*b));
+        let uses_changed_const =
+            !changed_consts.is_empty() && olds.iter().any(|f| f.uses(&changed_consts));
+        if !same || uses_changed_const {
             out.push((pattern.clone(), why));
         }
     }
     out
+}
+
+/// Whether `a` and `b` hold the same items, each matched once.
+fn same_multiset<T>(a: &[T], b: &[T], same: impl Fn(&T, &T) -> bool) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut used = vec![false; b.len()];
+    a.iter().all(|x| {
+        let found = (0..b.len()).find(|&i| !used[i] && same(x, &b[i]));
+        found.map(|i| used[i] = true).is_some()
+    })
+}
+
+fn same_const(a: &syn::ItemConst, b: &syn::ItemConst) -> bool {
+    same_attrs(&a.attrs, &b.attrs)
+        && a.vis == b.vis
+        && a.generics == b.generics
+        && a.ty == b.ty
+        && a.expr == b.expr
 }
 
 /// Whether the item `pattern` describes is the one `path` (a demangled symbol of crate
@@ -140,152 +240,136 @@ pub(crate) fn matches(pattern: &Pattern, path: &Path, crate_name: &str) -> bool 
     }
 }
 
-type Consts = BTreeMap<String, Vec<String>>;
+type Consts<'a> = BTreeMap<String, Vec<&'a syn::ItemConst>>;
 
-fn collect(files: &[syn::File]) -> (Vec<Function>, Consts) {
-    let mut functions = Vec::new();
-    let mut consts = Consts::new();
+/// The functions (generic and `#[inline]` ones only, unless `wanted` names which others to
+/// keep) and the constants of `files`.
+fn collect<'a>(
+    files: &'a [syn::File],
+    wanted: Option<&HashSet<&str>>,
+) -> (Vec<Function<'a>>, Consts<'a>) {
+    let mut collector = Collector {
+        wanted,
+        modules: Vec::new(),
+        functions: Vec::new(),
+        consts: Consts::new(),
+    };
     for file in files {
-        items(&file.items, &mut Vec::new(), &mut functions, &mut consts);
+        collector.items(&file.items);
     }
-    for tokens in consts.values_mut() {
-        tokens.sort_unstable();
-    }
-    (functions, consts)
+    (collector.functions, collector.consts)
 }
 
-fn items(items: &[Item], modules: &mut Vec<String>, out: &mut Vec<Function>, consts: &mut Consts) {
-    for item in items {
-        match item {
-            Item::Fn(f) if !is_hot(&f.attrs) => {
-                let generic = has_type_params(&f.sig.generics) || has_impl_trait(&f.sig);
-                out.push(function(
-                    Pattern {
-                        modules: modules.clone(),
-                        self_ty: None,
-                        trait_: None,
-                        provided: false,
-                        name: f.sig.ident.to_string(),
-                    },
-                    why(generic, &f.attrs),
-                    {
-                        let mut f = f.clone();
-                        strip_docs(&mut f.attrs);
-                        f.to_token_stream()
-                    },
-                ));
-            }
-            Item::Impl(block) if !is_hot(&block.attrs) => {
-                let self_ty = last_ident(&block.self_ty.to_token_stream());
-                let trait_ = block
-                    .trait_
-                    .as_ref()
-                    .and_then(|(_, path, _)| path.segments.last())
-                    .map(|s| s.ident.to_string());
-                // The header (generics, trait, type, bounds) belongs to every method.
-                let mut header = block.clone();
-                header.items.clear();
-                strip_docs(&mut header.attrs);
-                let header = header.to_token_stream().to_string();
-                let generic_block = has_type_params(&block.generics);
-                for member in &block.items {
-                    let ImplItem::Fn(method) = member else {
-                        continue;
-                    };
-                    if is_hot(&method.attrs) {
-                        continue;
-                    }
-                    let generic = generic_block
-                        || has_type_params(&method.sig.generics)
-                        || has_impl_trait(&method.sig);
-                    let mut method = method.clone();
-                    strip_docs(&mut method.attrs);
-                    let mut tokens = method.to_token_stream();
-                    tokens.extend(header.parse::<proc_macro2::TokenStream>());
-                    out.push(function(
-                        Pattern {
-                            modules: modules.clone(),
-                            self_ty: self_ty.clone(),
-                            trait_: trait_.clone(),
-                            provided: false,
-                            name: method.sig.ident.to_string(),
-                        },
-                        why(generic, &method.attrs),
-                        tokens,
-                    ));
-                }
-            }
-            Item::Trait(t) => {
-                for member in &t.items {
-                    let TraitItem::Fn(method) = member else {
-                        continue;
-                    };
-                    if method.default.is_none() {
-                        continue;
-                    }
-                    // A provided method is compiled for each implementing type, wherever the
-                    // type's impl is used.
-                    out.push(function(
-                        Pattern {
-                            modules: modules.clone(),
-                            self_ty: None,
-                            trait_: Some(t.ident.to_string()),
-                            provided: true,
-                            name: method.sig.ident.to_string(),
-                        },
-                        Some(Why::Generic),
-                        {
-                            let mut method = method.clone();
-                            strip_docs(&mut method.attrs);
-                            method.to_token_stream()
-                        },
-                    ));
-                }
-            }
-            Item::Const(c) => {
-                let mut c = c.clone();
-                strip_docs(&mut c.attrs);
-                consts
-                    .entry(c.ident.to_string())
-                    .or_default()
-                    .push(c.to_token_stream().to_string());
-            }
-            Item::Mod(m) => {
-                if let Some((_, inner)) = &m.content {
-                    modules.push(m.ident.to_string());
-                    self::items(inner, modules, out, consts);
-                    modules.pop();
-                }
-            }
-            _ => {}
+struct Collector<'a, 'w> {
+    wanted: Option<&'w HashSet<&'w str>>,
+    modules: Vec<String>,
+    functions: Vec<Function<'a>>,
+    consts: Consts<'a>,
+}
+
+impl<'a> Collector<'a, '_> {
+    /// Whether a function named `ident` that compiles to `why` is needed.
+    fn keep(&self, ident: &syn::Ident, why: Option<Why>) -> bool {
+        match self.wanted {
+            None => why.is_some(),
+            Some(wanted) => wanted.contains(ident.to_string().as_str()),
         }
     }
-}
 
-fn function(pattern: Pattern, why: Option<Why>, tokens: proc_macro2::TokenStream) -> Function {
-    let mut idents = HashSet::new();
-    collect_idents(tokens.clone(), &mut idents);
-    Function {
-        pattern,
-        why,
-        tokens: tokens.to_string(),
-        idents,
-    }
-}
-
-/// Doc comments are attributes too; they change no code.
-fn strip_docs(attrs: &mut Vec<Attribute>) {
-    attrs.retain(|a| !a.path().is_ident("doc"));
-}
-
-fn collect_idents(tokens: proc_macro2::TokenStream, out: &mut HashSet<String>) {
-    for tree in tokens {
-        match tree {
-            proc_macro2::TokenTree::Ident(ident) => {
-                out.insert(ident.to_string());
+    fn items(&mut self, items: &'a [Item]) {
+        for item in items {
+            match item {
+                Item::Fn(f) if !is_hot(&f.attrs) => {
+                    let generic = has_type_params(&f.sig.generics) || has_impl_trait(&f.sig);
+                    let why = why(generic, &f.attrs);
+                    if !self.keep(&f.sig.ident, why) {
+                        continue;
+                    }
+                    let modules = self.modules.clone();
+                    self.functions.push(Function {
+                        pattern: Pattern {
+                            modules,
+                            self_ty: None,
+                            trait_: None,
+                            provided: false,
+                            name: f.sig.ident.to_string(),
+                        },
+                        why,
+                        def: Def::Free(f),
+                    });
+                }
+                Item::Impl(block) if !is_hot(&block.attrs) => {
+                    let self_ty = last_ident(&block.self_ty.to_token_stream());
+                    let trait_ = block
+                        .trait_
+                        .as_ref()
+                        .and_then(|(_, path, _)| path.segments.last())
+                        .map(|s| s.ident.to_string());
+                    let generic_block = has_type_params(&block.generics);
+                    for member in &block.items {
+                        let ImplItem::Fn(method) = member else {
+                            continue;
+                        };
+                        if is_hot(&method.attrs) {
+                            continue;
+                        }
+                        let generic = generic_block
+                            || has_type_params(&method.sig.generics)
+                            || has_impl_trait(&method.sig);
+                        let why = why(generic, &method.attrs);
+                        if !self.keep(&method.sig.ident, why) {
+                            continue;
+                        }
+                        let modules = self.modules.clone();
+                        self.functions.push(Function {
+                            pattern: Pattern {
+                                modules,
+                                self_ty: self_ty.clone(),
+                                trait_: trait_.clone(),
+                                provided: false,
+                                name: method.sig.ident.to_string(),
+                            },
+                            why,
+                            def: Def::Method(block, method),
+                        });
+                    }
+                }
+                Item::Trait(t) => {
+                    for member in &t.items {
+                        let TraitItem::Fn(method) = member else {
+                            continue;
+                        };
+                        // A provided method is compiled for each implementing type, wherever the
+                        // type's impl is used.
+                        if method.default.is_none()
+                            || !self.keep(&method.sig.ident, Some(Why::Generic))
+                        {
+                            continue;
+                        }
+                        let modules = self.modules.clone();
+                        self.functions.push(Function {
+                            pattern: Pattern {
+                                modules,
+                                self_ty: None,
+                                trait_: Some(t.ident.to_string()),
+                                provided: true,
+                                name: method.sig.ident.to_string(),
+                            },
+                            why: Some(Why::Generic),
+                            def: Def::Provided(t, method),
+                        });
+                    }
+                }
+                Item::Const(c) => self.consts.entry(c.ident.to_string()).or_default().push(c),
+                Item::Mod(m) => {
+                    if let Some((_, inner)) = &m.content {
+                        self.modules.push(m.ident.to_string());
+                        self.items(inner);
+                        self.modules.pop();
+                    }
+                }
+                _ => {}
             }
-            proc_macro2::TokenTree::Group(group) => collect_idents(group.stream(), out),
-            _ => {}
         }
     }
 }
@@ -321,14 +405,19 @@ fn has_type_params(generics: &syn::Generics) -> bool {
 
 /// `impl Trait` in argument position is a type parameter.
 fn has_impl_trait(sig: &syn::Signature) -> bool {
-    sig.inputs.iter().any(|arg| match arg {
-        syn::FnArg::Typed(typed) => typed
-            .ty
-            .to_token_stream()
-            .into_iter()
-            .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "impl")),
-        syn::FnArg::Receiver(_) => false,
-    })
+    struct Finds(bool);
+    impl<'ast> Visit<'ast> for Finds {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finds = Finds(false);
+    for arg in &sig.inputs {
+        if let syn::FnArg::Typed(typed) = arg {
+            finds.visit_type(&typed.ty);
+        }
+    }
+    finds.0
 }
 
 /// `game::Wrapper<T>` → `Wrapper`; `&'a mut Foo` → `Foo`.
@@ -370,6 +459,25 @@ mod tests {
         let names: Vec<&str> = changed.iter().map(|(p, _)| p.name.as_str()).collect();
         assert_eq!(names, ["get"]);
         assert_eq!(changed[0].1, Why::Inline);
+    }
+
+    #[test]
+    fn impl_trait_arguments_and_generic_impls_are_generic() {
+        let old = parse(
+            "pub fn show(x: impl std::fmt::Display) -> String { x.to_string() }\n\
+             impl<T> Wrap<T> { pub fn get(&self) -> u32 { 1 } }\n\
+             pub trait Shape { fn name(&self) -> &str { \"shape\" } }",
+        );
+        let new = parse(
+            "pub fn show(x: impl std::fmt::Display) -> String { format!(\"{x}\") }\n\
+             impl<T> Wrap<T> { pub fn get(&self) -> u32 { 2 } }\n\
+             pub trait Shape { fn name(&self) -> &str { \"a shape\" } }",
+        );
+        let changed = changed(&old, &new);
+        let mut names: Vec<&str> = changed.iter().map(|(p, _)| p.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["get", "name", "show"]);
+        assert!(changed.iter().all(|(_, why)| *why == Why::Generic));
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub fn inner() -> u32 {
 }
 
 pub fn helper() -> &'static str {
-    if inner() > LIMIT {
+    let limit: u32 = [1u32, 2].iter().map(|x| x * LIMIT).sum();
+    if inner() > limit {
         panic!("too big")
     }
     "old"
@@ -301,6 +302,14 @@ fn the_objects_are_read_with_their_references() {
 }
 
 #[test]
+fn copies_in_the_program_are_noticed() {
+    // `app` has copies of `game::scale` and `game::Counter::get`.
+    let fixture = fixture();
+    assert!(outside_has_copies("game", &fixture.old, &fixture.outside));
+    assert!(!outside_has_copies("other", &fixture.old, &fixture.outside));
+}
+
+#[test]
 fn editing_the_hot_function_reaches_everything() {
     let analysis = edit("\"{} {} {}\", helper()", "\"{} {} {}!\", helper()");
     assert_eq!(analysis.changed, ["game::step"]);
@@ -359,14 +368,16 @@ fn a_function_reached_through_old_code_is_stale() {
 #[test]
 fn a_signature_change_removes_the_function_its_callers_had() {
     // `inner` gets a new symbol hash; old `helper` (run by `main`) still calls the old one.
-    let source = GAME
-        .replacen(
-            "pub fn inner() -> u32 {\n    extra::twice(3)",
-            "pub fn inner() -> u64 {\n    extra::twice(3) as u64",
-            1,
-        )
-        .replacen("if inner() > LIMIT", "if inner() > LIMIT as u64", 1)
-        .replacen("self.n += inner();", "self.n += inner() as u32;", 1);
+    let mut source = GAME.to_owned();
+    for (from, to) in [
+        ("pub fn inner() -> u32", "pub fn inner() -> u64"),
+        ("extra::twice(3)", "extra::twice(3) as u64"),
+        ("if inner() > limit", "if inner() > limit as u64"),
+        ("self.n += inner();", "self.n += inner() as u32;"),
+    ] {
+        assert_eq!(source.matches(from).count(), 1, "{from}");
+        source = source.replacen(from, to, 1);
+    }
     let analysis = edited(&source);
     assert!(
         analysis.changed.contains(&"game::inner".to_owned()),
@@ -457,6 +468,16 @@ fn moving_code_down_changes_nothing() {
 }
 
 #[test]
+fn a_closure_is_reported_as_its_function() {
+    let analysis = edit("|x| x * LIMIT", "|x| x * LIMIT + 1");
+    assert_eq!(analysis.changed, ["game::helper"]);
+    assert_eq!(
+        described(&analysis),
+        ["`game::helper` changed; `app::main` calls it directly"]
+    );
+}
+
+#[test]
 fn a_changed_constant_changes_its_users() {
     let analysis = edit("pub const LIMIT: u32 = 7;", "pub const LIMIT: u32 = 8;");
     assert_eq!(analysis.changed, ["game::helper"]);
@@ -514,4 +535,116 @@ fn sources_are_read_with_their_modules() {
         &names::Path::parse("game::pi"),
         "game"
     ));
+}
+
+/// Measures (prints, asserts nothing about time): reading and analysing the small fixture,
+/// and a generated crate of about 10,000 functions.
+/// `cargo test -p cargo-hotswap --bin cargo-hotswap --release reach::tests::timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn timing() {
+    use std::time::Instant;
+    fn median(mut runs: Vec<std::time::Duration>) -> std::time::Duration {
+        runs.sort();
+        runs[runs.len() / 2]
+    }
+    let measure = |label: &str,
+                   old: &Path,
+                   new: &Path,
+                   app: &Path,
+                   old_src: &str,
+                   new_src: &str| {
+        let started = Instant::now();
+        let old = Code::read_rlib(old).unwrap();
+        let new = Code::read_rlib(new).unwrap();
+        let outside = read_outside(&[app.to_path_buf()]).unwrap();
+        let read = started.elapsed();
+        let started = Instant::now();
+        let (old_sources, new_sources) = (
+            [syn::parse_file(old_src).unwrap()],
+            [syn::parse_file(new_src).unwrap()],
+        );
+        let parse = started.elapsed();
+        let mut runs = Vec::new();
+        let mut analysis = None;
+        for _ in 0..std::env::var("REACH_RUNS").map_or(5, |v| v.parse().unwrap()) {
+            let started = Instant::now();
+            analysis = Some(analyse(
+                "game",
+                &old,
+                &new,
+                &outside,
+                &old_sources,
+                &new_sources,
+            ));
+            runs.push(started.elapsed());
+        }
+        let analysis = analysis.unwrap();
+        let functions = old
+            .nodes
+            .iter()
+            .filter(|n| n.kind == NodeKind::Function)
+            .count();
+        eprintln!(
+            "{label}: {functions} functions in {} objects; read 3 sets {read:?}, parse sources {parse:?}, \
+             analyse {:?} (median of 5); changed {:?}, {} stale",
+            old.objects.len(),
+            median(runs),
+            analysis.changed,
+            analysis.stale.len()
+        );
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let new_small = GAME.replacen("\"old\"", "\"new\"", 1);
+    let old = compile_game(&dir.path().join("small-old"), GAME);
+    let new = compile_game(&dir.path().join("small-new"), &new_small);
+    let app = compile_app(&dir.path().join("small-app"), APP, &old);
+    measure("small crate", &old, &new, &app, GAME, &new_small);
+
+    // 20 modules of 500 functions: a chain of calls, each with a panic location (overflow
+    // check, index), every 10th with a string, every 100th generic.
+    let mut big = String::new();
+    let mut calls = String::new();
+    for m in 0..20 {
+        big.push_str(&format!("pub mod m{m} {{\n"));
+        for i in 0..500 {
+            let n = m * 500 + i;
+            let call = if i == 0 {
+                "x".to_owned()
+            } else {
+                format!("f{}(x - 1)", n - 1)
+            };
+            big.push_str(&format!(
+                "pub fn f{n}(x: u32) -> u32 {{ if x > {n} {{ {call} }} else {{ x.wrapping_mul({n}) + [1u32, 2, 3][x as usize % 3] }} }}\n"
+            ));
+            if n % 10 == 0 {
+                big.push_str(&format!(
+                    "pub fn s{n}() -> &'static str {{ \"text {n}\" }}\n"
+                ));
+            }
+            if n % 100 == 0 {
+                big.push_str(&format!(
+                    "pub fn g{n}<T: Into<u64>>(x: T) -> u64 {{ x.into() + {n} }}\n"
+                ));
+                calls.push_str(&format!(
+                    "    total += game::m{m}::f{n}(7) as u64 + game::m{m}::g{n}(3u32);\n"
+                ));
+            }
+        }
+        big.push_str("}\n");
+    }
+    let new_big = big.replacen("x.wrapping_mul(5001)", "x.wrapping_mul(5002)", 1);
+    let big_app = format!(
+        "fn main() {{\n    let mut total = 0u64;\n{calls}    println!(\"{{total}}\");\n}}\n"
+    );
+    let started = Instant::now();
+    let old = compile_game(&dir.path().join("big-old"), &big);
+    let new = compile_game(&dir.path().join("big-new"), &new_big);
+    let app = compile_app(&dir.path().join("big-app"), &big_app, &old);
+    eprintln!(
+        "(compiling the big crate twice and its app: {:?})",
+        started.elapsed()
+    );
+    measure("generated crate", &old, &new, &app, &big, &new_big);
 }
