@@ -189,7 +189,12 @@ pub fn analyse(
     copies(&inputs, &changed_items, &mut callers, &mut found);
     let migrated = migrated_types(crate_name, old_sources.iter().chain(new_sources));
     let mut stale = found.stale;
-    stale.retain(|s| !migrated.iter().any(|ty| is_method_of(&s.function, ty)));
+    stale.retain(|s| {
+        let kept_in_state = |step: &str| {
+            step.starts_with("hotswap::state::") || migrated.iter().any(|ty| is_method_of(step, ty))
+        };
+        !(kept_in_state(&s.function) || s.through.iter().any(|step| kept_in_state(step)))
+    });
     Analysis {
         changed: changes.report,
         stale,
@@ -500,8 +505,11 @@ fn copies(
 /// The paths of the crate's types that derive `hotswap::Migrate` (`game::Player`). Their
 /// values live in `hotswap::State`s, which the runtime migrates when a patch changes the type:
 /// old code that made or makes such a value (a `Default` copied into `main` before it calls
-/// `State::new`, the old serialiser the migration calls on purpose) is no stale code. (A value
-/// must be read in `#[hot]` code only, as `State`'s documentation says.)
+/// `State::new`), and what a `State` reaches through the migration entry of the version that
+/// made its value (the old serialiser, which the migration calls on purpose, and whatever it
+/// calls), is no stale code. (A value must be read in `#[hot]` code only, as `State`'s
+/// documentation says.) [`analyse`] drops every finding whose function or path goes through
+/// such a method or through `hotswap::state`.
 fn migrated_types<'a>(crate_name: &str, files: impl Iterator<Item = &'a syn::File>) -> Vec<String> {
     fn derives_migrate(attrs: &[syn::Attribute]) -> bool {
         attrs.iter().any(|attr| {

@@ -648,3 +648,32 @@ fn timing() {
     );
     measure("generated crate", &old, &new, &app, &big, &new_big);
 }
+
+#[test]
+fn methods_of_types_kept_in_a_state_are_recognised() {
+    let player = "game::Player";
+    for function in [
+        "game::Player::new",
+        "<game::Player>::bonus",
+        "<game::Player as core::default::Default>::default",
+        "game::_::<impl serde_core::de::Deserialize for game::Player>::deserialize",
+    ] {
+        assert!(super::is_method_of(function, player), "{function}");
+    }
+    for function in [
+        "game::PlayerList::new",
+        "game::helper",
+        "<game::Players>::get",
+    ] {
+        assert!(!super::is_method_of(function, player), "{function}");
+    }
+    let source: syn::File = syn::parse_str(
+        "#[derive(Default, serde::Serialize, hotswap::Migrate)] pub struct Player { pub n: u64 }\n\
+         pub mod inner { #[derive(Migrate)] pub enum Mode { A } #[derive(Default)] pub struct Plain; }",
+    )
+    .unwrap();
+    assert_eq!(
+        super::migrated_types("game", std::iter::once(&source)),
+        ["game::Player", "game::inner::Mode"]
+    );
+}
