@@ -264,10 +264,11 @@ fn record(dir: &Path, invocation: &Invocation) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn inv(name: &str, externs: &[&str], dir: &Path) -> Invocation {
+    /// A recorded library command of crate `name` in `dir`, depending on `externs`.
+    pub(crate) fn inv(name: &str, externs: &[&str], dir: &Path) -> Invocation {
         Invocation {
             crate_name: name.into(),
             crate_types: vec!["lib".into()],

@@ -407,22 +407,7 @@ fn escape_response(arg: &str) -> String {
 mod tests {
     use super::*;
 
-    fn inv(name: &str, externs: &[&str], dir: &Path) -> Invocation {
-        Invocation {
-            crate_name: name.into(),
-            crate_types: vec!["lib".into()],
-            extra_filename: "-h".into(),
-            out_dir: dir.into(),
-            externs: externs
-                .iter()
-                .map(|e| dir.join(format!("lib{e}-h.rmeta")))
-                .collect(),
-            rustc: "rustc".into(),
-            args: vec![],
-            cwd: dir.into(),
-            env: vec![],
-        }
-    }
+    use crate::capture::tests::inv;
 
     #[test]
     fn dependents_are_the_crates_that_use_a_hot_crate() {

@@ -22,8 +22,6 @@ struct Session {
 struct Restarted {
     /// The command's `restarting` line.
     reason: String,
-    /// The new program's pid.
-    pid: u32,
     /// The number of its `host pid=` line (its later lines come after it).
     first: usize,
 }
@@ -33,7 +31,22 @@ impl Session {
     /// name) and whose `game/src/lib.rs` is `lib_rs`, running under `cargo hotswap run` until
     /// the program printed a line starting with `first`.
     fn start(prefix: &str, main_rs: &str, lib_rs: &str, first: &str) -> Session {
+        Session::start_with(prefix, main_rs, lib_rs, first, "")
+    }
+
+    /// [`Session::start`] with `manifest` appended to the workspace's `Cargo.toml`.
+    fn start_with(
+        prefix: &str,
+        main_rs: &str,
+        lib_rs: &str,
+        first: &str,
+        manifest: &str,
+    ) -> Session {
         let scratch = Scratch::new(prefix);
+        if !manifest.is_empty() {
+            let root = scratch.read("Cargo.toml");
+            scratch.save("Cargo.toml", &format!("{root}\n{manifest}"));
+        }
         scratch.save("app/src/main.rs", &main_rs.replace("GAME", &scratch.game));
         scratch.save_game(lib_rs);
         let cli = scratch.start(&["run"]);
@@ -93,7 +106,6 @@ impl Session {
         self.pid = started.pid;
         Restarted {
             reason,
-            pid: started.pid,
             first: host.seq,
         }
     }
@@ -168,6 +180,16 @@ fn owner_main(new: &str) -> String {
     OWNER_MAIN_RS.replace("NEW", new)
 }
 
+/// The hot crate of the `Counter` tests: a plain struct (no derive) with `fields` after `n`,
+/// made by `Counter::new` (`init` sets the extra fields), and `step`, which returns `show`.
+fn counter_lib(fields: &str, init: &str, show: &str) -> String {
+    format!(
+        "pub struct Counter {{\n    pub n: u64,\n    {fields}\n}}\n\n\
+         impl Counter {{\n    pub fn new() -> Counter {{\n        Counter {{ n: 0, {init} }}\n    }}\n}}\n\n\
+         #[hotswap::hot]\npub fn step(c: &mut Counter) -> String {{\n    c.n += 1;\n    {show}\n}}\n"
+    )
+}
+
 /// A field added to a plain struct (no derive) that `main` owns: the patch would read past the
 /// end of the program's value. Restart, naming the function, the type and the field; the new
 /// program runs the new code, with the new field set.
@@ -178,13 +200,7 @@ fn owner_main(new: &str) -> String {
 #[test]
 fn a_field_added_to_a_plain_struct_held_by_main_restarts_naming_the_type_and_field() {
     let _serial = support::serial();
-    let lib = |fields: &str, init: &str, show: &str| {
-        format!(
-            "pub struct Counter {{\n    pub n: u64,\n    {fields}\n}}\n\n\
-             impl Counter {{\n    pub fn new() -> Counter {{\n        Counter {{ n: 0, {init} }}\n    }}\n}}\n\n\
-             #[hotswap::hot]\npub fn step(c: &mut Counter) -> String {{\n    c.n += 1;\n    {show}\n}}\n"
-        )
-    };
+    let lib = counter_lib;
     let mut session = Session::start(
         "hs_trust_field",
         &owner_main("game::Counter::new()"),
@@ -210,6 +226,35 @@ fn a_field_added_to_a_plain_struct_held_by_main_restarts_naming_the_type_and_fie
             .all(|t| t.ends_with(" speed=7")),
         "a program read `speed` from a value without it"
     );
+}
+
+/// The same with a profile that builds no debug information (`debug = 0`, as release
+/// profiles do): the command still gives the hot crate the type information the check reads.
+///
+/// Fails if: the patch is applied, or the restart says it cannot compare the layouts.
+#[test]
+fn layouts_are_checked_in_a_profile_without_debug_information() {
+    let _serial = support::serial();
+    let lib = counter_lib;
+    let mut session = Session::start_with(
+        "hs_trust_nodebug",
+        &owner_main("game::Counter::new()"),
+        &lib("", "", "format!(\"v1 n={}\", c.n)"),
+        "v1 n=",
+        "[profile.dev]\ndebug = 0\n",
+    );
+    let game = session.scratch.game.clone();
+    let restarted = session.expect_restart(
+        &lib(
+            "pub speed: u32,",
+            "speed: 7",
+            "format!(\"v2 n={} speed={}\", c.n, c.speed)",
+        ),
+        &[&format!(
+            "`{game}::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)"
+        )],
+    );
+    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 n=1 speed=7");
 }
 
 /// A struct the program holds inside a `Vec` gains a field: reached through `&mut Vec<Item>`,
