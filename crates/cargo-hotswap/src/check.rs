@@ -256,6 +256,56 @@ fn scratch_dir(rlib: &Path) -> Result<PathBuf, String> {
 mod tests {
     use super::*;
 
+    /// `check-builds` on two real builds of a crate whose type, lent to a hot function,
+    /// gained a field: exit code 3 (the patch would restart the program).
+    #[test]
+    fn check_builds_finds_a_layout_change_between_two_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let build = |name: &str, fields: &str| -> (PathBuf, PathBuf) {
+            let root = dir.path().join(name).join("lib.rs");
+            std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+            std::fs::write(
+                &root,
+                format!(
+                    "pub struct Counter {{ pub n: u64, {fields} }}\n\
+                     pub fn __hotswap_impl_step(c: &mut Counter) -> u64 {{ c.n }}\n"
+                ),
+            )
+            .unwrap();
+            let out = dir.path().join(name).join("libgame.rlib");
+            let status = std::process::Command::new(&rustc)
+                .args([
+                    "--crate-type",
+                    "lib",
+                    "--crate-name",
+                    "game",
+                    "--edition",
+                    "2021",
+                ])
+                .args(["-C", "debuginfo=2", "-C", "metadata=x", "-o"])
+                .arg(&out)
+                .arg(&root)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            (out, root)
+        };
+        let (running, running_root) = build("old", "");
+        let (patch, patch_root) = build("new", "pub speed: u32");
+        let args = |patch: &Path, patch_root: &Path| Standalone {
+            crate_name: "game".into(),
+            running: running.clone(),
+            running_root: running_root.clone(),
+            patch: patch.to_path_buf(),
+            patch_root: patch_root.to_path_buf(),
+            outside: Vec::new(),
+            shared: Vec::new(),
+        };
+        assert_eq!(check_builds(args(&patch, &patch_root)), 3);
+        assert_eq!(check_builds(args(&running, &running_root)), 0);
+    }
+
     /// What [`Build::keep`] relies on: a rebuild replaces the rlib by a new file.
     #[test]
     fn a_rebuild_leaves_a_kept_rlib_as_it_was() {
