@@ -176,6 +176,11 @@ impl HotFn<'_> {
             })
             .collect();
         let pointees = self.item("pointees");
+        let references: u64 = layout_types
+            .iter()
+            .enumerate()
+            .filter(|(i, ty)| *i < 64 && is_reference(ty))
+            .fold(0, |bits, (i, _)| bits | 1 << i);
         // For each parameter and the return type: what it is behind any references.
         let pointed: Vec<TokenStream> = layout_types
             .iter()
@@ -280,6 +285,7 @@ impl HotFn<'_> {
                 types: #describe,
                 type_count: #type_count,
                 pointees: #pointees,
+                references: #references,
                 implementation: #impl_path as *const (),
                 guarded: #guarded as *const (),
             };
@@ -459,6 +465,16 @@ fn replace_self(tokens: TokenStream, self_ty: &Type) -> TokenStream {
             }
         })
         .collect()
+}
+
+/// `&T`, `&mut T` (in parentheses or not).
+fn is_reference(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(_) => true,
+        Type::Paren(paren) => is_reference(&paren.elem),
+        Type::Group(group) => is_reference(&group.elem),
+        _ => false,
+    }
 }
 
 /// `&T`, `&mut T` → `T`: the type whose fields matter.

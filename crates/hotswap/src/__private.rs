@@ -224,6 +224,10 @@ pub struct Entry {
     /// (`&mut Counter` → `Counter`), for types without a description: a value the program
     /// owns and lends to patched code must keep its size.
     pub pointees: fn(usize) -> Pointee,
+    /// Bit `i` set: position `i` is a reference (for the other positions the fingerprint
+    /// already covers the type's own size, and `pointees` is not asked: a patch of thousands of
+    /// functions is checked without calling into it for each of them).
+    pub references: u64,
     /// The implementation, for patches that share the host's `std` (thin patches).
     pub implementation: *const (),
     /// The implementation behind a panic guard, for self-contained libraries.

@@ -245,7 +245,8 @@ fn layout_changes(host: &Entry, patch: &Entry, migrated: &[&str]) -> Vec<String>
         let (Some(old), Some(new)) = (unsafe { old.as_ref() }, unsafe { new.as_ref() }) else {
             // Not described (no `#[derive(Layout)]`): at least the size and alignment of what
             // the parameter is behind its references (a changed signature says more).
-            if host.signature.as_str() != patch.signature.as_str() {
+            let is_reference = index < 64 && host.references & (1 << index) != 0;
+            if !is_reference || host.signature.as_str() != patch.signature.as_str() {
                 continue;
             }
             let (old, new) = ((host.pointees)(index), (patch.pointees)(index));
