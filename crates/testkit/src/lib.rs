@@ -268,7 +268,12 @@ pub enum Stream {
 }
 
 /// One line a child printed, numbered in the order the reader threads received them. Lines of
-/// one stream keep their order; between the two streams the order is only approximate.
+/// one stream keep their order; between the two streams there is no order at all (two pipes,
+/// two reader threads): never pass the `seq` of a line of one stream as `since` when waiting
+/// for a line of the other. Wait from a [`Process::mark`] taken before the action instead, or
+/// find the line by a fact it carries (a pid, a version, a counter) — e.g. a restarted
+/// program's `host pid=N` line, with N from the command's `started` line, from the mark
+/// before the save.
 #[derive(Clone, Debug)]
 pub struct Line {
     pub seq: usize,
