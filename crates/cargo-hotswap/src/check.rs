@@ -54,9 +54,9 @@ impl Build {
         })
     }
 
-    fn layout(&self, crate_name: &str) -> Result<&layout::Snapshot, String> {
+    fn layout(&self, crate_name: &str, shared: &[String]) -> Result<&layout::Snapshot, String> {
         self.layout
-            .get_or_init(|| layout::Snapshot::read(&self.rlib, crate_name, &self.sources))
+            .get_or_init(|| layout::Snapshot::read(&self.rlib, crate_name, &self.sources, shared))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -78,8 +78,8 @@ impl Drop for Build {
 impl Build {
     /// Reads what the checks need of this build now (not at the first check): the layouts and
     /// the code. The first error, if any, is kept for the check to report.
-    pub fn warm(&self, crate_name: &str) {
-        let _ = self.layout(crate_name);
+    pub fn warm(&self, crate_name: &str, shared: &[String]) {
+        let _ = self.layout(crate_name, shared);
         let _ = self.code();
     }
 }
@@ -135,7 +135,10 @@ pub fn check(
 ) -> Verdict {
     let started = Instant::now();
     let mut problems = Vec::new();
-    match (running.layout(crate_name), patch.layout(crate_name)) {
+    match (
+        running.layout(crate_name, shared_statics),
+        patch.layout(crate_name, shared_statics),
+    ) {
         (Ok(old), Ok(new)) if old.has_type_info() && new.has_type_info() => {
             problems.extend(
                 layout::compare(old, new, shared_statics)
@@ -204,7 +207,7 @@ pub fn check_builds(args: Standalone) -> i32 {
     let read = |rlib: &Path, root: &Path, name: &str| -> Result<(Build, Duration), String> {
         let started = Instant::now();
         let build = Build::keep(rlib, &dir.join(name), read_sources(root)?)?;
-        build.warm(&args.crate_name);
+        build.warm(&args.crate_name, &args.shared);
         Ok((build, started.elapsed()))
     };
     let result = (|| -> Result<serde_json::Value, String> {

@@ -45,8 +45,15 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// `rlib`: the hot crate's rlib; `crate_name`: its rustc crate name (`game`);
-    /// `sources`: the crate's parsed source files (for trait shapes).
-    pub fn read(rlib: &Path, crate_name: &str, sources: &[syn::File]) -> Result<Snapshot, String> {
+    /// `sources`: the crate's parsed source files (for trait shapes); `shared_statics`: as for
+    /// [`compare`] (the codegen units that define them are read, with those of the hot
+    /// functions).
+    pub fn read(
+        rlib: &Path,
+        crate_name: &str,
+        sources: &[syn::File],
+        shared_statics: &[String],
+    ) -> Result<Snapshot, String> {
         let file = std::fs::File::open(rlib)
             .map_err(|err| format!("cannot read {}: {err}", rlib.display()))?;
         // Mapped rather than read (a third of the time for a large crate's rlib, most of which
@@ -59,7 +66,7 @@ impl Snapshot {
             .map_err(|err| format!("cannot map {}: {err}", rlib.display()))?;
         let archive = ArchiveFile::parse(&*data)
             .map_err(|err| format!("{} is not an rlib: {err}", rlib.display()))?;
-        let mut snapshot = Snapshot::new(crate_name, sources);
+        let mut objects = Vec::new();
         for member in archive.members() {
             let member = member.map_err(|err| format!("{}: {err}", rlib.display()))?;
             let name = String::from_utf8_lossy(member.name()).into_owned();
@@ -71,6 +78,24 @@ impl Snapshot {
             let object = member
                 .data(&*data)
                 .map_err(|err| format!("{} ({name}): {err}", rlib.display()))?;
+            objects.push((name, object));
+        }
+        // Only the codegen units that define a root: a unit's DWARF describes every type its
+        // own entries refer to, so the types reachable from a root are all in the root's unit,
+        // and the other units (a heavy crate's instances of its dependencies' generic code,
+        // most of its debug information) need not be read. If no unit defines one, all are
+        // read, so that "no type information" still means what it says.
+        let with_roots: Vec<&(String, &[u8])> = objects
+            .iter()
+            .filter(|(_, data)| defines_roots(data, shared_statics))
+            .collect();
+        let chosen: Vec<&(String, &[u8])> = if with_roots.is_empty() {
+            objects.iter().collect()
+        } else {
+            with_roots
+        };
+        let mut snapshot = Snapshot::new(crate_name, sources);
+        for (name, object) in chosen {
             snapshot
                 .types
                 .add_object(object)
@@ -125,6 +150,25 @@ impl Snapshot {
             traits: traits::collect(sources),
         }
     }
+}
+
+/// Whether an object defines a root: a `#[hot]` implementation (`__hotswap_impl_*`), or one of
+/// the statics the program shares with patches. An object that cannot be parsed counts, so
+/// that reading it reports the error.
+fn defines_roots(data: &[u8], shared_statics: &[String]) -> bool {
+    use object::{Object, ObjectSymbol};
+    let Ok(file) = object::File::parse(data) else {
+        return true;
+    };
+    file.symbols().any(|symbol| {
+        if symbol.is_undefined() {
+            return false;
+        }
+        let Ok(name) = symbol.name() else {
+            return false;
+        };
+        name.contains("__hotswap_impl_") || shared_statics.iter().any(|s| s == name)
+    })
 }
 
 /// One type, reachable from what the running program holds, whose layout a patch changes.

@@ -474,7 +474,7 @@ pub mod b { pub fn __hotswap_impl_two(c: &crate::Counter) -> u64 { c.n } }
         "libgame.rlib",
     );
     let file = syn::parse_file(source).unwrap();
-    let snapshot = Snapshot::read(&rlib, "game", &[file]).unwrap();
+    let snapshot = Snapshot::read(&rlib, "game", &[file], &[]).unwrap();
     assert!(snapshot.has_type_info());
     assert_eq!(
         snapshot.hot_functions().collect::<Vec<_>>(),
@@ -483,7 +483,7 @@ pub mod b { pub fn __hotswap_impl_two(c: &crate::Counter) -> u64 { c.n } }
 
     let bad = dir.path().join("libbad.rlib");
     std::fs::write(&bad, b"not an archive").unwrap();
-    let err = Snapshot::read(&bad, "game", &[]).err().unwrap();
+    let err = Snapshot::read(&bad, "game", &[], &[]).err().unwrap();
     assert!(err.contains("libbad.rlib"), "{err}");
     let err = Snapshot::from_objects(&[b"\x7fELF garbage"], "game", &[])
         .err()
@@ -619,9 +619,9 @@ fn timing() {
             objects.push(rlib);
         }
         let started = Instant::now();
-        let before = Snapshot::read(&objects[0], "game", &files[..1]).unwrap();
+        let before = Snapshot::read(&objects[0], "game", &files[..1], &[]).unwrap();
         let read_one = started.elapsed();
-        let after = Snapshot::read(&objects[1], "game", &files[1..]).unwrap();
+        let after = Snapshot::read(&objects[1], "game", &files[1..], &[]).unwrap();
         let read_both = started.elapsed();
         let found = compare(&before, &after, &[]);
         let total = started.elapsed();
@@ -635,4 +635,34 @@ fn timing() {
         );
         assert!(!found.is_empty());
     }
+}
+
+/// `Snapshot::read` reads only the codegen units that define a root: a hot function's
+/// implementation, or a static the program shares.
+#[test]
+fn units_are_chosen_by_the_roots_they_define() {
+    let with_static = object(
+        "pub static CONFIG: u64 = 3;\npub fn plain() -> u64 { CONFIG }\n",
+        2,
+    );
+    let with_hot = object("pub fn __hotswap_impl_step() -> u64 { 1 }\n", 2);
+    let neither = object("pub fn plain() -> u64 { 1 }\n", 2);
+    let config = {
+        let file = object::File::parse(&*with_static).unwrap();
+        use object::{Object, ObjectSymbol};
+        file.symbols()
+            .filter_map(|s| s.name().ok().map(str::to_owned))
+            .find(|n| n.contains("CONFIG"))
+            .unwrap()
+    };
+    assert!(super::defines_roots(&with_hot, &[]));
+    assert!(super::defines_roots(
+        &with_static,
+        std::slice::from_ref(&config)
+    ));
+    assert!(!super::defines_roots(&with_static, &[]));
+    assert!(!super::defines_roots(
+        &neither,
+        std::slice::from_ref(&config)
+    ));
 }
