@@ -77,13 +77,12 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
         );
     }
     let len = data.len() as u64;
-    let mut image = u64::MAX..0;
+    // The lowest start and the highest end of the loadable segments.
+    let (mut low, mut high) = (u64::MAX, 0);
     for segment in file.segments() {
         if segment.size() > 0 {
-            image.start = image.start.min(segment.address());
-            image.end = image
-                .end
-                .max(segment.address().saturating_add(segment.size()));
+            low = low.min(segment.address());
+            high = high.max(segment.address().saturating_add(segment.size()));
         }
         let (offset, size) = segment.file_range();
         if offset.checked_add(size).is_none_or(|end| end > len) {
@@ -120,7 +119,7 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
     Ok(Manifest {
         entries,
         states,
-        image,
+        image: low..high,
     })
 }
 
