@@ -51,6 +51,13 @@ struct HotFn<'a> {
     sig: &'a Signature,
     /// The implementing type for methods of a `#[hot] impl` block.
     self_ty: Option<&'a Type>,
+    /// The trait, for methods of a `#[hot] impl Trait for Type` block.
+    trait_: Option<&'a syn::Path>,
+    /// The impl block's generics (lifetimes only), which the generated functions declare too.
+    impl_generics: Option<&'a syn::Generics>,
+    /// For a trait method: the impl block's associated types and consts as written, part of
+    /// the signature (a patch that changes one changes what the program's code assumes).
+    assoc: String,
 }
 
 impl HotFn<'_> {
@@ -72,10 +79,86 @@ impl HotFn<'_> {
     /// Path to the implementation from module scope.
     fn impl_path(&self) -> TokenStream {
         let name = self.impl_name();
-        match self.self_ty {
-            Some(ty) => quote!(<#ty>::#name),
-            None => quote!(#name),
+        match (self.self_ty, self.trait_) {
+            (Some(ty), Some(_)) => {
+                let ty = erase_lifetimes(ty);
+                let helper = self.helper_trait();
+                quote!(<#ty as #helper>::#name)
+            }
+            (Some(ty), None) => {
+                let ty = erase_lifetimes(ty);
+                quote!(<#ty>::#name)
+            }
+            (None, _) => quote!(#name),
         }
+    }
+
+    /// The hidden trait that holds a trait method's implementation (see [`trait_impl_block`]),
+    /// with `'_` for the impl block's lifetimes.
+    fn helper_trait(&self) -> TokenStream {
+        let lifetimes: Vec<TokenStream> =
+            self.impl_lifetimes().iter().map(|_| quote!('_)).collect();
+        if lifetimes.is_empty() {
+            quote!(__HotswapImpl)
+        } else {
+            quote!(__HotswapImpl<#(#lifetimes),*>)
+        }
+    }
+
+    fn impl_lifetimes(&self) -> Vec<&syn::LifetimeParam> {
+        self.impl_generics
+            .map(|g| g.lifetimes().collect())
+            .unwrap_or_default()
+    }
+
+    /// The generics of the generated functions: the impl block's lifetimes, the method's, and
+    /// `'__hotswap_self` when a `&self` receiver gets that name (see [`HotFn::self_lifetime`]).
+    fn generics(&self) -> (TokenStream, TokenStream) {
+        let mut params: Vec<TokenStream> = Vec::new();
+        if self.self_lifetime() {
+            params.push(quote!('__hotswap_self));
+        }
+        for param in self.impl_lifetimes() {
+            params.push(quote!(#param));
+        }
+        for param in &self.sig.generics.params {
+            params.push(quote!(#param));
+        }
+        let mut predicates: Vec<TokenStream> = Vec::new();
+        for clause in [
+            self.impl_generics.and_then(|g| g.where_clause.as_ref()),
+            self.sig.generics.where_clause.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for predicate in &clause.predicates {
+                predicates.push(quote!(#predicate));
+            }
+        }
+        let params = if params.is_empty() {
+            quote!()
+        } else {
+            quote!(<#(#params),*>)
+        };
+        let clause = if predicates.is_empty() {
+            quote!()
+        } else {
+            quote!(where #(#predicates),*)
+        };
+        (params, clause)
+    }
+
+    /// Whether the receiver is `&self` / `&mut self` without a lifetime while the implementing
+    /// type has lifetimes of its own: a free function taking `&View<'a>` and returning `&str`
+    /// has no single input lifetime to give the result, so the generated functions name the
+    /// receiver's lifetime `'__hotswap_self` and give it to the elided output lifetimes, as
+    /// method elision does.
+    fn self_lifetime(&self) -> bool {
+        self.self_ty.is_some_and(has_lifetime)
+            && self.sig.inputs.iter().any(|arg| {
+                matches!(arg, FnArg::Receiver(r) if r.reference.as_ref().is_some_and(|(_, l)| l.is_none()) && r.colon_token.is_none())
+            })
     }
 
     /// Argument types with `Self` (and receivers) replaced by the implementing type.
@@ -84,6 +167,13 @@ impl HotFn<'_> {
             .inputs
             .iter()
             .map(|arg| match arg {
+                FnArg::Receiver(receiver) if self.self_lifetime() => {
+                    let mut ty = self.concrete(&receiver.ty);
+                    if let Type::Reference(reference) = &mut ty {
+                        reference.lifetime = Some(syn::parse_quote!('__hotswap_self));
+                    }
+                    ty
+                }
                 FnArg::Receiver(receiver) => self.concrete(&receiver.ty),
                 FnArg::Typed(typed) => self.concrete(&typed.ty),
             })
@@ -93,6 +183,9 @@ impl HotFn<'_> {
     fn return_type(&self) -> Option<Type> {
         match &self.sig.output {
             ReturnType::Default => None,
+            ReturnType::Type(_, ty) if self.self_lifetime() => {
+                Some(name_elided_lifetimes(&self.concrete(ty)))
+            }
             ReturnType::Type(_, ty) => Some(self.concrete(ty)),
         }
     }
@@ -100,7 +193,7 @@ impl HotFn<'_> {
     fn concrete(&self, ty: &Type) -> Type {
         match self.self_ty {
             Some(self_ty) => {
-                let replaced = replace_self(ty.to_token_stream(), self_ty);
+                let replaced = replace_self(ty.to_token_stream(), self_ty, self.trait_);
                 syn::parse2(replaced).expect("replacing `Self` keeps a type a type")
             }
             None => ty.clone(),
@@ -123,7 +216,7 @@ impl HotFn<'_> {
             ),
             None => String::new(),
         };
-        format!("fn({}){}", args.join(", "), ret)
+        format!("fn({}){}{}", args.join(", "), ret, self.assoc)
     }
 
     /// Module-level items shared by free functions and methods: slot, boot, guarded shim and
@@ -133,8 +226,7 @@ impl HotFn<'_> {
         let boot = self.item("boot");
         let guarded = self.item("guarded");
         let impl_path = self.impl_path();
-        let generics = &self.sig.generics;
-        let where_clause = &self.sig.generics.where_clause;
+        let (generics, where_clause) = self.generics();
         let types = self.arg_types();
         let args: Vec<Ident> = (0..types.len())
             .map(|i| format_ident!("__hotswap_arg{}", i))
@@ -200,9 +292,18 @@ impl HotFn<'_> {
                 })
             })
             .collect();
-        let display_name = match self.self_ty {
-            Some(ty) => format!("{}::{}", type_ident(ty), self.sig.ident),
-            None => self.sig.ident.to_string(),
+        let display_name = match (self.self_ty, self.trait_) {
+            (Some(ty), Some(trait_)) => format!(
+                "<{} as {}>::{}",
+                last_name(ty),
+                trait_
+                    .segments
+                    .last()
+                    .map_or_else(String::new, |s| s.ident.to_string()),
+                self.sig.ident
+            ),
+            (Some(ty), None) => format!("{}::{}", type_display(ty), self.sig.ident),
+            (None, _) => self.sig.ident.to_string(),
         };
         let signature = self.signature_text();
 
@@ -300,6 +401,16 @@ impl HotFn<'_> {
 
     /// The wrapper: the original signature, dispatching through the slot.
     fn wrapper(&self, attrs: &[syn::Attribute], vis: &syn::Visibility) -> TokenStream {
+        self.wrapper_with(attrs, vis, quote!())
+    }
+
+    /// [`HotFn::wrapper`] with `items` at the start of its body.
+    fn wrapper_with(
+        &self,
+        attrs: &[syn::Attribute],
+        vis: &syn::Visibility,
+        items: TokenStream,
+    ) -> TokenStream {
         let slot = self.item("slot");
         let mut sig = self.sig.clone();
         let mut call_args = Vec::new();
@@ -321,18 +432,20 @@ impl HotFn<'_> {
             }
         }
         let holes: Vec<TokenStream> = call_args.iter().map(|_| quote!(_)).collect();
-        let impl_ref = match self.self_ty {
-            Some(_) => {
+        let impl_ref = match (self.self_ty, self.trait_) {
+            (Some(_), Some(_)) => self.impl_path(),
+            (Some(_), None) => {
                 let name = self.impl_name();
                 quote!(Self::#name)
             }
-            None => self.impl_path(),
+            (None, _) => self.impl_path(),
         };
         quote! {
             #(#attrs)*
             // `always`: at opt-level 0 plain `#[inline]` still leaves a call to the wrapper.
             #[inline(always)]
             #vis #sig {
+                #items
                 let __hotswap_like: fn(#(#holes),*) -> _ = #impl_ref;
                 // SAFETY: the slot only ever holds the boot function, the compiled-in
                 // implementation or a patch's implementation whose signature fingerprint
@@ -361,6 +474,9 @@ fn free_fn(func: ItemFn) -> syn::Result<TokenStream> {
     let hot = HotFn {
         sig: &func.sig,
         self_ty: None,
+        trait_: None,
+        impl_generics: None,
+        assoc: String::new(),
     };
     let implementation = hot.implementation(&func.vis, &func.block);
     let support = hot.support_items();
@@ -374,6 +490,9 @@ fn free_fn(func: ItemFn) -> syn::Result<TokenStream> {
 
 fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
     validate::impl_block(&block)?;
+    if block.trait_.is_some() {
+        return trait_impl_block(block);
+    }
     let self_ty = &*block.self_ty;
     let mut methods = Vec::new();
     let mut support = Vec::new();
@@ -385,6 +504,9 @@ fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
                 let hot = HotFn {
                     sig: &method.sig,
                     self_ty: Some(self_ty),
+                    trait_: None,
+                    impl_generics: Some(&block.generics),
+                    assoc: String::new(),
                 };
                 methods.push(hot.implementation(&method.vis, &method.block));
                 methods.push(hot.wrapper(&method.attrs, &method.vis));
@@ -395,14 +517,190 @@ fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
     }
     let attrs = &block.attrs;
     let unsafety = &block.unsafety;
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
     Ok(quote! {
         #(#attrs)*
-        #unsafety impl #self_ty {
+        #unsafety impl #impl_generics #self_ty #where_clause {
             #(#others)*
             #(#methods)*
         }
         #(#support)*
     })
+}
+
+/// `#[hot] impl Trait for Type`: each method stays in the trait impl as the wrapper (so vtables
+/// and generic code call the wrapper), and everything else lives inside the wrapper's body:
+///
+/// ```text
+/// impl Speak for Dog {
+///     type Out = u64;                       // associated items stay as written
+///     fn speak(&self) -> String {           // the wrapper: load the slot, call
+///         trait __HotswapImpl: Speak { fn __hotswap_impl_speak(&self) -> String; }
+///         impl __HotswapImpl for Dog { fn __hotswap_impl_speak(&self) -> String { BODY } }
+///         static __hotswap_slot_…; fn __hotswap_boot_…; …; static __hotswap_entry_…;
+///         …
+///     }
+/// }
+/// ```
+///
+/// The body keeps its meaning (`self`, `Self`, `Self::Out` through the supertrait), and the
+/// implementation's symbol names its wrapper: `<game::Dog as game::Speak>::speak` (or
+/// `game::sys::<impl game::Speak for game::Dog>::speak` when the impl sits in a third module),
+/// then `::__HotswapImpl>::__hotswap_impl_speak` — which the CLI's checks read back. Two traits
+/// with a method of the same name on one type get separate items (each in its own wrapper).
+fn trait_impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
+    let self_ty = &*block.self_ty;
+    let trait_path = &block.trait_.as_ref().expect("a trait impl").1;
+    let assoc: Vec<String> = block
+        .items
+        .iter()
+        .filter(|item| matches!(item, ImplItem::Type(_) | ImplItem::Const(_)))
+        .map(|item| tidy(&item.to_token_stream().to_string()))
+        .collect();
+    let assoc = if assoc.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " where <{} as {}>: {{ {} }}",
+            tidy(&self_ty.to_token_stream().to_string()),
+            tidy(&trait_path.to_token_stream().to_string()),
+            assoc.join(" ")
+        )
+    };
+    let lifetimes: Vec<&syn::LifetimeParam> = block.generics.lifetimes().collect();
+    let lifetime_names: Vec<&syn::Lifetime> = lifetimes.iter().map(|l| &l.lifetime).collect();
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let helper_params = if lifetimes.is_empty() {
+        quote!()
+    } else {
+        quote!(<#(#lifetimes),*>)
+    };
+    let helper_args = if lifetimes.is_empty() {
+        quote!()
+    } else {
+        quote!(<#(#lifetime_names),*>)
+    };
+    let mut items = Vec::new();
+    for item in &block.items {
+        let ImplItem::Fn(method) = item else {
+            items.push(item.to_token_stream());
+            continue;
+        };
+        validate::signature(&method.sig, true)?;
+        let hot = HotFn {
+            sig: &method.sig,
+            self_ty: Some(self_ty),
+            trait_: Some(trait_path),
+            impl_generics: Some(&block.generics),
+            assoc: assoc.clone(),
+        };
+        let mut declaration = method.sig.clone();
+        declaration.ident = hot.impl_name();
+        for (i, arg) in declaration.inputs.iter_mut().enumerate() {
+            match arg {
+                FnArg::Receiver(receiver) if receiver.reference.is_none() => {
+                    receiver.mutability = None;
+                }
+                FnArg::Receiver(_) => {}
+                FnArg::Typed(typed) => {
+                    let name = format_ident!("__hotswap_arg{}", i);
+                    *typed.pat = syn::parse_quote!(#name);
+                }
+            }
+        }
+        let implementation = hot.implementation(&syn::Visibility::Inherited, &method.block);
+        let support = hot.support_items();
+        let nested = quote! {
+            #[doc(hidden)]
+            #[allow(non_camel_case_types, clippy::too_many_arguments)]
+            trait __HotswapImpl #helper_params: #trait_path {
+                #declaration;
+            }
+            impl #impl_generics __HotswapImpl #helper_args for #self_ty #where_clause {
+                #implementation
+            }
+            #support
+        };
+        items.push(hot.wrapper_with(&method.attrs, &syn::Visibility::Inherited, nested));
+    }
+    let attrs = &block.attrs;
+    let unsafety = &block.unsafety;
+    Ok(quote! {
+        #(#attrs)*
+        #unsafety impl #impl_generics #trait_path for #self_ty #where_clause {
+            #(#items)*
+        }
+    })
+}
+
+/// The type's path without generic arguments (`View<'a>` → `View`, `model::Counter`), or the
+/// type as written when it is not a path: how entry names show an inherent impl's type.
+fn type_display(ty: &Type) -> String {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect::<Vec<_>>()
+            .join("::"),
+        other => tidy(&erase_lifetimes(other).to_token_stream().to_string()),
+    }
+}
+
+/// The type's last path segment without generic arguments (`model::View<'a>` → `View`), or the
+/// type as written when it is not a path: how entry names show a trait impl's type (the CLI
+/// reads the same from the symbols, `<game::model::View as game::Speak>::…`).
+fn last_name(ty: &Type) -> String {
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .segments
+            .last()
+            .map_or_else(String::new, |s| s.ident.to_string()),
+        other => tidy(&erase_lifetimes(other).to_token_stream().to_string()),
+    }
+}
+
+/// Whether a type names a lifetime (`View<'a>`, `View<'_>`, `&'a str`).
+fn has_lifetime(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'a> syn::visit::Visit<'a> for Finder {
+        fn visit_lifetime(&mut self, _: &'a syn::Lifetime) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_type(&mut finder, ty);
+    finder.0
+}
+
+/// Gives the elided lifetimes of a return type (`&str`, `Item<'_>`) the name
+/// `'__hotswap_self`, outside `fn(..)` types and `Fn(..)` bounds (which elide on their own).
+fn name_elided_lifetimes(ty: &Type) -> Type {
+    struct Namer;
+    impl VisitMut for Namer {
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            if reference.lifetime.is_none() {
+                reference.lifetime = Some(syn::parse_quote!('__hotswap_self));
+            }
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident == "_" {
+                *lifetime = syn::parse_quote!('__hotswap_self);
+            }
+        }
+        fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+        fn visit_parenthesized_generic_arguments_mut(
+            &mut self,
+            _: &mut syn::ParenthesizedGenericArguments,
+        ) {
+        }
+    }
+    let mut ty = ty.clone();
+    Namer.visit_type_mut(&mut ty);
+    ty
 }
 
 /// The last identifier of a type's path, for naming generated items.
@@ -444,27 +742,33 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Replaces the `Self` keyword in a token stream by the implementing type.
-fn replace_self(tokens: TokenStream, self_ty: &Type) -> TokenStream {
-    tokens
-        .into_iter()
-        .flat_map(|tree| -> Vec<TokenTree> {
-            match tree {
-                TokenTree::Ident(ident) if ident == "Self" => {
-                    quote!(#self_ty).into_iter().collect()
+/// Replaces the `Self` keyword in a token stream by the implementing type; in a trait impl,
+/// `Self::Item` by `<Type as Trait>::Item` (a plain `Type::Item` would be ambiguous).
+fn replace_self(tokens: TokenStream, self_ty: &Type, trait_: Option<&syn::Path>) -> TokenStream {
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut out: Vec<TokenTree> = Vec::with_capacity(trees.len());
+    for (i, tree) in trees.iter().enumerate() {
+        match tree {
+            TokenTree::Ident(ident) if ident == "Self" => {
+                let path_follows = matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':')
+                    && matches!(trees.get(i + 2), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                match trait_ {
+                    Some(trait_) if path_follows => out.extend(quote!(<#self_ty as #trait_>)),
+                    _ => out.extend(quote!(#self_ty)),
                 }
-                TokenTree::Group(group) => {
-                    let mut new = proc_macro2::Group::new(
-                        group.delimiter(),
-                        replace_self(group.stream(), self_ty),
-                    );
-                    new.set_span(group.span());
-                    vec![TokenTree::Group(new)]
-                }
-                other => vec![other],
             }
-        })
-        .collect()
+            TokenTree::Group(group) => {
+                let mut new = proc_macro2::Group::new(
+                    group.delimiter(),
+                    replace_self(group.stream(), self_ty, trait_),
+                );
+                new.set_span(group.span());
+                out.push(TokenTree::Group(new));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// `&T`, `&mut T` (in parentheses or not).

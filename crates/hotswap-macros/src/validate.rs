@@ -70,11 +70,7 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) if !in_impl => {
-                return Err(syn::Error::new_spanned(
-                    receiver,
-                    "to make methods hot, put `#[hotswap::hot]` on the inherent `impl` block \
-                     rather than on a single method: the macro needs the type's name",
-                ));
+                return Err(syn::Error::new_spanned(receiver, METHOD_ALONE));
             }
             FnArg::Receiver(_) => {}
             FnArg::Typed(typed) => no_impl_trait(&typed.ty, "an argument")?,
@@ -89,42 +85,46 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
     Ok(())
 }
 
-/// Checks an `impl` block that `#[hot]` was put on.
+/// Checks an `impl` block that `#[hot]` was put on: inherent or of a trait, with lifetimes as
+/// its only generics.
 pub fn impl_block(item: &syn::ItemImpl) -> syn::Result<()> {
-    if let Some((_, path, _)) = &item.trait_ {
-        return Err(syn::Error::new_spanned(
-            path,
-            "`#[hot]` cannot be used on a trait impl: trait methods are called through vtables \
-             and generic code the patch cannot see; make the trait method call a `#[hot]` fn",
-        ));
-    }
-    if let Some(param) = item.generics.params.first() {
+    for param in &item.generics.params {
         if let syn::GenericParam::Lifetime(_) = param {
-            return Err(syn::Error::new_spanned(param, LIFETIME_IMPL));
+            continue;
         }
-        return Err(syn::Error::new_spanned(
-            param,
+        let message = if item.trait_.is_some() {
+            "`#[hot]` cannot be used on a generic trait impl: its methods are instantiated in \
+             the crates that use them, so a patch cannot replace them; implement the trait for \
+             each concrete type you need (`impl Speak for Wrapper<u32>`), or make the trait \
+             method call a non-generic `#[hot]` fn"
+        } else {
             "`#[hot]` cannot be used on a generic impl block: its methods are instantiated in \
-             the crates that use them, so a patch cannot replace them",
-        ));
+             the crates that use them, so a patch cannot replace them"
+        };
+        return Err(syn::Error::new_spanned(param, message));
     }
-    struct Finder(Option<proc_macro2::Span>);
-    impl<'a> Visit<'a> for Finder {
-        fn visit_lifetime(&mut self, lifetime: &'a syn::Lifetime) {
-            self.0.get_or_insert(lifetime.apostrophe);
+    if let Some(where_clause) = &item.generics.where_clause {
+        for predicate in &where_clause.predicates {
+            if !matches!(predicate, syn::WherePredicate::Lifetime(_)) {
+                return Err(syn::Error::new_spanned(
+                    predicate,
+                    "`#[hot]` impl blocks may only have lifetime bounds in their `where` clause",
+                ));
+            }
         }
     }
-    let mut finder = Finder(None);
-    finder.visit_type(&item.self_ty);
-    if let Some(span) = finder.0 {
-        return Err(syn::Error::new(span, LIFETIME_IMPL));
+    if item.defaultness.is_some() {
+        return Err(syn::Error::new_spanned(
+            item.defaultness,
+            "`#[hot]` cannot be used on a `default impl`",
+        ));
     }
     Ok(())
 }
 
-const LIFETIME_IMPL: &str = "`#[hot]` does not support impl blocks of types with lifetime \
-     parameters yet: make the methods free `#[hot]` functions that take the value \
-     (`fn text(view: &View<'_>) -> &str`)";
+const METHOD_ALONE: &str = "to make methods hot, put `#[hotswap::hot]` on the `impl` block \
+     (inherent or `impl Trait for Type`) rather than on a single method: the macro needs the \
+     type's name and the trait's; all the block's methods become hot";
 
 fn no_impl_trait(ty: &Type, what: &str) -> syn::Result<()> {
     struct Finder<'a>(Option<&'a syn::TypeImplTrait>);
@@ -160,11 +160,7 @@ fn no_self_type(sig: &Signature) -> syn::Result<()> {
     let mut finder = Finder(None);
     finder.visit_signature(sig);
     match finder.0 {
-        Some(span) => Err(syn::Error::new(
-            span,
-            "to make methods hot, put `#[hotswap::hot]` on the inherent `impl` block rather \
-             than on a single method: the macro needs the type's name",
-        )),
+        Some(span) => Err(syn::Error::new(span, METHOD_ALONE)),
         None => Ok(()),
     }
 }

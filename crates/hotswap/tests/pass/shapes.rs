@@ -1,7 +1,10 @@
 // Every shape `#[hot]` accepts, compiled and run: lifetimes (elided, named, bounded, higher-ranked),
 // references, `&mut` state, owned and borrowed returns, patterns in arguments, `dyn` types, `!`,
 // the explicit Rust ABI, and a `#[hot] impl` block with `&self`, `&mut self`, `self`, `mut self`,
-// `self: Box<Self>`, associated functions and an associated const.
+// `self: Box<Self>`, associated functions and an associated const; `#[hot]` trait impls (called
+// statically, through generic code and through `dyn`; two traits with a method of the same name
+// on one type; associated types and consts; a standard trait), and impl blocks of types whose only
+// generics are lifetimes.
 //
 // Built twice: by trybuild in a normal build (tests/refusals.rs), where `#[hot]` must leave each
 // function as it was, and in hot mode (tests/hot_mode_macro.rs), where every call goes through a
@@ -159,6 +162,136 @@ impl Other {
     }
 }
 
+pub trait Speak {
+    fn speak(&self) -> String;
+    fn name(&self) -> &str {
+        "someone"
+    }
+}
+
+pub trait Loud {
+    fn speak(&self) -> String;
+}
+
+pub trait Shape {
+    type Unit;
+    const SIDES: u32;
+    fn sides(&self) -> Self::Unit;
+    fn scaled(self, by: u32) -> Self
+    where
+        Self: Sized;
+    fn describe(&self, prefix: &str) -> String;
+}
+
+pub struct Dog {
+    pub n: u64,
+    pub name: String,
+}
+
+#[hotswap::hot]
+impl Speak for Dog {
+    fn speak(&self) -> String {
+        format!("woof {}", self.n)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[hotswap::hot]
+impl Loud for Dog {
+    fn speak(&self) -> String {
+        format!("WOOF {}", Speak::speak(self))
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Square(u32);
+
+#[hotswap::hot]
+impl Shape for Square {
+    type Unit = u64;
+    const SIDES: u32 = 4;
+
+    fn sides(&self) -> Self::Unit {
+        u64::from(Self::SIDES)
+    }
+
+    fn scaled(mut self, by: u32) -> Self {
+        self.0 *= by;
+        self
+    }
+
+    fn describe(&self, prefix: &str) -> String {
+        let unit: <Self as Shape>::Unit = self.sides();
+        format!("{prefix} {} {unit}", self.0)
+    }
+}
+
+pub struct Meters(pub f64);
+
+#[hotswap::hot]
+impl std::fmt::Display for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} m", self.0)
+    }
+}
+
+// Lifetimes as the only generics: an inherent impl and a trait impl.
+pub struct Parser<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+#[hotswap::hot]
+impl<'a> Parser<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Parser { text, at: 0 }
+    }
+
+    pub fn next_word(&mut self) -> Option<&'a str> {
+        let rest = self.text[self.at..].trim_start();
+        if rest.is_empty() {
+            return None;
+        }
+        let start = self.text.len() - rest.len();
+        let end = rest.find(' ').map_or(self.text.len(), |i| start + i);
+        self.at = end;
+        Some(&self.text[start..end])
+    }
+
+    pub fn rest(&self) -> &str {
+        &self.text[self.at..]
+    }
+}
+
+pub struct View<'a> {
+    words: &'a [&'a str],
+}
+
+#[hotswap::hot]
+impl<'a> Speak for View<'a> {
+    fn speak(&self) -> String {
+        self.words.join(" ")
+    }
+
+    fn name(&self) -> &str {
+        self.words.first().copied().unwrap_or("nobody")
+    }
+}
+
+#[hotswap::hot]
+impl Loud for View<'_> {
+    fn speak(&self) -> String {
+        self.words.join(" ").to_uppercase()
+    }
+}
+
+fn talk<T: Speak>(t: &T) -> String {
+    format!("{} says {}", t.name(), t.speak())
+}
+
 fn main() {
     let mut state = State {
         ticks: 0,
@@ -204,6 +337,42 @@ fn main() {
     assert_eq!(Box::new(counter).boxed_count(), 7);
     assert_eq!(other.into_label(), "other");
     assert_eq!(Other(9).get(), 9);
+
+    let dog = Dog {
+        n: 3,
+        name: "rex".to_owned(),
+    };
+    assert_eq!(<Dog as Speak>::speak(&dog), "woof 3");
+    assert_eq!(Loud::speak(&dog), "WOOF woof 3");
+    assert_eq!(talk(&dog), "rex says woof 3");
+    let boxed: Box<dyn Speak> = Box::new(Dog {
+        n: 4,
+        name: "fido".to_owned(),
+    });
+    let speaker: &dyn Speak = &*boxed;
+    assert_eq!(speaker.speak(), "woof 4");
+    assert_eq!(speaker.name(), "fido");
+    let square = Square(2);
+    assert_eq!(square.sides(), 4);
+    assert_eq!(<Square as Shape>::SIDES, 4);
+    assert_eq!(square.describe("square"), "square 2 4");
+    assert_eq!(square.scaled(3), Square(6));
+    assert_eq!(Meters(1.5).to_string(), "1.5 m");
+
+    let text = String::from("one two three");
+    let mut parser = Parser::new(&text);
+    assert_eq!(parser.next_word(), Some("one"));
+    assert_eq!(parser.rest(), " two three");
+    let first = parser.next_word();
+    drop(parser);
+    assert_eq!(first, Some("two"));
+    let words = ["hello", "there"];
+    let view = View { words: &words };
+    assert_eq!(talk(&view), "hello says hello there");
+    assert_eq!(Loud::speak(&view), "HELLO THERE");
+    let speakers: Vec<Box<dyn Speak + '_>> = vec![Box::new(view), Box::new(dog)];
+    let said: Vec<String> = speakers.iter().map(|s| s.speak()).collect();
+    assert_eq!(said, ["hello there", "woof 3"]);
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
