@@ -1032,10 +1032,25 @@ enum Slot {
 /// (`module_path!()::Type::method`). rustc declares a method inside its type, which may live
 /// in another module than the impl block: the linkage name says where the impl is
 /// (`game::sys::<impl game::model::Counter>::__hotswap_impl_bump` → `game::sys::Counter::bump`).
+///
+/// A method of a `#[hot] impl Trait for Type` is named `module::<Type as Trait>::method`, with
+/// the type's and the trait's last path segments, as `#[hot]` names its entry: its
+/// implementation sits in a hidden trait inside the wrapper (see `reach::names::TraitMethod`),
+/// in namespaces `module::{impl#N}::method::{impl#M}`.
 fn root_name(hot: &HotSub) -> String {
     if let Some(linkage) = &hot.linkage {
         if let Ok(demangled) = rustc_demangle::try_demangle(linkage) {
             let demangled = format!("{demangled:#}");
+            if let Some(method) = crate::reach::names::TraitMethod::of_implementation(&demangled) {
+                let module = match &method.module {
+                    Some(module) => module.clone(),
+                    None => match hot.scope.find("::{impl") {
+                        Some(at) => hot.scope[..at].to_owned(),
+                        None => hot.scope.clone(),
+                    },
+                };
+                return method.entry_name(&module);
+            }
             if let Some((module, rest)) = demangled.split_once("::<impl ") {
                 if let Some((self_ty, _)) = rest.rsplit_once(">::") {
                     let without_args = self_ty.split('<').next().unwrap_or(self_ty);

@@ -417,6 +417,54 @@ pub mod sys { impl crate::model::Deep { pub fn __hotswap_impl_poke(&self) -> u8 
     );
 }
 
+/// Trait methods as `#[hot] impl Trait for Type` expands them: the implementation in a hidden
+/// trait `__HotswapImpl` inside the trait method (the wrapper).
+const TRAIT_METHODS: &str = r#"
+pub trait Speak { fn speak(&self) -> String; }
+pub trait Loud { fn speak(&self) -> String; }
+pub struct Dog { pub n: u64 }
+pub struct View<'a> { pub words: &'a [&'a str] }
+macro_rules! hot_method {
+    ($trait_:path, $ty:ty, $($lt:lifetime),*; $body:expr) => {
+        impl<$($lt),*> $trait_ for $ty {
+            fn speak(&self) -> String {
+                trait __HotswapImpl<$($lt),*>: $trait_ { fn __hotswap_impl_speak(&self) -> String; }
+                impl<$($lt),*> __HotswapImpl<$($lt),*> for $ty {
+                    #[inline(never)]
+                    fn __hotswap_impl_speak(&self) -> String { let f: fn(&Self) -> String = $body; f(self) }
+                }
+                <Self as __HotswapImpl>::__hotswap_impl_speak(self)
+            }
+        }
+    };
+}
+hot_method!(Speak, Dog, ; |d| format!("woof {}", d.n));
+pub mod sys {
+    hot_method!(crate::Loud, crate::Dog, ; |d| format!("WOOF {}", d.n));
+    hot_method!(crate::Loud, crate::View<'a>, 'a; |v| v.words.join(" "));
+}
+hot_method!(Speak, View<'a>, 'a; |v| v.words.join(" "));
+"#;
+
+#[test]
+fn a_trait_method_root_is_named_as_the_program_names_it() {
+    let before = snapshot(TRAIT_METHODS);
+    assert_eq!(
+        before.hot_functions().collect::<Vec<_>>(),
+        [
+            "game::<Dog as Speak>::speak",
+            "game::<View as Speak>::speak",
+            "game::sys::<Dog as Loud>::speak",
+            "game::sys::<View as Loud>::speak",
+        ]
+    );
+    let new = TRAIT_METHODS.replace("pub n: u64 }", "pub n: u64, pub m: u64 }");
+    assert_eq!(
+        changes(TRAIT_METHODS, &new),
+        ["`game::<Dog as Speak>::speak`: `Dog` grew from 8 to 16 bytes (field `m: u64` added)"]
+    );
+}
+
 #[test]
 fn a_shared_static_is_a_root() {
     let old = r#"

@@ -18,7 +18,7 @@
 
 mod changed;
 mod code;
-mod names;
+pub(crate) mod names;
 mod source;
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,9 @@ pub(crate) fn readable(mangled: &str) -> String {
 }
 
 pub(crate) fn readable_demangled(name: &str) -> String {
+    if let Some(method) = TraitMethod::of_implementation(name) {
+        return readable_demangled(&method.wrapper_as_written());
+    }
     let mut name = name.replacen("::__hotswap_impl_", "::", 1);
     if let Some(close) = name.strip_prefix('<').and_then(matching_close) {
         let inner = &name[1..close + 1];
@@ -48,8 +51,17 @@ pub(crate) fn item_of(readable: &str) -> &str {
 }
 
 /// The wrapper a `#[hot]` implementation belongs to, by demangled name:
-/// `game::__hotswap_impl_step` → `game::step`; anything else → `None`.
+/// `game::__hotswap_impl_step` → `game::step`,
+/// `<game::Dog as <game::Dog as game::Speak>::speak::__HotswapImpl>::__hotswap_impl_speak` →
+/// `<game::Dog as game::Speak>::speak`; anything else → `None`.
 pub(crate) fn wrapper_of(demangled: &str) -> Option<String> {
+    if let Some(method) = TraitMethod::of_implementation(demangled) {
+        return Some(method.wrapper);
+    }
+    if demangled.contains("__HotswapImpl") {
+        // Inside a trait method's implementation (a closure), not the implementation.
+        return None;
+    }
     let at = demangled.rfind("::__hotswap_impl_")?;
     let tail = &demangled[at + 2..];
     if tail.contains("::") {
@@ -61,6 +73,122 @@ pub(crate) fn wrapper_of(demangled: &str) -> Option<String> {
         &demangled[..at],
         &tail["__hotswap_impl_".len()..]
     ))
+}
+
+/// A method of a `#[hot] impl Trait for Type`, read from its implementation's demangled name.
+/// The macro puts the implementation in a hidden trait `__HotswapImpl` declared inside the
+/// wrapper, so the name holds the wrapper's: rustc writes a trait method as
+/// `<game::Dog as game::Speak>::speak`, or as `game::sys::<impl game::Speak for game::Dog>::speak`
+/// when the impl sits in neither the type's nor the trait's module.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TraitMethod {
+    /// The wrapper's demangled name, as rustc writes it (the trait method itself).
+    pub wrapper: String,
+    /// The implementing type as written in the name (`game::Dog`).
+    pub self_ty: String,
+    /// The trait's path (`game::Speak`).
+    pub trait_: String,
+    /// `speak`.
+    pub method: String,
+    /// The module of the impl when the name says it (`game::sys`).
+    pub module: Option<String>,
+}
+
+impl TraitMethod {
+    pub(crate) fn of_implementation(demangled: &str) -> Option<TraitMethod> {
+        let close = demangled.strip_prefix('<').and_then(matching_close)?;
+        let rest = demangled[close + 2..].strip_prefix("::")?;
+        let method = rest.strip_prefix("__hotswap_impl_")?;
+        if method.is_empty() || method.contains("::") {
+            return None;
+        }
+        let (_, helper) = split_as(&demangled[1..close + 1])?;
+        let at = helper.rfind("::__HotswapImpl")?;
+        let args = &helper[at + "::__HotswapImpl".len()..];
+        if !(args.is_empty() || args.starts_with('<')) {
+            return None;
+        }
+        let helper = &helper[..at];
+        let wrapper = helper.to_owned();
+        let last = split_top(&wrapper);
+        let (owner, name) = match last.split_last() {
+            Some((name, owner)) if !owner.is_empty() => (owner.join("::"), name.to_string()),
+            _ => return None,
+        };
+        if name != method {
+            return None;
+        }
+        let bracketed = owner
+            .strip_prefix('<')
+            .and_then(|r| Some((r, matching_close(r)?)))
+            .filter(|&(r, close)| close + 1 == r.len())
+            .map(|(r, close)| &r[..close]);
+        let (self_ty, trait_, module) = if let Some(inner) = bracketed {
+            let (self_ty, trait_) = split_as(inner)?;
+            (self_ty.to_owned(), trait_.to_owned(), None)
+        } else {
+            let at = owner.rfind("::<impl ")?;
+            let inner = owner[at + "::<impl ".len()..].strip_suffix('>')?;
+            let (trait_, self_ty) = split_word(inner, " for ")?;
+            (
+                self_ty.to_owned(),
+                trait_.to_owned(),
+                Some(owner[..at].to_owned()),
+            )
+        };
+        Some(TraitMethod {
+            wrapper,
+            self_ty,
+            trait_,
+            method: method.to_owned(),
+            module,
+        })
+    }
+
+    /// `<game::Dog as game::Speak>::speak`, wherever the impl sits.
+    pub(crate) fn wrapper_as_written(&self) -> String {
+        format!("<{} as {}>::{}", self.self_ty, self.trait_, self.method)
+    }
+
+    /// The name `#[hot]` gives the entry, `module::<Dog as Speak>::speak`: the type's and the
+    /// trait's last path segments without generic arguments (a type that is not a path as
+    /// written: `(u8, u8)`), in `module`, the impl's.
+    pub(crate) fn entry_name(&self, module: &str) -> String {
+        format!(
+            "{module}::<{} as {}>::{}",
+            last_segment(&self.self_ty),
+            last_segment(&self.trait_),
+            self.method
+        )
+    }
+}
+
+/// `game::model::View<'_>` → `View`; a type that is not a path (`&str`, `(u8, u8)`) as it is.
+fn last_segment(ty: &str) -> String {
+    if !ty.starts_with(|c: char| c.is_alphabetic() || c == '_') {
+        return ty.to_owned();
+    }
+    let segments = split_top(ty);
+    let last = segments.last().copied().unwrap_or(ty);
+    last.split('<').next().unwrap_or(last).to_owned()
+}
+
+/// `A word B` at the top level of `inner`.
+fn split_word<'a>(inner: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
+    let bytes = inner.as_bytes();
+    let mut depth = 0i32;
+    for i in 0..bytes.len() {
+        match bytes[i] {
+            b'<' | b'(' | b'[' => depth += 1,
+            b'>' if i > 0 && bytes[i - 1] == b'-' => {}
+            b'>' | b')' | b']' => depth -= 1,
+            b' ' if depth == 0 && inner[i..].starts_with(word) => {
+                return Some((&inner[..i], &inner[i + word.len()..]));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Items `#[hot]` generates (slot, boot, guarded shim, types, entry, registration, the
@@ -204,20 +332,7 @@ fn matching_close(rest: &str) -> Option<usize> {
 
 /// `Self as Trait` at the top level of `<…>`.
 fn split_as(inner: &str) -> Option<(&str, &str)> {
-    let bytes = inner.as_bytes();
-    let mut depth = 0i32;
-    for i in 0..bytes.len() {
-        match bytes[i] {
-            b'<' | b'(' | b'[' => depth += 1,
-            b'>' if i > 0 && bytes[i - 1] == b'-' => {}
-            b'>' | b')' | b']' => depth -= 1,
-            b' ' if depth == 0 && inner[i..].starts_with(" as ") => {
-                return Some((&inner[..i], &inner[i + 4..]));
-            }
-            _ => {}
-        }
-    }
-    None
+    split_word(inner, " as ")
 }
 
 #[cfg(test)]
@@ -261,6 +376,37 @@ mod tests {
             Some("game::Counter::bump")
         );
         assert_eq!(wrapper_of("game::__hotswap_impl_step::{{closure}}"), None);
+        // Trait methods of a `#[hot] impl Trait for Type` (real legacy-mangled names from rustc
+        // 1.95): next to the type, and in a third module.
+        let beside = demangled("_ZN94_$LT$game..View$u20$as$u20$$LT$game..View$u20$as$u20$game..Speak$GT$..speak..__HotswapImpl$GT$20__hotswap_impl_speak17h1e2f9b2ef35ecdcaE");
+        assert_eq!(
+            wrapper_of(&beside).as_deref(),
+            Some("<game::View as game::Speak>::speak")
+        );
+        assert_eq!(
+            readable_demangled(&beside),
+            "<game::View as game::Speak>::speak"
+        );
+        let elsewhere = demangled("_ZN113_$LT$game..Dog$u20$as$u20$game..sys..$LT$impl$u20$game..Speak$u20$for$u20$game..Dog$GT$..speak..__HotswapImpl$GT$20__hotswap_impl_speak17h08392151f4277dd9E");
+        assert_eq!(
+            wrapper_of(&elsewhere).as_deref(),
+            Some("game::sys::<impl game::Speak for game::Dog>::speak")
+        );
+        assert_eq!(
+            readable_demangled(&elsewhere),
+            "<game::Dog as game::Speak>::speak"
+        );
+        let method = TraitMethod::of_implementation(&elsewhere).unwrap();
+        assert_eq!(method.module.as_deref(), Some("game::sys"));
+        assert_eq!(
+            method.entry_name("game::sys"),
+            "game::sys::<Dog as Speak>::speak"
+        );
+        assert_eq!(
+            wrapper_of("<game::Dog as <game::Dog as game::Speak>::speak::__HotswapImpl>::__hotswap_impl_speak::{{closure}}"),
+            None
+        );
+        assert!(is_generated(&elsewhere));
         assert!(is_generated("game::__hotswap_boot_step"));
         assert!(!is_generated("game::step"));
     }

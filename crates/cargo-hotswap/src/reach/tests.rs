@@ -104,6 +104,37 @@ pub fn shifted(x: u32) -> u32 {
     x.checked_mul(2).unwrap() + [1, 2, 3][x as usize % 4]
 }
 
+pub trait Speak {
+    fn speak(&self) -> String;
+}
+
+pub struct Dog(pub u32);
+
+// `#[hot] impl Speak for Dog { fn speak(&self) -> String }`, expanded: the wrapper is the trait
+// method, the implementation sits in a hidden trait inside it.
+impl Speak for Dog {
+    #[inline(always)]
+    fn speak(&self) -> String {
+        trait __HotswapImpl: Speak {
+            fn __hotswap_impl_speak(&self) -> String;
+        }
+        impl __HotswapImpl for Dog {
+            #[inline(never)]
+            fn __hotswap_impl_speak(&self) -> String {
+                format!("woof {}", self.0)
+            }
+        }
+        #[allow(non_upper_case_globals)]
+        static __hotswap_slot_Dog_speak: AtomicPtr<()> =
+            AtomicPtr::new(<Dog as __HotswapImpl>::__hotswap_impl_speak as *mut ());
+        let like: fn(&Dog) -> String = <Dog as __HotswapImpl>::__hotswap_impl_speak;
+        std::hint::black_box(like);
+        let f: fn(&Dog) -> String =
+            unsafe { std::mem::transmute(__hotswap_slot_Dog_speak.load(Ordering::Acquire)) };
+        f(self)
+    }
+}
+
 pub static HOOK: fn() -> u32 = hooked;
 
 pub fn hooked() -> u32 {
@@ -118,7 +149,13 @@ pub mod extra {
 "#;
 
 const APP: &str = r#"
+fn talk<T: game::Speak>(t: &T) -> String {
+    t.speak()
+}
+
 fn main() {
+    let dog: Box<dyn game::Speak> = Box::new(game::Dog(1));
+    println!("{} {}", dog.speak(), talk(&game::Dog(2)));
     let mut c = game::Counter { n: 1 };
     c.bump();
     let shape: Box<dyn game::Shape> = Box::new(game::Square(3));
@@ -320,6 +357,13 @@ fn editing_the_hot_function_reaches_everything() {
 fn editing_a_hot_method_reaches_everything() {
     let analysis = edit("self.n += inner();", "self.n += inner() + 1;");
     assert_eq!(analysis.changed, ["game::Counter::bump"]);
+    assert!(analysis.stale.is_empty(), "{:?}", described(&analysis));
+}
+
+#[test]
+fn editing_a_hot_trait_method_reaches_vtables_and_generic_callers() {
+    let analysis = edit("\"woof {}\"", "\"woof! {}\"");
+    assert_eq!(analysis.changed, ["<game::Dog as game::Speak>::speak"]);
     assert!(analysis.stale.is_empty(), "{:?}", described(&analysis));
 }
 
