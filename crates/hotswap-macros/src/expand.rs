@@ -555,7 +555,7 @@ fn trait_impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
         .items
         .iter()
         .filter(|item| matches!(item, ImplItem::Type(_) | ImplItem::Const(_)))
-        .map(|item| tidy(&item.to_token_stream().to_string()))
+        .map(|item| tidy(&item.to_token_stream().to_string()).replace(" : ", ": "))
         .collect();
     let assoc = if assoc.is_empty() {
         String::new()
