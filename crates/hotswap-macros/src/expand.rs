@@ -11,6 +11,9 @@
 //! - an exported, unmangled `Entry` (the manifest line: name, signature fingerprint, slot and
 //!   implementation pointers) registered in `hotswap`'s distributed slice;
 //! - `step` itself with the original signature: one atomic load and one indirect call.
+//!
+//! Methods of a `#[hot] impl` block get the same items; for a trait impl see
+//! [`trait_impl_block`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -12,15 +12,19 @@ mod expand;
 mod layout;
 mod validate;
 
-/// Marks a function (or every method of an inherent `impl` block) as hot-swappable.
+/// Marks a function (or every method of an `impl` block, inherent or `impl Trait for Type`) as
+/// hot-swappable.
 ///
 /// In a normal build this is the identity. In hot mode (`--cfg hotswap` or the `hot` feature of
 /// `hotswap`) each call goes through one atomic load and one indirect call, and a patch can
-/// replace the implementation while the program runs.
+/// replace the implementation while the program runs. For a trait impl the trait method is the
+/// wrapper, so calls through `dyn Trait` and generic code reach the new code too; its entry is
+/// named `module::<Type as Trait>::method`, and the impl's associated types and consts are part
+/// of each method's signature.
 ///
-/// Refused with a compile error: generic functions, `impl Trait` arguments or return types,
-/// `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, trait impls and generic
-/// impls.
+/// Refused with a compile error: generic functions and methods, `impl Trait` arguments or return
+/// types, `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, and impl blocks
+/// with type or const parameters (lifetimes are fine).
 #[proc_macro_attribute]
 pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);

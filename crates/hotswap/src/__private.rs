@@ -205,7 +205,8 @@ pub const fn fingerprint(signature: &str, layouts: &[SizeAlign]) -> u64 {
 pub struct Entry {
     /// Must equal [`ENTRY_ABI`].
     pub abi: u32,
-    /// `module::path::function` (or `module::Type::method`).
+    /// `module::path::function` (or `module::Type::method`, or `module::<Type as Trait>::method`
+    /// for a method of a `#[hot]` trait impl).
     pub name: RawStr,
     /// Normalised signature, shown in messages.
     pub signature: RawStr,
