@@ -299,10 +299,10 @@ impl HotFn<'_> {
             (Some(ty), Some(trait_)) => format!(
                 "<{} as {}>::{}",
                 last_name(ty),
-                trait_
-                    .segments
-                    .last()
-                    .map_or_else(String::new, |s| s.ident.to_string()),
+                last_name(&Type::Path(syn::TypePath {
+                    qself: None,
+                    path: trait_.clone(),
+                })),
                 self.sig.ident
             ),
             (Some(ty), None) => format!("{}::{}", type_display(ty), self.sig.ident),
@@ -636,33 +636,66 @@ fn trait_impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
     })
 }
 
-/// The type's path without generic arguments (`View<'a>` → `View`, `model::Counter`), or the
-/// type as written when it is not a path: how entry names show an inherent impl's type.
+/// The type as written without its lifetime arguments (`View<'a>` → `View`, `model::Counter`,
+/// `Wrapper<u32>`): how entry names show an inherent impl's type (rustc's debug information
+/// names types without lifetimes too).
 fn type_display(ty: &Type) -> String {
-    match ty {
-        Type::Path(path) if path.qself.is_none() => path
-            .path
-            .segments
-            .iter()
-            .map(|s| s.ident.to_string())
-            .collect::<Vec<_>>()
-            .join("::"),
-        other => tidy(&erase_lifetimes(other).to_token_stream().to_string()),
-    }
+    tidy(
+        &without_lifetime_args(ty, false)
+            .to_token_stream()
+            .to_string(),
+    )
 }
 
-/// The type's last path segment without generic arguments (`model::View<'a>` → `View`), or the
-/// type as written when it is not a path: how entry names show a trait impl's type (the CLI
-/// reads the same from the symbols, `<game::model::View as game::Speak>::…`).
+/// The type with every path cut to its last segment and without lifetime arguments
+/// (`model::View<'a>` → `View`, `Wrapper<crate::Item>` → `Wrapper<Item>`): how entry names show
+/// a trait impl's type. The CLI reads the same from the symbols
+/// (`<game::model::View as game::Speak>::…`, see `reach::names::TraitMethod::entry_name`).
 fn last_name(ty: &Type) -> String {
-    match ty {
-        Type::Path(path) if path.qself.is_none() => path
-            .path
-            .segments
-            .last()
-            .map_or_else(String::new, |s| s.ident.to_string()),
-        other => tidy(&erase_lifetimes(other).to_token_stream().to_string()),
+    tidy(
+        &without_lifetime_args(ty, true)
+            .to_token_stream()
+            .to_string(),
+    )
+}
+
+/// `ty` without lifetime generic arguments, and with each path cut to its last segment if
+/// `short`.
+fn without_lifetime_args(ty: &Type, short: bool) -> Type {
+    struct Cutter(bool);
+    impl VisitMut for Cutter {
+        fn visit_path_mut(&mut self, path: &mut syn::Path) {
+            if self.0 && path.segments.len() > 1 {
+                let last = path.segments.pop().map(syn::punctuated::Pair::into_value);
+                path.segments.clear();
+                path.segments.extend(last);
+                path.leading_colon = None;
+            }
+            for segment in &mut path.segments {
+                if let syn::PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    let kept: syn::punctuated::Punctuated<syn::GenericArgument, syn::Token![,]> =
+                        args.args
+                            .iter()
+                            .filter(|a| !matches!(a, syn::GenericArgument::Lifetime(_)))
+                            .cloned()
+                            .collect();
+                    if kept.is_empty() {
+                        segment.arguments = syn::PathArguments::None;
+                    } else {
+                        args.args = kept;
+                    }
+                }
+            }
+            syn::visit_mut::visit_path_mut(self, path);
+        }
+        fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+            reference.lifetime = None;
+            syn::visit_mut::visit_type_reference_mut(self, reference);
+        }
     }
+    let mut ty = ty.clone();
+    Cutter(short).visit_type_mut(&mut ty);
+    ty
 }
 
 /// Whether a type names a lifetime (`View<'a>`, `View<'_>`, `&'a str`).

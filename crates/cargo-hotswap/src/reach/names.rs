@@ -163,14 +163,43 @@ impl TraitMethod {
     }
 }
 
-/// `game::model::View<'_>` → `View`; a type that is not a path (`&str`, `(u8, u8)`) as it is.
+/// A type as `#[hot]` shows it in a trait method's entry name: every path cut to its last
+/// segment, without lifetimes (`game::model::View<'_>` → `View`,
+/// `game::Wrapper<game::Item>` → `Wrapper<Item>`, `&str` as it is).
 fn last_segment(ty: &str) -> String {
-    if !ty.starts_with(|c: char| c.is_alphabetic() || c == '_') {
-        return ty.to_owned();
+    let mut out = String::with_capacity(ty.len());
+    let mut word = String::new();
+    let mut chars = ty.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if c == ':' && chars.peek() == Some(&':') {
+            // `word::` is a path prefix: drop it.
+            chars.next();
+            word.clear();
+            continue;
+        }
+        out.push_str(&word);
+        word.clear();
+        if c == '\'' {
+            // A lifetime (`'_`, `'a`) and what separates it from the next argument.
+            while chars
+                .peek()
+                .is_some_and(|c| c.is_alphanumeric() || *c == '_')
+            {
+                chars.next();
+            }
+            while chars.peek().is_some_and(|c| *c == ',' || *c == ' ') {
+                chars.next();
+            }
+            continue;
+        }
+        out.push(c);
     }
-    let segments = split_top(ty);
-    let last = segments.last().copied().unwrap_or(ty);
-    last.split('<').next().unwrap_or(last).to_owned()
+    out.push_str(&word);
+    out.replace("<>", "").replace(", >", ">").replace(",>", ">")
 }
 
 /// `A word B` at the top level of `inner`.
@@ -407,6 +436,10 @@ mod tests {
             None
         );
         assert!(is_generated(&elsewhere));
+        assert_eq!(last_segment("game::model::View<'_>"), "View");
+        assert_eq!(last_segment("game::Wrapper<game::Item>"), "Wrapper<Item>");
+        assert_eq!(last_segment("&str"), "&str");
+        assert_eq!(last_segment("game::Pair<'_, u32>"), "Pair<u32>");
         assert!(is_generated("game::__hotswap_boot_step"));
         assert!(!is_generated("game::step"));
     }

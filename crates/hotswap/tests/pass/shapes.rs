@@ -288,6 +288,24 @@ impl Loud for View<'_> {
     }
 }
 
+// One generic type, two concrete impls of one trait: separate slots and entries
+// (`shapes::<Wrapper<u32> as Speak>::speak`, `shapes::<Wrapper<u64> as Speak>::speak`).
+pub struct Wrapper<T>(pub T);
+
+#[hotswap::hot]
+impl Speak for Wrapper<u32> {
+    fn speak(&self) -> String {
+        format!("u32 {}", self.0)
+    }
+}
+
+#[hotswap::hot]
+impl Speak for Wrapper<u64> {
+    fn speak(&self) -> String {
+        format!("u64 {}", self.0)
+    }
+}
+
 fn talk<T: Speak>(t: &T) -> String {
     format!("{} says {}", t.name(), t.speak())
 }
@@ -373,6 +391,8 @@ fn main() {
     let speakers: Vec<Box<dyn Speak + '_>> = vec![Box::new(view), Box::new(dog)];
     let said: Vec<String> = speakers.iter().map(|s| s.speak()).collect();
     assert_eq!(said, ["hello there", "woof 3"]);
+    assert_eq!(talk(&Wrapper(1u32)), "someone says u32 1");
+    assert_eq!(Wrapper(2u64).speak(), "u64 2");
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
