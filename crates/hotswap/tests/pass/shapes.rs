@@ -306,6 +306,25 @@ impl Speak for Wrapper<u64> {
     }
 }
 
+// A foreign type, and a trait with a lifetime parameter.
+#[hotswap::hot]
+impl Speak for u8 {
+    fn speak(&self) -> String {
+        format!("byte {self}")
+    }
+}
+
+pub trait Pick<'a> {
+    fn pick(&self, from: &'a [String]) -> &'a str;
+}
+
+#[hotswap::hot]
+impl<'a> Pick<'a> for usize {
+    fn pick(&self, from: &'a [String]) -> &'a str {
+        &from[*self]
+    }
+}
+
 fn talk<T: Speak>(t: &T) -> String {
     format!("{} says {}", t.name(), t.speak())
 }
@@ -393,6 +412,9 @@ fn main() {
     assert_eq!(said, ["hello there", "woof 3"]);
     assert_eq!(talk(&Wrapper(1u32)), "someone says u32 1");
     assert_eq!(Wrapper(2u64).speak(), "u64 2");
+    assert_eq!(talk(&7u8), "someone says byte 7");
+    let names = vec!["a".to_owned(), "b".to_owned()];
+    assert_eq!(1usize.pick(&names), "b");
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
