@@ -49,6 +49,24 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
     })
 }
 
+/// `skip`: the argument of `#[hot(skip)]`.
+pub fn is_skip(attr: &TokenStream) -> bool {
+    let mut trees = attr.clone().into_iter();
+    matches!((trees.next(), trees.next()), (Some(TokenTree::Ident(ident)), None) if ident == "skip")
+}
+
+/// Whether a method of a `#[hot]` impl block is marked `#[hot(skip)]` (or `#[hotswap::hot(skip)]`):
+/// it stays as written.
+fn skipped(method: &syn::ImplItemFn) -> bool {
+    method.attrs.iter().any(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "hot")
+            && matches!(&attr.meta, syn::Meta::List(list) if is_skip(&list.tokens))
+    })
+}
+
 /// One function to make hot, with everything the generated items need to know about it.
 struct HotFn<'a> {
     sig: &'a Signature,
@@ -502,6 +520,7 @@ fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
     let mut others = Vec::new();
     for item in &block.items {
         match item {
+            ImplItem::Fn(method) if skipped(method) => others.push(item),
             ImplItem::Fn(method) => {
                 validate::signature(&method.sig, true)?;
                 let hot = HotFn {
@@ -589,6 +608,10 @@ fn trait_impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
             items.push(item.to_token_stream());
             continue;
         };
+        if skipped(method) {
+            items.push(item.to_token_stream());
+            continue;
+        }
         validate::signature(&method.sig, true)?;
         let hot = HotFn {
             sig: &method.sig,

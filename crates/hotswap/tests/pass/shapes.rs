@@ -150,7 +150,15 @@ impl Counter {
     pub fn boxed_count(self: Box<Self>) -> u32 {
         self.count
     }
+
+    // Kept cold: generic methods are fine then.
+    #[hotswap::hot(skip)]
+    pub fn count_as<T: From<u32>>(&self) -> T {
+        T::from(self.count)
+    }
 }
+
+use hotswap::hot;
 
 // A second type with methods of the same names: separate slots again.
 pub struct Other(u32);
@@ -194,6 +202,7 @@ impl Speak for Dog {
         format!("woof {}", self.n)
     }
 
+    #[hot(skip)]
     fn name(&self) -> &str {
         &self.name
     }
@@ -371,6 +380,7 @@ fn main() {
     let other = Counter::new("other").with_count(5);
     counter.merge(&other);
     assert_eq!(counter.get(), 7);
+    assert_eq!(counter.count_as::<u64>(), 7);
     assert_eq!(Box::new(counter).boxed_count(), 7);
     assert_eq!(other.into_label(), "other");
     assert_eq!(Other(9).get(), 9);
