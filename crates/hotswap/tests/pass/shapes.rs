@@ -407,12 +407,14 @@ fn main() {
     assert_eq!(Meters(1.5).to_string(), "1.5 m");
 
     let text = String::from("one two three");
-    let mut parser = Parser::new(&text);
-    assert_eq!(parser.next_word(), Some("one"));
-    assert_eq!(parser.rest(), " two three");
-    let first = parser.next_word();
-    drop(parser);
-    assert_eq!(first, Some("two"));
+    let second = {
+        let mut parser = Parser::new(&text);
+        assert_eq!(parser.next_word(), Some("one"));
+        assert_eq!(parser.rest(), " two three");
+        parser.next_word()
+    };
+    // What `next_word` returned borrows the text, not the parser.
+    assert_eq!(second, Some("two"));
     let words = ["hello", "there"];
     let view = View { words: &words };
     assert_eq!(talk(&view), "hello says hello there");
