@@ -154,7 +154,11 @@ impl HotFn<'_> {
         .flatten()
         {
             for predicate in &clause.predicates {
-                predicates.push(quote!(#predicate));
+                // `Self: Sized` holds of the implementing type, and `Self` has no meaning in
+                // the generated free functions.
+                if !validate::is_self_sized(predicate) {
+                    predicates.push(quote!(#predicate));
+                }
             }
         }
         let params = if params.is_empty() {

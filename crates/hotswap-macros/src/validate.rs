@@ -59,7 +59,13 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
     }
     if let Some(where_clause) = &sig.generics.where_clause {
         for predicate in &where_clause.predicates {
-            if !matches!(predicate, syn::WherePredicate::Lifetime(_)) {
+            let allowed = match predicate {
+                syn::WherePredicate::Lifetime(_) => true,
+                // `where Self: Sized` (as trait methods have it): always true of the
+                // implementing type of a non-generic impl.
+                predicate => in_impl && is_self_sized(predicate),
+            };
+            if !allowed {
                 return Err(syn::Error::new_spanned(
                     predicate,
                     "`#[hot]` functions may only have lifetime bounds in their `where` clause",
@@ -83,6 +89,19 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
         no_self_type(sig)?;
     }
     Ok(())
+}
+
+/// `Self: Sized`.
+pub fn is_self_sized(predicate: &syn::WherePredicate) -> bool {
+    let syn::WherePredicate::Type(predicate) = predicate else {
+        return false;
+    };
+    let is_self = matches!(&predicate.bounded_ty, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self"));
+    is_self
+        && predicate.lifetimes.is_none()
+        && predicate.bounds.len() == 1
+        && matches!(&predicate.bounds[0], syn::TypeParamBound::Trait(t)
+            if t.path.is_ident("Sized") && matches!(t.modifier, syn::TraitBoundModifier::None))
 }
 
 /// Checks an `impl` block that `#[hot]` was put on: inherent or of a trait, with lifetimes as

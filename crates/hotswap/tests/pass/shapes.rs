@@ -227,7 +227,10 @@ impl Shape for Square {
         u64::from(Self::SIDES)
     }
 
-    fn scaled(mut self, by: u32) -> Self {
+    fn scaled(mut self, by: u32) -> Self
+    where
+        Self: Sized,
+    {
         self.0 *= by;
         self
     }
