@@ -24,13 +24,8 @@ mod validate;
 #[proc_macro_attribute]
 pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);
-    if !attr.is_empty() {
-        return syn::Error::new_spanned(attr, "`#[hot]` takes no arguments")
-            .to_compile_error()
-            .into();
-    }
     let item = proc_macro2::TokenStream::from(item);
-    match expand::expand(item) {
+    match expand::expand(attr, item) {
         Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
     }
