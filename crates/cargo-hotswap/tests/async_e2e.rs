@@ -8,7 +8,7 @@
 
 mod support;
 
-use support::{Cli, Scratch, Stream, FIRST_BUILD, OUTPUT, PATCH};
+use support::{Cli, Scratch, Stream, FIRST_BUILD, OUTPUT, PATCH, RESTART};
 
 /// The program: on a `current_thread` runtime, forever: awaits the `?Send` `game::tally` with an
 /// `Rc` it owns and the `Send` `game::record` with two references (a `&mut` book it owns and a
@@ -158,8 +158,9 @@ fn patch_and_check(
 /// Fails if: an edit of either body restarts the program or is not patched (the reach check not
 /// seeing the async body behind the barrier), the patch line does not name the function whose
 /// body changed, a call made after the swap still prints the old text (or one prints the old text
-/// after the new), or the values the program owns (`Tally`, behind an `Rc`, and `Book`, lent as
-/// `&mut`) do not count on.
+/// after the new), the values the program owns (`Tally`, behind an `Rc`, and `Book`, lent as
+/// `&mut`) do not count on; or a changed output type is not refused as a signature change
+/// naming the function and both `async fn` signatures, followed by a restart.
 #[test]
 fn hot_async_fns_are_patched_on_a_current_thread_runtime() {
     let _serial = support::serial();
@@ -203,5 +204,36 @@ fn hot_async_fns_are_patched_on_a_current_thread_runtime() {
         "the program was restarted\n{}",
         cli.transcript()
     );
-    cli.interrupt_and_check(started.pid, 130);
+
+    // A changed output type is a signature change: refused by the program, naming the function
+    // and both signatures, and the program is restarted with the new code.
+    let before = cli.mark();
+    let changed = lib("local v2", "send v3")
+        .replace("line: &str) -> String {", "line: &str) -> Box<str> {")
+        .replace("book.lines.len())\n}", "book.lines.len()).into()\n}");
+    assert!(changed.contains("-> Box<str>") && changed.contains(".into()"));
+    scratch.save_game(&changed);
+    let game = &scratch.game;
+    let refusal = cli.wait_message(
+        &format!("{game}: the program refused the patch: "),
+        before,
+        PATCH,
+    );
+    assert!(
+        refusal.text.contains(&format!(
+            "`{game}::record`: signature changed from `async fn(&mut Book, &str) -> String` to \
+             `async fn(&mut Book, &str) -> Box<str>`"
+        )),
+        "unexpected refusal {:?}",
+        refusal.text
+    );
+    let restarted = cli.wait_started(refusal.seq, RESTART);
+    assert_ne!(restarted.pid, started.pid, "the program was not restarted");
+    let host = cli.wait_out("the new program's first line", before, OUTPUT, |t| {
+        t == format!("host pid={}", restarted.pid)
+    });
+    cli.wait_out("`send v3 lines=1 ...`", host.seq, OUTPUT, |t| {
+        t.starts_with("send v3 lines=1 ")
+    });
+    cli.interrupt_and_check(restarted.pid, 130);
 }
