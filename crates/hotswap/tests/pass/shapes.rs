@@ -232,6 +232,17 @@ async fn label_len(label: std::borrow::Cow<'_, str>) -> usize {
     label.len()
 }
 
+// `?` and an early `return` in the body.
+#[hotswap::hot]
+async fn parse_later(text: &str) -> Result<u32, std::num::ParseIntError> {
+    yield_now().await;
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let value: u32 = text.parse()?;
+    Ok(value + 1)
+}
+
 // Elided lifetimes of `Fn(&T)` stay higher-ranked.
 #[hotswap::hot]
 async fn apply_later(f: &(dyn Fn(&u32) -> u32 + Sync), value: u32) -> u32 {
@@ -348,6 +359,9 @@ fn main() {
         block_on(first_later(&state, (1, 0), 9)),
         Some("grace")
     );
+    assert_eq!(block_on(parse_later("41")), Ok(42));
+    assert_eq!(block_on(parse_later("")), Ok(0));
+    assert!(block_on(parse_later("x")).is_err());
     assert_eq!(block_on(label_len(name.as_str().into())), 5);
     assert_eq!(block_on(apply_later(&|x| x * 3, 4)), 12);
     let shared = std::rc::Rc::new(std::cell::Cell::new(1));
