@@ -18,19 +18,17 @@ mod validate;
 /// `hotswap`) each call goes through one atomic load and one indirect call, and a patch can
 /// replace the implementation while the program runs.
 ///
+/// An `async fn` keeps its signature for callers; in hot mode its slot returns the body's future
+/// boxed, `Send` unless the attribute says `#[hot(?Send)]`. Each call after a swap runs the new
+/// body; a future already running keeps the code it started with.
+///
 /// Refused with a compile error: generic functions, `impl Trait` arguments or return types,
-/// `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, trait impls and generic
-/// impls.
+/// `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, trait impls and generic impls.
 #[proc_macro_attribute]
 pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);
-    if !attr.is_empty() {
-        return syn::Error::new_spanned(attr, "`#[hot]` takes no arguments")
-            .to_compile_error()
-            .into();
-    }
     let item = proc_macro2::TokenStream::from(item);
-    match expand::expand(item) {
+    match expand::expand(attr, item) {
         Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
     }
