@@ -559,7 +559,8 @@ fn wait_until(
 }
 
 /// The axum server, patched while a client sends requests over one keep-alive connection and
-/// a slow streaming response is open.
+/// a slow streaming response is open. Its handlers are `#[hot] async fn`s routed directly (an
+/// extractor, `State`); the edit changes the body of the async `index` and of the sync `chunk`.
 ///
 /// Fails if: a request fails or gets another status than 200, or the server closes the
 /// keep-alive connection (the client uses one socket throughout and stops at the first error);
@@ -603,7 +604,15 @@ fn server_is_patched_under_open_connections() {
         });
         let edited = original.replace("compiled-in handler", &new_text);
         assert_ne!(edited, original);
-        example.patch(&session, "src/lib.rs", &edited, "2 functions", version);
+        let (_, patched) = example.patch(&session, "src/lib.rs", &edited, "3 functions", version);
+        // `index` is a `#[hot] async fn` that axum routes directly: its body changed.
+        assert!(
+            patched
+                .text
+                .contains("code changed: `server::chunk`, `server::index`"),
+            "{}",
+            patched.text
+        );
         // The keep-alive client gets the new text (a few times, to see it stays).
         wait_until(&session, "3 responses with the new text", PATCH, || {
             let log = client_log.lock().unwrap();

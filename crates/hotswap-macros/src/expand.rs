@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proc_macro2::{Ident, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, ToTokens};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, ImplItem, Item, ItemFn, ReturnType, Signature, Type};
 
@@ -29,11 +29,12 @@ use crate::validate;
 /// finds entries by prefix and matches them by their `name` field.
 static ENTRY_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let options = Options::parse(attr)?;
     let parsed: Item = syn::parse2(item.clone())?;
     let hot = match parsed {
-        Item::Fn(func) => free_fn(func)?,
-        Item::Impl(block) => impl_block(block)?,
+        Item::Fn(func) => free_fn(func, &options)?,
+        Item::Impl(block) => impl_block(block, &options)?,
         other => {
             return Err(syn::Error::new_spanned(
                 other,
@@ -67,6 +68,176 @@ fn skipped(method: &syn::ImplItemFn) -> bool {
     })
 }
 
+/// What `#[hot]` was given: nothing, or `?Send` (the futures of its `async fn`s need not be
+/// `Send`). (`#[hot(skip)]` never gets here: see [`is_skip`] and the attribute in `lib.rs`.)
+pub struct Options {
+    /// `?Send`, as written (an error when nothing is async).
+    local: Option<TokenStream>,
+}
+
+impl Options {
+    fn parse(attr: TokenStream) -> syn::Result<Options> {
+        if attr.is_empty() {
+            return Ok(Options { local: None });
+        }
+        let text = attr.to_string().replace(' ', "");
+        if text == "?Send" {
+            return Ok(Options { local: Some(attr) });
+        }
+        Err(syn::Error::new_spanned(
+            attr,
+            "`#[hot]` takes no arguments but `?Send` or `skip`: `#[hot(?Send)]` for an `async fn` \
+             whose future need not be `Send`, `#[hot(skip)]` on a method of a `#[hot]` impl \
+             block to keep that method cold",
+        ))
+    }
+}
+
+/// What an `async fn` becomes in hot mode: the slot's functions return its future boxed.
+struct Async {
+    /// The signature of the implementation (and of the slot, boot and guarded functions): every
+    /// elided lifetime of the arguments named, each lifetime outliving the future's, no `async`,
+    /// and `-> BoxFuture<'fut, R>`.
+    hot_sig: Signature,
+    /// `R`, the output of the future as written (`()` when there is none).
+    output: Type,
+    /// `#[hot(?Send)]`.
+    local: bool,
+    /// The future's lifetime: `'__hotswap_fut`, or `'static` when the arguments borrow nothing.
+    fut: syn::Lifetime,
+}
+
+impl Async {
+    fn new(sig: &Signature, local: bool) -> Async {
+        let mut hot_sig = sig.clone();
+        hot_sig.asyncness = None;
+        let mut namer = LifetimeNamer { fresh: Vec::new() };
+        for input in hot_sig.inputs.iter_mut() {
+            match input {
+                FnArg::Receiver(receiver) => {
+                    if let Some((_, lifetime)) = &mut receiver.reference {
+                        if lifetime.as_ref().is_none_or(|l| l.ident == "_") {
+                            let named = namer.next();
+                            *lifetime = Some(named.clone());
+                            if let Type::Reference(reference) = &mut *receiver.ty {
+                                reference.lifetime = Some(named);
+                            }
+                        }
+                    } else if receiver.colon_token.is_some() {
+                        namer.visit_type_mut(&mut receiver.ty);
+                    }
+                }
+                FnArg::Typed(typed) => namer.visit_type_mut(&mut typed.ty),
+            }
+        }
+        for lifetime in namer.fresh {
+            hot_sig
+                .generics
+                .params
+                .push(syn::GenericParam::Lifetime(syn::LifetimeParam::new(
+                    lifetime,
+                )));
+        }
+        let named: Vec<syn::Lifetime> = hot_sig
+            .generics
+            .lifetimes()
+            .map(|param| param.lifetime.clone())
+            .collect();
+        let fut = if named.is_empty() {
+            syn::Lifetime::new("'static", Span::call_site())
+        } else {
+            let fut = syn::Lifetime::new("'__hotswap_fut", Span::call_site());
+            hot_sig
+                .generics
+                .params
+                .push(syn::GenericParam::Lifetime(syn::LifetimeParam::new(
+                    fut.clone(),
+                )));
+            let where_clause = hot_sig.generics.make_where_clause();
+            for lifetime in &named {
+                where_clause
+                    .predicates
+                    .push(syn::parse_quote!(#lifetime: #fut));
+            }
+            fut
+        };
+        let output: Type = match &sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        let boxed = if local {
+            quote!(LocalBoxFuture)
+        } else {
+            quote!(BoxFuture)
+        };
+        hot_sig.output = syn::parse_quote!(-> ::hotswap::__private::#boxed<#fut, #output>);
+        Async {
+            hot_sig,
+            output,
+            local,
+            fut,
+        }
+    }
+
+    /// What callers see: `impl Future<Output = R> + Send + 'fut`, capturing every lifetime.
+    fn wrapper_output(&self) -> ReturnType {
+        let output = &self.output;
+        let fut = &self.fut;
+        let send = if self.local {
+            quote!()
+        } else {
+            quote!(+ ::core::marker::Send)
+        };
+        let captured: Vec<&syn::Lifetime> = self
+            .hot_sig
+            .generics
+            .lifetimes()
+            .map(|param| &param.lifetime)
+            .collect();
+        syn::parse_quote!(
+            -> impl ::core::future::Future<Output = #output> #send + #fut + use<#(#captured),*>
+        )
+    }
+}
+
+/// Names the elided lifetimes of an argument's type (`&T`, `'_`), as `async fn` does implicitly,
+/// so that the boxed future can say it outlives none of them. Elided lifetimes of `fn(&T)` and
+/// `Fn(&T)` are higher-ranked, and left alone.
+struct LifetimeNamer {
+    fresh: Vec<syn::Lifetime>,
+}
+
+impl LifetimeNamer {
+    fn next(&mut self) -> syn::Lifetime {
+        let lifetime = syn::Lifetime::new(
+            &format!("'__hotswap_life{}", self.fresh.len()),
+            Span::call_site(),
+        );
+        self.fresh.push(lifetime.clone());
+        lifetime
+    }
+}
+
+impl VisitMut for LifetimeNamer {
+    fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+        if reference.lifetime.is_none() {
+            reference.lifetime = Some(self.next());
+        }
+        syn::visit_mut::visit_type_reference_mut(self, reference);
+    }
+    fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+        if lifetime.ident == "_" {
+            *lifetime = self.next();
+        }
+    }
+    fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
+    fn visit_parenthesized_generic_arguments_mut(
+        &mut self,
+        _: &mut syn::ParenthesizedGenericArguments,
+    ) {
+    }
+}
+
 /// One function to make hot, with everything the generated items need to know about it.
 struct HotFn<'a> {
     sig: &'a Signature,
@@ -79,9 +250,19 @@ struct HotFn<'a> {
     /// For a trait method: the impl block's associated types and consts as written, part of
     /// the signature (a patch that changes one changes what the program's code assumes).
     assoc: String,
+    /// For an `async fn`: the boxed shape of its slot.
+    asyncness: Option<Async>,
 }
 
 impl HotFn<'_> {
+    /// The signature of the functions behind the slot (implementation, boot, guarded shim).
+    fn dispatch_sig(&self) -> &Signature {
+        match &self.asyncness {
+            Some(asyncness) => &asyncness.hot_sig,
+            None => self.sig,
+        }
+    }
+
     fn base_name(&self) -> String {
         match self.self_ty {
             Some(ty) => format!("{}_{}", sanitize(&type_ident(ty)), self.sig.ident),
@@ -132,9 +313,11 @@ impl HotFn<'_> {
             .unwrap_or_default()
     }
 
-    /// The generics of the generated functions: the impl block's lifetimes, the method's, and
-    /// `'__hotswap_self` when a `&self` receiver gets that name (see [`HotFn::self_lifetime`]).
+    /// The generics of the generated functions: the impl block's lifetimes, the method's (for an
+    /// `async fn`, those of [`Async::hot_sig`]), and `'__hotswap_self` when a `&self` receiver
+    /// gets that name (see [`HotFn::self_lifetime`]).
     fn generics(&self) -> (TokenStream, TokenStream) {
+        let sig = self.dispatch_sig();
         let mut params: Vec<TokenStream> = Vec::new();
         if self.self_lifetime() {
             params.push(quote!('__hotswap_self));
@@ -142,13 +325,13 @@ impl HotFn<'_> {
         for param in self.impl_lifetimes() {
             params.push(quote!(#param));
         }
-        for param in &self.sig.generics.params {
+        for param in &sig.generics.params {
             params.push(quote!(#param));
         }
         let mut predicates: Vec<TokenStream> = Vec::new();
         for clause in [
             self.impl_generics.and_then(|g| g.where_clause.as_ref()),
-            self.sig.generics.where_clause.as_ref(),
+            sig.generics.where_clause.as_ref(),
         ]
         .into_iter()
         .flatten()
@@ -178,18 +361,21 @@ impl HotFn<'_> {
     /// type has lifetimes of its own: a free function taking `&View<'a>` and returning `&str`
     /// has no single input lifetime to give the result, so the generated functions name the
     /// receiver's lifetime `'__hotswap_self` and give it to the elided output lifetimes, as
-    /// method elision does.
+    /// method elision does. (An `async fn`'s receiver already has a name: see [`Async::new`].)
     fn self_lifetime(&self) -> bool {
         self.self_ty.is_some_and(has_lifetime)
-            && self.sig.inputs.iter().any(|arg| {
+            && self.dispatch_sig().inputs.iter().any(|arg| {
                 matches!(arg, FnArg::Receiver(r) if r.reference.as_ref().is_some_and(|(_, l)| l.is_none()) && r.colon_token.is_none())
             })
     }
 
     /// Argument types with `Self` (and receivers) replaced by the implementing type.
     fn arg_types(&self) -> Vec<Type> {
-        self.sig
-            .inputs
+        self.arg_types_of(self.sig)
+    }
+
+    fn arg_types_of(&self, sig: &Signature) -> Vec<Type> {
+        sig.inputs
             .iter()
             .map(|arg| match arg {
                 FnArg::Receiver(receiver) if self.self_lifetime() => {
@@ -205,8 +391,18 @@ impl HotFn<'_> {
             .collect()
     }
 
+    /// The return type as callers see it (for an `async fn`, its future's output).
     fn return_type(&self) -> Option<Type> {
-        match &self.sig.output {
+        match (&self.asyncness, &self.sig.output) {
+            (Some(asyncness), _) => Some(self.concrete(&asyncness.output)),
+            (None, ReturnType::Default) => None,
+            (None, ReturnType::Type(_, ty)) => Some(self.concrete(ty)),
+        }
+    }
+
+    /// The return type of the functions behind the slot.
+    fn dispatch_return(&self) -> Option<Type> {
+        match &self.dispatch_sig().output {
             ReturnType::Default => None,
             ReturnType::Type(_, ty) if self.self_lifetime() => {
                 Some(name_elided_lifetimes(&self.concrete(ty)))
@@ -241,7 +437,12 @@ impl HotFn<'_> {
             ),
             None => String::new(),
         };
-        format!("fn({}){}{}", args.join(", "), ret, self.assoc)
+        let prefix = match &self.asyncness {
+            None => "",
+            Some(asyncness) if asyncness.local => "async(?Send) ",
+            Some(_) => "async ",
+        };
+        format!("{prefix}fn({}){}{}", args.join(", "), ret, self.assoc)
     }
 
     /// Module-level items shared by free functions and methods: slot, boot, guarded shim and
@@ -252,12 +453,12 @@ impl HotFn<'_> {
         let guarded = self.item("guarded");
         let impl_path = self.impl_path();
         let (generics, where_clause) = self.generics();
-        let types = self.arg_types();
+        let types = self.arg_types_of(self.dispatch_sig());
         let args: Vec<Ident> = (0..types.len())
             .map(|i| format_ident!("__hotswap_arg{}", i))
             .collect();
         let holes: Vec<TokenStream> = types.iter().map(|_| quote!(_)).collect();
-        let output = match self.return_type() {
+        let output = match self.dispatch_return() {
             Some(ty) => quote!(-> #ty),
             None => quote!(),
         };
@@ -270,7 +471,10 @@ impl HotFn<'_> {
             self.base_name(),
             counter
         );
-        let layout_types: Vec<Type> = types
+        // What the caller hands over and gets back, as written (for an `async fn`: the
+        // arguments and the future's output).
+        let layout_types: Vec<Type> = self
+            .arg_types()
             .iter()
             .chain(self.return_type().iter())
             .map(erase_lifetimes)
@@ -331,6 +535,14 @@ impl HotFn<'_> {
             (None, _) => self.sig.ident.to_string(),
         };
         let signature = self.signature_text();
+        let name = quote!(::core::concat!(::core::module_path!(), "::", #display_name));
+        let guarded_body = match &self.asyncness {
+            None => quote!(::hotswap::__private::guard(#name, move || #impl_path(#(#args),*))),
+            // The future is made behind the guard, and each poll of it runs behind it.
+            Some(_) => quote!(
+                ::hotswap::__private::guard(#name, move || #impl_path(#(#args),*)).guarded(#name)
+            ),
+        };
 
         let layouts: Vec<TokenStream> = layout_types
             .iter()
@@ -360,10 +572,7 @@ impl HotFn<'_> {
             #[doc(hidden)]
             #[allow(non_snake_case, clippy::too_many_arguments)]
             fn #guarded #generics (#(#args: #types),*) #output #where_clause {
-                ::hotswap::__private::guard(
-                    ::core::concat!(::core::module_path!(), "::", #display_name),
-                    move || #impl_path(#(#args),*),
-                )
+                #guarded_body
             }
 
             #[doc(hidden)]
@@ -437,7 +646,10 @@ impl HotFn<'_> {
         items: TokenStream,
     ) -> TokenStream {
         let slot = self.item("slot");
-        let mut sig = self.sig.clone();
+        let mut sig = self.dispatch_sig().clone();
+        if let Some(asyncness) = &self.asyncness {
+            sig.output = asyncness.wrapper_output();
+        }
         let mut call_args = Vec::new();
         for (i, arg) in sig.inputs.iter_mut().enumerate() {
             match arg {
@@ -483,6 +695,9 @@ impl HotFn<'_> {
 
     /// The original function under its hidden name.
     fn implementation(&self, vis: &syn::Visibility, block: &syn::Block) -> TokenStream {
+        if let Some(asyncness) = &self.asyncness {
+            return self.async_implementation(asyncness, vis, block);
+        }
         let mut sig = self.sig.clone();
         sig.ident = self.impl_name();
         quote! {
@@ -494,14 +709,71 @@ impl HotFn<'_> {
     }
 }
 
-fn free_fn(func: ItemFn) -> syn::Result<TokenStream> {
+impl HotFn<'_> {
+    /// The body of an `async fn` behind the slot: a plain function taking the same arguments
+    /// and returning the body's future boxed. As in an `async fn`, every argument moves into the
+    /// future (patterns are bound there, in order) and the body runs at the first poll.
+    fn async_implementation(
+        &self,
+        asyncness: &Async,
+        vis: &syn::Visibility,
+        block: &syn::Block,
+    ) -> TokenStream {
+        let mut sig = asyncness.hot_sig.clone();
+        sig.ident = self.impl_name();
+        let mut bindings = Vec::new();
+        for (i, arg) in sig.inputs.iter_mut().enumerate() {
+            match arg {
+                FnArg::Receiver(_) => bindings.push(quote!(let _ = &self;)),
+                FnArg::Typed(typed) => {
+                    let name = format_ident!("__hotswap_arg{}", i);
+                    let pat = std::mem::replace(&mut *typed.pat, syn::parse_quote!(#name));
+                    bindings.push(quote! {
+                        let #name = #name;
+                        let #pat = #name;
+                    });
+                }
+            }
+        }
+        let output = &asyncness.output;
+        let boxed = if asyncness.local {
+            quote!(LocalBoxFuture)
+        } else {
+            quote!(BoxFuture)
+        };
+        // A body that is not `Send` fails where it is boxed: give that argument the function's
+        // name, so the error points at the function.
+        let span = self.sig.ident.span();
+        let boxing = quote_spanned!(span=> ::hotswap::__private::#boxed::new(__hotswap_future));
+        quote! {
+            #[doc(hidden)]
+            #[inline(never)]
+            #[allow(non_snake_case, clippy::too_many_arguments, clippy::let_and_return)]
+            #vis #sig {
+                let __hotswap_future = async move {
+                    #(#bindings)*
+                    let __hotswap_output: #output = #block;
+                    __hotswap_output
+                };
+                #boxing
+            }
+        }
+    }
+}
+
+fn free_fn(func: ItemFn, options: &Options) -> syn::Result<TokenStream> {
     validate::signature(&func.sig, false)?;
+    if func.sig.asyncness.is_none() {
+        unused_local(options)?;
+    }
+    let asyncness = async_shape(&func.sig, options)?;
     let hot = HotFn {
         sig: &func.sig,
         self_ty: None,
         trait_: None,
         impl_generics: None,
         assoc: String::new(),
+        asyncness,
     };
     let implementation = hot.implementation(&func.vis, &func.block);
     let support = hot.support_items();
@@ -513,8 +785,34 @@ fn free_fn(func: ItemFn) -> syn::Result<TokenStream> {
     })
 }
 
-fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
+/// The boxed shape of an `async fn`; `?Send` on a function that is not async is an error.
+fn async_shape(sig: &Signature, options: &Options) -> syn::Result<Option<Async>> {
+    match (&sig.asyncness, &options.local) {
+        (Some(_), local) => Ok(Some(Async::new(sig, local.is_some()))),
+        (None, _) => Ok(None),
+    }
+}
+
+/// `?Send` given to a function, or an `impl` block, with nothing async in it.
+fn unused_local(options: &Options) -> syn::Result<()> {
+    match &options.local {
+        Some(tokens) => Err(syn::Error::new_spanned(
+            tokens,
+            "`?Send` applies to the future of an `async fn`; there is none here",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn impl_block(block: syn::ItemImpl, options: &Options) -> syn::Result<TokenStream> {
     validate::impl_block(&block)?;
+    let any_async = block
+        .items
+        .iter()
+        .any(|item| matches!(item, ImplItem::Fn(method) if method.sig.asyncness.is_some()));
+    if !any_async {
+        unused_local(options)?;
+    }
     if block.trait_.is_some() {
         return trait_impl_block(block);
     }
@@ -527,12 +825,14 @@ fn impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
             ImplItem::Fn(method) if skipped(method) => others.push(item),
             ImplItem::Fn(method) => {
                 validate::signature(&method.sig, true)?;
+                let asyncness = async_shape(&method.sig, options)?;
                 let hot = HotFn {
                     sig: &method.sig,
                     self_ty: Some(self_ty),
                     trait_: None,
                     impl_generics: Some(&block.generics),
                     assoc: String::new(),
+                    asyncness,
                 };
                 methods.push(hot.implementation(&method.vis, &method.block));
                 methods.push(hot.wrapper(&method.attrs, &method.vis));
@@ -617,12 +917,20 @@ fn trait_impl_block(block: syn::ItemImpl) -> syn::Result<TokenStream> {
             continue;
         }
         validate::signature(&method.sig, true)?;
+        if let Some(asyncness) = &method.sig.asyncness {
+            return Err(syn::Error::new_spanned(
+                asyncness,
+                "`#[hot]` does not support `async fn` in a trait impl yet: mark this method \
+                 `#[hot(skip)]` to keep it cold, or call a `#[hot] async fn` from it",
+            ));
+        }
         let hot = HotFn {
             sig: &method.sig,
             self_ty: Some(self_ty),
             trait_: Some(trait_path),
             impl_generics: Some(&block.generics),
             assoc: assoc.clone(),
+            asyncness: None,
         };
         let mut declaration = method.sig.clone();
         declaration.ident = hot.impl_name();

@@ -24,9 +24,15 @@ mod validate;
 ///
 /// `#[hot(skip)]` on a method of a `#[hot]` impl block keeps that method as written (cold).
 ///
+/// An `async fn` keeps its signature for callers; in hot mode its slot returns the body's future
+/// boxed, `Send` unless the attribute says `#[hot(?Send)]`. Each call after a swap runs the new
+/// body; a future already running keeps the code it started with. This covers free functions
+/// and methods of inherent impls; an `async fn` in a `#[hot]` trait impl is refused (mark it
+/// `#[hot(skip)]`).
+///
 /// Refused with a compile error: generic functions and methods, `impl Trait` arguments or return
-/// types, `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, and impl blocks
-/// with type or const parameters (lifetimes are fine).
+/// types, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, `async fn` in trait impls,
+/// and impl blocks with type or const parameters (lifetimes are fine).
 #[proc_macro_attribute]
 pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);
@@ -35,17 +41,9 @@ pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
         // the method as written; this is what remains of the attribute.
         return item;
     }
-    if !attr.is_empty() {
-        return syn::Error::new_spanned(
-            attr,
-            "`#[hot]` takes no arguments (but `#[hot(skip)]` on a method of a `#[hot]` impl \
-             block keeps that method cold)",
-        )
-        .to_compile_error()
-        .into();
-    }
+    // Any other argument but `?Send` is refused by `expand`, naming both.
     let item = proc_macro2::TokenStream::from(item);
-    match expand::expand(item) {
+    match expand::expand(attr, item) {
         Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
     }

@@ -6,13 +6,6 @@ use syn::{FnArg, Signature, Type};
 /// Checks that a signature can sit behind a plain function pointer that a patch may replace.
 /// `in_impl` is true for methods of an inherent `impl` block marked `#[hot]`.
 pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
-    if let Some(token) = &sig.asyncness {
-        return Err(syn::Error::new_spanned(
-            token,
-            "`#[hot]` cannot be used on an `async fn`: its future type changes with its body, so \
-             a patch could not keep its signature; make a plain `#[hot]` fn that the async code calls",
-        ));
-    }
     if let Some(token) = &sig.constness {
         return Err(syn::Error::new_spanned(
             token,

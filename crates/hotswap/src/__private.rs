@@ -277,6 +277,77 @@ pub fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
     crate::runtime::guest::guard(function, f)
 }
 
+/// The future a `#[hot] async fn`'s slot returns: its body's future, boxed, so every version of
+/// the body has the same function type. `Send` ([`BoxFuture`]) unless the function says
+/// `#[hot(?Send)]` ([`LocalBoxFuture`]). Generic over the output, so the debug information of
+/// the implementation names `R` and the CLI's layout check reaches it.
+macro_rules! boxed_future {
+    ($(#[$doc:meta])* $name:ident, $($send:tt)*) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        pub struct $name<'a, R>(
+            std::pin::Pin<Box<dyn std::future::Future<Output = R> $($send)* + 'a>>,
+        );
+
+        impl<'a, R> $name<'a, R> {
+            /// Boxes a body's future. A body that is not `Send` fails to compile here, at the
+            /// span the macro gives the argument: the function's name.
+            #[inline(always)]
+            pub fn new<F: std::future::Future<Output = R> $($send)* + 'a>(future: F) -> Self {
+                $name(Box::pin(future))
+            }
+
+            /// Polls this future behind [`guard`] (the panic-guarded shim of full library mode
+            /// and of the roll-back policy): a panic while polling a patch's body is handled as
+            /// one in a call of a synchronous hot function.
+            pub fn guarded(self, function: &'static str) -> Self
+            where
+                R: 'a,
+            {
+                struct Guarded<'a, R> {
+                    function: &'static str,
+                    inner: $name<'a, R>,
+                }
+                impl<R> std::future::Future for Guarded<'_, R> {
+                    type Output = R;
+                    fn poll(
+                        self: std::pin::Pin<&mut Self>,
+                        cx: &mut std::task::Context<'_>,
+                    ) -> std::task::Poll<R> {
+                        let this = self.get_mut();
+                        let inner = &mut this.inner;
+                        guard(this.function, move || std::pin::Pin::new(inner).poll(cx))
+                    }
+                }
+                $name::new(Guarded {
+                    function,
+                    inner: self,
+                })
+            }
+        }
+
+        impl<R> std::future::Future for $name<'_, R> {
+            type Output = R;
+            #[inline]
+            fn poll(
+                self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<R> {
+                self.get_mut().0.as_mut().poll(cx)
+            }
+        }
+    };
+}
+
+boxed_future!(
+    /// The boxed future of a `Send` `#[hot] async fn`.
+    BoxFuture, + Send
+);
+boxed_future!(
+    /// The boxed future of a `#[hot(?Send)] async fn`.
+    LocalBoxFuture,
+);
+
 /// One field of a described type (or one variant of a described enum, with offset `usize::MAX`).
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -44,8 +44,33 @@ use std::time::Duration;
 /// ```
 ///
 /// Refused at compile time, with an error pointing at the offending token: generic functions,
-/// `impl Trait` arguments and return types, `async fn`, `const fn`, `unsafe fn`, non-Rust ABIs,
-/// variadic functions, trait impls and generic impl blocks.
+/// `impl Trait` arguments and return types, `const fn`, `unsafe fn`, non-Rust ABIs, variadic
+/// functions, trait impls and generic impl blocks.
+///
+/// # `async fn`
+///
+/// An `async fn` can be hot (free, or in a `#[hot] impl` block). Callers see the same function:
+/// it returns `impl Future<Output = R> + Send` borrowing its arguments, so axum, for one, routes
+/// a `#[hot] async fn` handler directly, extractors and `State` included. In hot mode the slot
+/// returns the body's future boxed (one allocation per call).
+///
+/// **Each call made after a swap runs the new body; a future already running keeps the code it
+/// started with** until it completes. Call hot async code per request, per frame, per message,
+/// rather than as one long-running loop.
+///
+/// The future must be `Send`; a body that is not (an `Rc` held across an `.await`) fails to
+/// compile in hot mode with an error pointing at the function's name. For a single-threaded
+/// runtime, opt out with `#[hot(?Send)]` (on a function, or on an `impl` block for all its
+/// `async` methods):
+///
+/// ```ignore
+/// #[hotswap::hot(?Send)]
+/// pub async fn frame(world: std::rc::Rc<World>, input: &Input) -> Status { /* ... */ }
+/// ```
+///
+/// Outside hot mode the function is the plain `async fn`, unchecked for `Send`. Write the
+/// lifetimes of types with lifetime parameters (`View<'_>`, not `View`): an elided one hidden
+/// in a path is not seen, and the future could not name it.
 pub use hotswap_macros::hot;
 
 /// Describes a type's fields (names, types, offsets) so that a patch changing them is refused with

@@ -125,6 +125,40 @@ fn a_field_added_behind_a_mutable_reference_is_named() {
     );
 }
 
+/// What `#[hot] async fn fetch(c: &Config) -> Reply` generates, in short: the implementation
+/// returns the body's future boxed in a struct generic over the output, as
+/// `hotswap::__private::BoxFuture` is.
+fn async_source(reply_fields: &str) -> String {
+    format!(
+        r#"
+pub mod boxed {{
+    pub struct BoxFuture<'a, R>(
+        pub std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send + 'a>>,
+    );
+}}
+pub struct Config {{ pub n: u64 }}
+pub struct Reply {{ {reply_fields} }}
+#[inline(never)]
+pub fn __hotswap_impl_fetch<'a>(c: &'a Config) -> boxed::BoxFuture<'a, Reply> {{
+    boxed::BoxFuture(Box::pin(async move {{ Reply {{ n: c.n, ..unsafe {{ std::mem::zeroed() }} }} }}))
+}}
+"#
+    )
+}
+
+#[test]
+fn the_output_of_a_hot_async_fn_is_checked_through_its_boxed_future() {
+    let old = snapshot(&async_source("pub n: u64"));
+    let new = snapshot(&async_source("pub n: u64, pub extra: u64"));
+    let found = compare(&old, &new, &[]);
+    assert!(
+        found
+            .iter()
+            .any(|c| c.root == "game::fetch" && c.type_name == "game::Reply"),
+        "{found:?}"
+    );
+}
+
 #[test]
 fn optimised_builds_with_type_information_are_checked_too() {
     // `#[hot]` marks the implementation `#[inline(never)]`: it stays a subprogram of its own,

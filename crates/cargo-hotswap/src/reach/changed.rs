@@ -34,8 +34,9 @@ pub(crate) fn compare(crate_name: &str, old: &Code, new: &Code) -> Changes {
         if !names::Path::parse(&demangled).belongs_to(crate_name) {
             return;
         }
-        // Of the generated items only the implementation means something to the user.
-        if names::is_generated(&demangled) && names::wrapper_of(&demangled).is_none() {
+        // Of the generated items only the implementation (and what is inside it: the future of
+        // an `async fn`) means something to the user.
+        if names::is_generated(&demangled) && names::hot_function_of(&demangled).is_none() {
             return;
         }
         let shown = names::readable_demangled(&demangled);

@@ -220,6 +220,14 @@ fn split_word<'a>(inner: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
     None
 }
 
+/// The `#[hot]` function a generated item's code is part of: the implementation and what is
+/// inside it (the future of a `#[hot] async fn` is the implementation's `{{closure}}`, which is
+/// where its body's code is) → the wrapper (`game::__hotswap_impl_fetch::{{closure}}` →
+/// `game::fetch`); other generated items (slot, boot, entry…) → `None`.
+pub(crate) fn hot_function_of(demangled: &str) -> Option<String> {
+    wrapper_of(item_of(demangled))
+}
+
 /// Items `#[hot]` generates (slot, boot, guarded shim, types, entry, registration, the
 /// implementation and anything inside them), and the functions a `State<T>` keeps for the
 /// version of `T` that made its value (`hotswap::__private::{serialize,deserialize,drop}_state`,
@@ -441,6 +449,28 @@ mod tests {
         assert_eq!(last_segment("&str"), "&str");
         assert_eq!(last_segment("game::Pair<'_, u32>"), "Pair<u32>");
         assert!(is_generated("game::__hotswap_boot_step"));
+        // The body of a `#[hot] async fn` is its implementation's future, a closure; the async
+        // wrapper itself stays `#[inline(always)]`, and the future is a generated item (the
+        // barrier), reported as the function.
+        assert!(is_generated("game::__hotswap_impl_fetch::{{closure}}"));
+        assert_eq!(
+            hot_function_of("game::__hotswap_impl_fetch::{{closure}}").as_deref(),
+            Some("game::fetch")
+        );
+        assert_eq!(
+            hot_function_of("<game::Client>::__hotswap_impl_get::{closure#0}").as_deref(),
+            Some("<game::Client>::get")
+        );
+        assert_eq!(
+            hot_function_of("game::__hotswap_impl_step").as_deref(),
+            Some("game::step")
+        );
+        assert_eq!(hot_function_of("game::__hotswap_boot_fetch"), None);
+        // A closure in a trait method's implementation belongs to the trait method.
+        assert_eq!(
+            hot_function_of("<game::Dog as <game::Dog as game::Speak>::speak::__HotswapImpl>::__hotswap_impl_speak::{{closure}}").as_deref(),
+            Some("<game::Dog as game::Speak>::speak")
+        );
         assert!(!is_generated("game::step"));
     }
 

@@ -64,14 +64,16 @@ fn watch(runtime: &'static Runtime, libraries: Vec<PathBuf>) {
             runtime.warn(&format!("cannot watch {}: {err}", dir.display()));
         }
     }
-    for library in &libraries {
-        runtime.info(&format!("watching {}", library.display()));
-    }
-    // The library present at start is the code the program already runs.
+    // The library present at start is the code the program already runs. Read before saying
+    // "watching": a library written after that message must count as a change (read after
+    // it, a write in between would be taken for the program's own code and never loaded).
     let mut seen: HashMap<PathBuf, Option<Identity>> = libraries
         .iter()
         .map(|lib| (lib.clone(), identity(lib)))
         .collect();
+    for library in &libraries {
+        runtime.info(&format!("watching {}", library.display()));
+    }
     let mut pending: HashSet<PathBuf> = HashSet::new();
     // Files that looked incomplete: the next attempt reports whatever it finds.
     let mut retry: HashSet<PathBuf> = HashSet::new();

@@ -4,7 +4,8 @@
 // `self: Box<Self>`, associated functions and an associated const; `#[hot]` trait impls (called
 // statically, through generic code and through `dyn`; two traits with a method of the same name
 // on one type; associated types and consts; a standard trait), and impl blocks of types whose only
-// generics are lifetimes.
+// generics are lifetimes; `async fn`s (`Send` and `?Send`, borrowing arguments elided and named,
+// patterns, methods, `#[hot(skip)]` beside them, a type with a lifetime), run by a tiny executor.
 //
 // Built twice: by trybuild in a normal build (tests/refusals.rs), where `#[hot]` must leave each
 // function as it was, and in hot mode (tests/hot_mode_macro.rs), where every call goes through a
@@ -341,6 +342,169 @@ fn talk<T: Speak>(t: &T) -> String {
     format!("{} says {}", t.name(), t.speak())
 }
 
+
+/// Polls a future to completion on this thread (no runtime: the futures below never wait on
+/// anything but `yield_now`).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
+
+/// Pending once, then ready: an `.await` that suspends the body.
+async fn yield_now() {
+    let mut pending = true;
+    std::future::poll_fn(move |_| {
+        if std::mem::take(&mut pending) {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await
+}
+
+fn assert_send<T: Send>(value: T) -> T {
+    value
+}
+
+#[hotswap::hot]
+async fn add_later(a: u32, b: u32) -> u32 {
+    yield_now().await;
+    a + b
+}
+
+#[hotswap::hot]
+async fn nothing_async() {}
+
+// Two elided lifetimes, one of them `&mut`, held across an await.
+#[hotswap::hot]
+async fn push_later(state: &mut State, name: &str) -> usize {
+    yield_now().await;
+    state.names.push(name.to_owned());
+    state.names.len()
+}
+
+// Named lifetimes, an elided one, and a borrowed output.
+#[hotswap::hot]
+async fn pick<'a, 'b: 'a>(a: &'a str, b: &'b str, calls: &mut u32) -> &'a str {
+    *calls += 1;
+    yield_now().await;
+    if a.len() >= b.len() {
+        a
+    } else {
+        b
+    }
+}
+
+// The output borrows from the only borrowed argument (elided); patterns.
+#[hotswap::hot]
+async fn first_later(state: &State, (skip, _): (usize, u8), _: u8) -> Option<&str> {
+    yield_now().await;
+    state.names.get(skip).map(String::as_str)
+}
+
+// `'_` in a path.
+#[hotswap::hot]
+async fn label_len(label: std::borrow::Cow<'_, str>) -> usize {
+    yield_now().await;
+    label.len()
+}
+
+// `?` and an early `return` in the body.
+#[hotswap::hot]
+async fn parse_later(text: &str) -> Result<u32, std::num::ParseIntError> {
+    yield_now().await;
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let value: u32 = text.parse()?;
+    Ok(value + 1)
+}
+
+// Elided lifetimes of `Fn(&T)` stay higher-ranked.
+#[hotswap::hot]
+async fn apply_later(f: &(dyn Fn(&u32) -> u32 + Sync), value: u32) -> u32 {
+    yield_now().await;
+    f(&value)
+}
+
+// Holds an `Rc` across an await: allowed with `?Send`.
+#[hotswap::hot(?Send)]
+async fn count_shared(count: std::rc::Rc<std::cell::Cell<u32>>) -> u32 {
+    let held = count.clone();
+    yield_now().await;
+    held.set(held.get() + 1);
+    held.get()
+}
+
+pub struct Account {
+    balance: u64,
+}
+
+#[hotswap::hot]
+impl Account {
+    pub async fn deposit(&mut self, amount: u64) -> u64 {
+        yield_now().await;
+        self.balance += amount;
+        self.balance
+    }
+
+    pub async fn balance(&self) -> u64 {
+        self.balance
+    }
+
+    pub async fn close(mut self, fee: &u64) -> u64 {
+        yield_now().await;
+        self.balance -= *fee;
+        self.balance
+    }
+
+    pub fn open(balance: u64) -> Self {
+        Account { balance }
+    }
+}
+
+pub struct Tagged<'a> {
+    tag: &'a str,
+    seen: u32,
+}
+
+// Async methods of an impl block whose type has a lifetime, beside a `#[hot(skip)]` method.
+#[hotswap::hot]
+impl<'a> Tagged<'a> {
+    pub async fn tag_len(&self) -> usize {
+        yield_now().await;
+        self.tag.len()
+    }
+
+    pub async fn see(&mut self, extra: &u32) -> u32 {
+        yield_now().await;
+        self.seen += *extra;
+        self.seen
+    }
+
+    #[hot(skip)]
+    pub fn tag(&self) -> &'a str {
+        self.tag
+    }
+}
+
+pub struct Local(std::rc::Rc<u32>);
+
+#[hotswap::hot(?Send)]
+impl Local {
+    pub async fn value(&self) -> u32 {
+        let held = self.0.clone();
+        yield_now().await;
+        *held
+    }
+}
+
 fn main() {
     let mut state = State {
         ticks: 0,
@@ -430,6 +594,43 @@ fn main() {
     assert_eq!(talk(&7u8), "someone says byte 7");
     let names = vec!["a".to_owned(), "b".to_owned()];
     assert_eq!(1usize.pick(&names), "b");
+
+    assert_eq!(block_on(assert_send(add_later(2, 3))), 5);
+    block_on(nothing_async());
+    let mut state = State {
+        ticks: 0,
+        names: Vec::new(),
+    };
+    assert_eq!(block_on(assert_send(push_later(&mut state, "ada"))), 1);
+    let name = String::from("grace");
+    assert_eq!(block_on(push_later(&mut state, &name)), 2);
+    let mut calls = 0;
+    assert_eq!(block_on(pick(&short, &long, &mut calls)), "abcd");
+    assert_eq!(calls, 1);
+    assert_eq!(
+        block_on(first_later(&state, (1, 0), 9)),
+        Some("grace")
+    );
+    assert_eq!(block_on(parse_later("41")), Ok(42));
+    assert_eq!(block_on(parse_later("")), Ok(0));
+    assert!(block_on(parse_later("x")).is_err());
+    assert_eq!(block_on(label_len(name.as_str().into())), 5);
+    assert_eq!(block_on(apply_later(&|x| x * 3, 4)), 12);
+    let shared = std::rc::Rc::new(std::cell::Cell::new(1));
+    assert_eq!(block_on(count_shared(shared.clone())), 2);
+    assert_eq!(shared.get(), 2);
+    let mut account = Account::open(10);
+    assert_eq!(block_on(assert_send(account.deposit(5))), 15);
+    assert_eq!(block_on(account.balance()), 15);
+    assert_eq!(block_on(account.close(&3)), 12);
+    assert_eq!(block_on(Local(std::rc::Rc::new(7)).value()), 7);
+    let mut tagged = Tagged {
+        tag: "label",
+        seen: 0,
+    };
+    assert_eq!(block_on(assert_send(tagged.tag_len())), 5);
+    assert_eq!(block_on(assert_send(tagged.see(&2))), 2);
+    assert_eq!(tagged.tag(), "label");
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
