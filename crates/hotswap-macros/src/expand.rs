@@ -112,6 +112,8 @@ impl Async {
         let mut hot_sig = sig.clone();
         hot_sig.asyncness = None;
         let mut namer = LifetimeNamer { fresh: Vec::new() };
+        // `&self`'s lifetime, which elided lifetimes of the output take (as in a method).
+        let mut self_lifetime = None;
         for input in hot_sig.inputs.iter_mut() {
             match input {
                 FnArg::Receiver(receiver) => {
@@ -123,6 +125,7 @@ impl Async {
                                 reference.lifetime = Some(named);
                             }
                         }
+                        self_lifetime = lifetime.clone();
                     } else if receiver.colon_token.is_some() {
                         namer.visit_type_mut(&mut receiver.ty);
                     }
@@ -161,9 +164,12 @@ impl Async {
             }
             fut
         };
-        let output: Type = match &sig.output {
-            ReturnType::Default => syn::parse_quote!(()),
-            ReturnType::Type(_, ty) => (**ty).clone(),
+        let output: Type = match (&sig.output, &self_lifetime) {
+            (ReturnType::Default, _) => syn::parse_quote!(()),
+            // The generated free functions take more than the receiver's lifetime when the
+            // type has lifetimes or another argument borrows: name the one method elision picks.
+            (ReturnType::Type(_, ty), Some(lifetime)) => name_elided_lifetimes_as(ty, lifetime),
+            (ReturnType::Type(_, ty), None) => (**ty).clone(),
         };
         let boxed = if local {
             quote!(LocalBoxFuture)
@@ -1049,17 +1055,22 @@ fn has_lifetime(ty: &Type) -> bool {
 /// Gives the elided lifetimes of a return type (`&str`, `Item<'_>`) the name
 /// `'__hotswap_self`, outside `fn(..)` types and `Fn(..)` bounds (which elide on their own).
 fn name_elided_lifetimes(ty: &Type) -> Type {
-    struct Namer;
-    impl VisitMut for Namer {
+    name_elided_lifetimes_as(ty, &syn::parse_quote!('__hotswap_self))
+}
+
+/// [`name_elided_lifetimes`] with another name.
+fn name_elided_lifetimes_as(ty: &Type, name: &syn::Lifetime) -> Type {
+    struct Namer<'n>(&'n syn::Lifetime);
+    impl VisitMut for Namer<'_> {
         fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
             if reference.lifetime.is_none() {
-                reference.lifetime = Some(syn::parse_quote!('__hotswap_self));
+                reference.lifetime = Some(self.0.clone());
             }
             syn::visit_mut::visit_type_reference_mut(self, reference);
         }
         fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
             if lifetime.ident == "_" {
-                *lifetime = syn::parse_quote!('__hotswap_self);
+                *lifetime = self.0.clone();
             }
         }
         fn visit_type_bare_fn_mut(&mut self, _: &mut syn::TypeBareFn) {}
@@ -1070,7 +1081,7 @@ fn name_elided_lifetimes(ty: &Type) -> Type {
         }
     }
     let mut ty = ty.clone();
-    Namer.visit_type_mut(&mut ty);
+    Namer(name).visit_type_mut(&mut ty);
     ty
 }
 

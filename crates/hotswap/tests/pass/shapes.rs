@@ -488,6 +488,12 @@ impl<'a> Tagged<'a> {
         self.seen
     }
 
+    // The output borrows from `self` (method elision), with other borrowed arguments too.
+    pub async fn tag_ref(&self, skip: &usize) -> &str {
+        yield_now().await;
+        &self.tag[*skip..]
+    }
+
     #[hot(skip)]
     pub fn tag(&self) -> &'a str {
         self.tag
@@ -631,6 +637,7 @@ fn main() {
     assert_eq!(block_on(assert_send(tagged.tag_len())), 5);
     assert_eq!(block_on(assert_send(tagged.see(&2))), 2);
     assert_eq!(tagged.tag(), "label");
+    assert_eq!(block_on(assert_send(tagged.tag_ref(&2))), "bel");
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
