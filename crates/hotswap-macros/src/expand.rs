@@ -35,10 +35,22 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     let hot = match parsed {
         Item::Fn(func) => free_fn(func, &options)?,
         Item::Impl(block) => impl_block(block, &options)?,
+        Item::Mod(module) => {
+            let hot = module_block(module.clone(), &options)?;
+            // The cold branch is the module as written, but for the `#[hot(skip)]` marks on
+            // its functions: `hot` may not be in scope inside the module.
+            let cold = without_skip_marks(module);
+            return Ok(quote! {
+                ::hotswap::__select! {
+                    hot { #hot }
+                    cold { #cold }
+                }
+            });
+        }
         other => {
             return Err(syn::Error::new_spanned(
                 other,
-                "`#[hot]` goes on a function or on an inherent `impl` block",
+                "`#[hot]` goes on a function, an `impl` block or an inline `mod`",
             ))
         }
     };
@@ -50,6 +62,120 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
     })
 }
 
+/// Whether an attribute is `#[hot(skip)]` (or `#[hotswap::hot(skip)]`).
+fn is_skip_attr(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "hot")
+        && matches!(&attr.meta, syn::Meta::List(list) if is_skip(&list.tokens))
+}
+
+/// Whether an attribute is `#[hot]` with any other argument (`#[hot]`, `#[hot(?Send)]`).
+fn is_hot_attr(attr: &syn::Attribute) -> bool {
+    attr.path()
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == "hot")
+        && !is_skip_attr(attr)
+}
+
+/// `#[hot] mod systems { … }`: every function of the module with a `pub` visibility (any:
+/// `pub`, `pub(crate)`, `pub(super)`) becomes hot as `#[hot] fn` would; everything else stays
+/// as written: private functions (helpers), functions marked `#[hot(skip)]` (the mark is
+/// removed), functions and impl blocks carrying their own `#[hot]`, impl blocks, nested modules
+/// (not made hot: put `#[hot]` on them too). A `pub fn` that cannot be hot (generic,
+/// `impl Trait`, `const`, `unsafe`, non-Rust ABI) is refused, naming it and the two ways out.
+fn module_block(mut module: syn::ItemMod, options: &Options) -> syn::Result<TokenStream> {
+    let Some((_, items)) = module.content.take() else {
+        return Err(syn::Error::new_spanned(
+            &module,
+            "`#[hot]` on a module needs its body inline (`mod name { … }`): an attribute \
+             cannot see the items of a module in another file; put `#[hot]` on the functions \
+             of that file, or write the module inline",
+        ));
+    };
+    let any_async = items.iter().any(
+        |item| matches!(item, Item::Fn(func) if made_hot(func) && func.sig.asyncness.is_some()),
+    );
+    if !any_async {
+        unused_local(options)?;
+    }
+    let cold = Options { local: None };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Item::Fn(mut func) if func.attrs.iter().any(is_skip_attr) => {
+                func.attrs.retain(|attr| !is_skip_attr(attr));
+                out.push(func.into_token_stream());
+            }
+            Item::Fn(func) if made_hot(&func) => {
+                if let Err(err) = validate::signature(&func.sig, false) {
+                    let name = &func.sig.ident;
+                    let mut combined: Option<syn::Error> = None;
+                    for e in err {
+                        let e = syn::Error::new(
+                            e.span(),
+                            format!(
+                                "`{name}` in a `#[hot] mod` cannot be hot: {e}; move it out of \
+                                 the module or mark it `#[hot(skip)]` to keep it as written"
+                            ),
+                        );
+                        match &mut combined {
+                            Some(c) => c.combine(e),
+                            None => combined = Some(e),
+                        }
+                    }
+                    return Err(combined.unwrap());
+                }
+                let options = if func.sig.asyncness.is_some() {
+                    options
+                } else {
+                    &cold
+                };
+                out.push(free_fn(func, options)?);
+            }
+            other => out.push(other.into_token_stream()),
+        }
+    }
+    let (outer, inner): (Vec<_>, Vec<_>) = module
+        .attrs
+        .iter()
+        .partition(|attr| matches!(attr.style, syn::AttrStyle::Outer));
+    let vis = &module.vis;
+    let unsafety = &module.unsafety;
+    let ident = &module.ident;
+    Ok(quote! {
+        #(#outer)*
+        #vis #unsafety mod #ident {
+            #(#inner)*
+            #(#out)*
+        }
+    })
+}
+
+/// A function of a `#[hot] mod` that becomes hot: `pub` (of any reach), and not already
+/// carrying its own `#[hot]` or `#[hot(skip)]`.
+fn made_hot(func: &ItemFn) -> bool {
+    !matches!(func.vis, syn::Visibility::Inherited)
+        && !func
+            .attrs
+            .iter()
+            .any(|attr| is_hot_attr(attr) || is_skip_attr(attr))
+}
+
+/// The module as written, without the `#[hot(skip)]` marks of its functions.
+fn without_skip_marks(mut module: syn::ItemMod) -> TokenStream {
+    if let Some((_, items)) = &mut module.content {
+        for item in items {
+            if let Item::Fn(func) = item {
+                func.attrs.retain(|attr| !is_skip_attr(attr));
+            }
+        }
+    }
+    module.into_token_stream()
+}
+
 /// `skip`: the argument of `#[hot(skip)]`.
 pub fn is_skip(attr: &TokenStream) -> bool {
     let mut trees = attr.clone().into_iter();
@@ -59,13 +185,7 @@ pub fn is_skip(attr: &TokenStream) -> bool {
 /// Whether a method of a `#[hot]` impl block is marked `#[hot(skip)]` (or `#[hotswap::hot(skip)]`):
 /// it stays as written.
 fn skipped(method: &syn::ImplItemFn) -> bool {
-    method.attrs.iter().any(|attr| {
-        attr.path()
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "hot")
-            && matches!(&attr.meta, syn::Meta::List(list) if is_skip(&list.tokens))
-    })
+    method.attrs.iter().any(is_skip_attr)
 }
 
 /// What `#[hot]` was given: nothing, or `?Send` (the futures of its `async fn`s need not be

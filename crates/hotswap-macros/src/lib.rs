@@ -12,8 +12,8 @@ mod expand;
 mod layout;
 mod validate;
 
-/// Marks a function (or every method of an `impl` block, inherent or `impl Trait for Type`) as
-/// hot-swappable.
+/// Marks a function (or every method of an `impl` block, inherent or `impl Trait for Type`, or
+/// every `pub` function of an inline module) as hot-swappable.
 ///
 /// In a normal build this is the identity. In hot mode (`--cfg hotswap` or the `hot` feature of
 /// `hotswap`) each call goes through one atomic load and one indirect call, and a patch can
@@ -23,6 +23,17 @@ mod validate;
 /// of each method's signature.
 ///
 /// `#[hot(skip)]` on a method of a `#[hot]` impl block keeps that method as written (cold).
+///
+/// On an inline module (`#[hot] mod systems { … }`) it makes every function of the module with a
+/// `pub` visibility (`pub`, `pub(crate)`, `pub(super)`, …) hot, as `#[hot]` on each would; its
+/// entries are named after the module (`game::systems::step`). Private functions stay plain
+/// (helpers; an edit of one is patched where hot code calls it), and so do impl blocks, nested
+/// modules and other items unless they carry their own `#[hot]`: nothing is made hot
+/// recursively. A `pub` function that cannot be hot (see below) is refused with an error naming
+/// it: move it out of the module, or mark it `#[hot(skip)]` to keep it as written (the mark
+/// needs no `hot` in scope inside the module). A `pub async fn` is hot with a `Send` future, or
+/// not `Send` under `#[hot(?Send)] mod`. `#[hot]` on `mod name;` (a module in another file) is
+/// refused: put `#[hot]` inside that file instead.
 ///
 /// An `async fn` keeps its signature for callers; in hot mode its slot returns the body's future
 /// boxed, `Send` unless the attribute says `#[hot(?Send)]`. Each call after a swap runs the new

@@ -8,7 +8,7 @@
 //!   a wrapper and an exported manifest entry, and its `main` (which checks every result and that
 //!   it runs in hot mode) succeeds;
 //! - every `tests/compile_fail/*.rs` case fails in hot mode with exactly the error of its
-//!   committed `.stderr` file (same message, same line and column), and nothing else;
+//!   committed `.stderr` file (same messages, same lines and columns), and nothing else;
 //! - so does every `tests/compile_fail_hot/*.rs` case, which only hot mode refuses (a hot
 //!   `async fn` whose future is not `Send`: a normal build keeps the plain `async fn`).
 //!
@@ -32,27 +32,39 @@ struct Expected {
     column: u64,
 }
 
-fn expected_error(stderr_file: &Path) -> Expected {
+/// The expected diagnostics of one compile-fail case, read from its `.stderr` file: each
+/// `error: …` or `error[E…]: …` header and the `-->` location that follows it.
+fn expected_errors(stderr_file: &Path) -> Vec<Expected> {
     let text = std::fs::read_to_string(stderr_file)
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", stderr_file.display()));
-    let message = text
-        .lines()
-        .next()
-        .and_then(|line| line.strip_prefix("error: "))
-        .unwrap_or_else(|| panic!("{} does not start with `error: `", stderr_file.display()))
-        .to_owned();
-    let location = text
-        .lines()
-        .find_map(|line| line.trim_start().strip_prefix("--> "))
-        .unwrap_or_else(|| panic!("{} has no `-->` line", stderr_file.display()));
-    let mut parts = location.rsplitn(3, ':');
-    let column = parts.next().unwrap().parse().unwrap();
-    let line = parts.next().unwrap().parse().unwrap();
-    Expected {
-        message,
-        line,
-        column,
+    let mut errors = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("error") else {
+            continue;
+        };
+        let Some((_, message)) = rest.split_once(": ") else {
+            continue;
+        };
+        let location = lines
+            .by_ref()
+            .find_map(|line| line.trim_start().strip_prefix("--> "))
+            .unwrap_or_else(|| panic!("{}: no `-->` after `{line}`", stderr_file.display()));
+        let mut parts = location.rsplitn(3, ':');
+        let column = parts.next().unwrap().parse().unwrap();
+        let line = parts.next().unwrap().parse().unwrap();
+        errors.push(Expected {
+            message: message.to_owned(),
+            line,
+            column,
+        });
     }
+    assert!(
+        !errors.is_empty(),
+        "{} has no `error` line",
+        stderr_file.display()
+    );
+    errors
 }
 
 fn cases(dir: &Path) -> Vec<PathBuf> {
@@ -161,11 +173,11 @@ fn the_trybuild_cases_behave_the_same_in_hot_mode() {
         });
     }
     for (path, name) in failures.iter().zip(&names) {
-        let expected = expected_error(&path.with_extension("stderr"));
+        let expected = expected_errors(&path.with_extension("stderr"));
         let got = errors.remove(name).unwrap_or_default();
         assert_eq!(
             got,
-            vec![expected],
+            expected,
             "{} in hot mode: errors differ from its .stderr file",
             path.display()
         );

@@ -5,7 +5,8 @@
 // statically, through generic code and through `dyn`; two traits with a method of the same name
 // on one type; associated types and consts; a standard trait), and impl blocks of types whose only
 // generics are lifetimes; `async fn`s (`Send` and `?Send`, borrowing arguments elided and named,
-// patterns, methods, `#[hot(skip)]` beside them, a type with a lifetime), run by a tiny executor.
+// patterns, methods, `#[hot(skip)]` beside them, a type with a lifetime), run by a tiny executor;
+// `#[hot] mod` (`pub` functions hot, private helpers, `#[hot(skip)]`, async, `?Send`).
 //
 // Built twice: by trybuild in a normal build (tests/refusals.rs), where `#[hot]` must leave each
 // function as it was, and in hot mode (tests/hot_mode_macro.rs), where every call goes through a
@@ -511,6 +512,62 @@ impl Local {
     }
 }
 
+// `#[hot] mod`: its `pub` functions become hot; a private helper, a `#[hot(skip)]` generic
+// function (the mark needs no `hot` in scope) and the impl block stay as written.
+#[hotswap::hot]
+pub mod systems {
+    #![allow(clippy::needless_lifetimes)]
+
+    pub struct Score(pub u32);
+
+    impl Score {
+        pub fn double(&self) -> u32 {
+            self.0 * 2
+        }
+    }
+
+    pub fn step(counter: &mut u32) -> String {
+        *counter += 1;
+        format!("step {}", helper(*counter))
+    }
+
+    pub(crate) fn score(value: u32) -> Score {
+        Score(helper(value))
+    }
+
+    fn helper(value: u32) -> u32 {
+        value * 10
+    }
+
+    #[hot(skip)]
+    pub fn largest<T: PartialOrd + Copy>(items: &[T]) -> T {
+        let mut best = items[0];
+        for &item in items {
+            if item > best {
+                best = item;
+            }
+        }
+        best
+    }
+
+    pub async fn step_later(counter: &mut u32) -> String {
+        super::yield_now().await;
+        step(counter)
+    }
+}
+
+#[hotswap::hot(?Send)]
+mod local_systems {
+    pub async fn shared(value: std::rc::Rc<u32>) -> u32 {
+        super::yield_now().await;
+        *value + 1
+    }
+
+    pub fn plain(value: u32) -> u32 {
+        value + 2
+    }
+}
+
 fn main() {
     let mut state = State {
         ticks: 0,
@@ -638,6 +695,16 @@ fn main() {
     assert_eq!(block_on(assert_send(tagged.see(&2))), 2);
     assert_eq!(tagged.tag(), "label");
     assert_eq!(block_on(assert_send(tagged.tag_ref(&2))), "bel");
+
+    let mut steps = 0;
+    assert_eq!(systems::step(&mut steps), "step 10");
+    assert_eq!(systems::score(3).double(), 60);
+    assert_eq!(systems::largest(&[3, 9, 4]), 9);
+    assert_eq!(systems::largest(&["a", "c", "b"]), "c");
+    assert_eq!(block_on(assert_send(systems::step_later(&mut steps))), "step 20");
+    assert_eq!(steps, 2);
+    assert_eq!(block_on(local_systems::shared(std::rc::Rc::new(4))), 5);
+    assert_eq!(local_systems::plain(1), 3);
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
