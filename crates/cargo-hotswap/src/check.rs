@@ -84,11 +84,6 @@ impl Build {
     }
 }
 
-/// Reads the sources of the crate whose root file is `root`, for a [`Build`].
-pub fn read_sources(root: &Path) -> Result<Vec<syn::File>, String> {
-    sources::read_crate(root)
-}
-
 /// The code of the running program that no patch of the hot crate replaces (the binary's own
 /// objects, and the crates that depend on the hot crate), read once per program build.
 pub struct Outside {
@@ -206,7 +201,7 @@ pub fn check_builds(args: Standalone) -> i32 {
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
     let read = |rlib: &Path, root: &Path, name: &str| -> Result<(Build, Duration), String> {
         let started = Instant::now();
-        let build = Build::keep(rlib, &dir.join(name), read_sources(root)?)?;
+        let build = Build::keep(rlib, &dir.join(name), sources::read_crate(root)?)?;
         build.warm(&args.crate_name, &args.shared);
         Ok((build, started.elapsed()))
     };

@@ -428,7 +428,7 @@ impl Session {
                     "`{crate_name}` is not a hot crate of this workspace"
                 )]
             })?;
-        let sources = check::read_sources(&root).map_err(|err| vec![err])?;
+        let sources = crate::sources::read_crate(&root).map_err(|err| vec![err])?;
         let keep = self
             .builds_dir()?
             .join(format!("patch-{crate_name}-{id}.rlib"));
@@ -623,7 +623,12 @@ impl Session {
             .project
             .hot
             .iter()
-            .filter_map(|c| Some((c.crate_name.clone(), check::read_sources(&c.lib_root).ok()?)))
+            .filter_map(|c| {
+                Some((
+                    c.crate_name.clone(),
+                    crate::sources::read_crate(&c.lib_root).ok()?,
+                ))
+            })
             .collect();
         // Build first: the old program keeps running until the new one is ready.
         let executable = host::build(

@@ -8,137 +8,43 @@
 
 mod support;
 
-use support::{Cli, Scratch, Stream, FIRST_BUILD, OUTPUT, PATCH, RESTART};
+use support::session::Session;
+use support::OUTPUT;
 
-/// A running session: the workspace, the command, and the program's pid.
-struct Session {
-    scratch: Scratch,
-    cli: Cli,
-    pid: u32,
-    /// The number of the program's `host pid=` line.
-    first: usize,
+/// Saves `lib_rs`, expects the program to refuse the patch with a reason containing each of
+/// `expected` (`GAME` stands for the hot crate's name), and waits for the restarted program;
+/// returns its `host pid=` line number.
+fn expect_refusal_and_restart(session: &mut Session, lib_rs: &str, expected: &[&str]) -> usize {
+    let (before, outcome) = session.save(lib_rs);
+    let game = session.scratch.game.clone();
+    let prefix = format!("[hotswap] {game}: the program refused the patch: ");
+    assert!(
+        outcome.text.starts_with(&prefix),
+        "expected a refusal, got {:?}\n{}",
+        outcome.text,
+        session.cli.transcript()
+    );
+    for text in expected {
+        let text = text.replace("GAME", &game);
+        assert!(
+            outcome.text.contains(&text),
+            "the refusal does not say {text:?}: {:?}\n{}",
+            outcome.text,
+            session.cli.transcript()
+        );
+    }
+    session.wait_restarted(before, &outcome)
 }
 
-impl Session {
-    /// A workspace whose `app/src/main.rs` is `main_rs` (`GAME` stands for the hot crate's
-    /// name) and whose `game/src/lib.rs` is `lib_rs`, running under `cargo hotswap run` until
-    /// the program printed a line starting with `first`.
-    fn start(prefix: &str, main_rs: &str, lib_rs: &str, first: &str) -> Session {
-        let scratch = Scratch::new(prefix);
-        scratch.save("app/src/main.rs", &main_rs.replace("GAME", &scratch.game));
-        scratch.save_game(lib_rs);
-        let cli = scratch.start(&["run"]);
-        let started = cli.wait_started(0, FIRST_BUILD);
-        let host = cli.wait_out("the program's first line", 0, OUTPUT, |t| {
-            t == format!("host pid={}", started.pid)
-        });
-        cli.wait_out(&format!("`{first}...`"), host.seq, OUTPUT, |t| {
-            t.starts_with(first)
-        });
-        Session {
-            scratch,
-            cli,
-            pid: started.pid,
-            first: host.seq,
-        }
-    }
+/// Waits for the program's first line after its `host pid=` line that starts with `prefix`.
+fn line_of(session: &Session, prefix: &str) -> (usize, String) {
+    let line = session.line_of(session.first, prefix);
+    (line.seq, line.text)
+}
 
-    /// Saves `lib_rs` and returns the first outcome the command reports for it.
-    fn save(&self, lib_rs: &str) -> (usize, support::Line) {
-        let before = self.cli.mark();
-        self.scratch.save_game(lib_rs);
-        let patched = format!("[hotswap] {}: patched ", self.scratch.game);
-        let line = self
-            .cli
-            .wait_for("the outcome of the save", before, PATCH, |line| {
-                support::is_save_outcome(line, &patched)
-            });
-        (before, line)
-    }
-
-    /// Saves `lib_rs` and expects it patched (version `version`, `count` hot functions in the
-    /// patch) with the
-    /// code of each of `changed` named as changed (`GAME` stands for the hot crate's name).
-    fn expect_patch(&self, lib_rs: &str, version: u64, count: &str, changed: &[&str]) {
-        let (_, outcome) = self.save(lib_rs);
-        let game = &self.scratch.game;
-        assert!(
-            outcome
-                .text
-                .starts_with(&format!("[hotswap] {game}: patched {count}"))
-                && outcome
-                    .text
-                    .contains(&format!("— version {version}; build ")),
-            "expected a patch, got {:?}\n{}",
-            outcome.text,
-            self.cli.transcript()
-        );
-        let (_, list) = outcome
-            .text
-            .split_once("; code changed: ")
-            .unwrap_or_else(|| panic!("no `code changed` in {:?}", outcome.text));
-        for name in changed {
-            let name = format!("`{}`", name.replace("GAME", game));
-            assert!(
-                list.split(", ").any(|n| n == name),
-                "the patch line does not name {name} as changed: {:?}",
-                outcome.text
-            );
-        }
-    }
-
-    /// Saves `lib_rs`, expects the program to refuse the patch with a reason containing each
-    /// of `expected`, and waits for the restarted program; returns its `host pid=` line number.
-    fn expect_refusal_and_restart(&mut self, lib_rs: &str, expected: &[&str]) -> usize {
-        let (before, outcome) = self.save(lib_rs);
-        let game = &self.scratch.game;
-        let prefix = format!("[hotswap] {game}: the program refused the patch: ");
-        assert!(
-            outcome.text.starts_with(&prefix),
-            "expected a refusal, got {:?}\n{}",
-            outcome.text,
-            self.cli.transcript()
-        );
-        for text in expected {
-            let text = text.replace("GAME", game);
-            assert!(
-                outcome.text.contains(&text),
-                "the refusal does not say {text:?}: {:?}\n{}",
-                outcome.text,
-                self.cli.transcript()
-            );
-        }
-        let started = self.cli.wait_started(outcome.seq, RESTART);
-        assert_ne!(started.pid, self.pid, "the program was not restarted");
-        let host = self
-            .cli
-            .wait_out("the new program's first line", before, OUTPUT, |t| {
-                t == format!("host pid={}", started.pid)
-            });
-        self.pid = started.pid;
-        self.first = host.seq;
-        host.seq
-    }
-
-    /// Waits for the program's first line after its `host pid=` line that starts with `prefix`.
-    fn line_of(&self, prefix: &str) -> (usize, String) {
-        let line = self
-            .cli
-            .wait_out(&format!("`{prefix}...`"), self.first, OUTPUT, |t| {
-                t.starts_with(prefix)
-            });
-        (line.seq, line.text)
-    }
-
-    /// The program's stdout lines (this program's, in its order) that start with `prefix`.
-    fn lines(&self, prefix: &str) -> Vec<String> {
-        self.cli
-            .texts(Stream::Out, self.first)
-            .into_iter()
-            .map(|(_, t)| t)
-            .filter(|t| t.starts_with(prefix))
-            .collect()
-    }
+/// The program's stdout lines (this program's, in its order) that start with `prefix`.
+fn lines(session: &Session, prefix: &str) -> Vec<String> {
+    session.lines_since(session.first, prefix)
 }
 
 /// The program: holds a `Box<dyn Speak>` and a `Dog`, and every 50 ms calls the trait through
@@ -244,6 +150,7 @@ fn a_trait_method_edit_is_patched_for_dyn_and_generic_callers() {
         MAIN_RS,
         &speak_lib("v1", "w1"),
         "says dyn=v1:100 talk=v1:",
+        "",
     );
     let pid = session.pid;
 
@@ -253,8 +160,8 @@ fn a_trait_method_edit_is_patched_for_dyn_and_generic_callers() {
         "3 functions",
         &["<GAME::Dog as GAME::Speak>::speak"],
     );
-    let (_, first_new) = session.line_of("says dyn=v2:100 talk=v2:");
-    let says = session.lines("says ");
+    let (_, first_new) = line_of(&session, "says dyn=v2:100 talk=v2:");
+    let says = lines(&session, "says ");
     let at = says
         .iter()
         .position(|l| l.contains("=v2:"))
@@ -368,6 +275,7 @@ fn a_changed_associated_type_or_const_restarts_naming_it() {
         MEASURE_MAIN_RS,
         &measure_lib("u64", 2, 0),
         "measure=42 scale=2",
+        "",
     );
     session.expect_patch(
         &measure_lib("u64", 2, 1),
@@ -375,9 +283,10 @@ fn a_changed_associated_type_or_const_restarts_naming_it() {
         "1 function",
         &["<GAME::Dog as GAME::Measure>::measure"],
     );
-    session.line_of("measure=43 scale=2");
+    line_of(&session, "measure=43 scale=2");
 
-    session.expect_refusal_and_restart(
+    expect_refusal_and_restart(
+        &mut session,
         &measure_lib("u64", 3, 1),
         &[
             "`GAME::<Dog as Measure>::measure`: signature changed",
@@ -385,9 +294,10 @@ fn a_changed_associated_type_or_const_restarts_naming_it() {
             "const SCALE: u32 = 3;",
         ],
     );
-    assert_eq!(session.line_of("measure=").1, "measure=64 scale=3");
+    assert_eq!(line_of(&session, "measure=").1, "measure=64 scale=3");
 
-    session.expect_refusal_and_restart(
+    expect_refusal_and_restart(
+        &mut session,
         &measure_lib("u32", 3, 1),
         &[
             "`GAME::<Dog as Measure>::measure`: signature changed",
@@ -395,5 +305,5 @@ fn a_changed_associated_type_or_const_restarts_naming_it() {
             "type Unit = u32;",
         ],
     );
-    assert_eq!(session.line_of("measure=").1, "measure=64 scale=3");
+    assert_eq!(line_of(&session, "measure=").1, "measure=64 scale=3");
 }

@@ -9,14 +9,7 @@
 
 mod support;
 
-use support::{Cli, Scratch, Stream, FIRST_BUILD, OUTPUT, PATCH, RESTART};
-
-/// A running session: the workspace, the command, and the program's pid.
-struct Session {
-    scratch: Scratch,
-    cli: Cli,
-    pid: u32,
-}
+use support::session::Session;
 
 /// What a save led to.
 struct Restarted {
@@ -26,140 +19,32 @@ struct Restarted {
     first: usize,
 }
 
-impl Session {
-    /// A workspace whose `app/src/main.rs` is `main_rs` (`GAME` stands for the hot crate's
-    /// name) and whose `game/src/lib.rs` is `lib_rs`, running under `cargo hotswap run` until
-    /// the program printed a line starting with `first`.
-    fn start(prefix: &str, main_rs: &str, lib_rs: &str, first: &str) -> Session {
-        Session::start_with(prefix, main_rs, lib_rs, first, "")
-    }
-
-    /// [`Session::start`] with `manifest` appended to the workspace's `Cargo.toml`.
-    fn start_with(
-        prefix: &str,
-        main_rs: &str,
-        lib_rs: &str,
-        first: &str,
-        manifest: &str,
-    ) -> Session {
-        let scratch = Scratch::new(prefix);
-        if !manifest.is_empty() {
-            let root = scratch.read("Cargo.toml");
-            scratch.save("Cargo.toml", &format!("{root}\n{manifest}"));
-        }
-        scratch.save("app/src/main.rs", &main_rs.replace("GAME", &scratch.game));
-        scratch.save_game(lib_rs);
-        let cli = scratch.start(&["run"]);
-        let started = cli.wait_started(0, FIRST_BUILD);
-        let host = cli.wait_out("the program's first line", 0, OUTPUT, |t| {
-            t == format!("host pid={}", started.pid)
-        });
-        cli.wait_out(&format!("`{first}...`"), host.seq, OUTPUT, |t| {
-            t.starts_with(first)
-        });
-        Session {
-            scratch,
-            cli,
-            pid: started.pid,
-        }
-    }
-
-    /// Saves `lib_rs` and returns the first outcome the command reports for it.
-    fn save(&self, lib_rs: &str) -> (usize, support::Line) {
-        let before = self.cli.mark();
-        self.scratch.save_game(lib_rs);
-        let patched = format!("[hotswap] {}: patched ", self.scratch.game);
-        let line = self
-            .cli
-            .wait_for("the outcome of the save", before, PATCH, |line| {
-                support::is_save_outcome(line, &patched)
-            });
-        (before, line)
-    }
-
-    /// Saves `lib_rs`, expects a restart whose reason contains each of `expected`, and waits
-    /// for the new program.
-    fn expect_restart(&mut self, lib_rs: &str, expected: &[&str]) -> Restarted {
-        let (before, outcome) = self.save(lib_rs);
-        let prefix = format!("[hotswap] restarting `{}`: ", self.scratch.app);
+/// Saves `lib_rs`, expects a restart whose reason contains each of `expected`, and waits for
+/// the new program.
+fn expect_restart(session: &mut Session, lib_rs: &str, expected: &[&str]) -> Restarted {
+    let (before, outcome) = session.save(lib_rs);
+    let prefix = format!("[hotswap] restarting `{}`: ", session.scratch.app);
+    assert!(
+        outcome.text.starts_with(&prefix),
+        "expected a restart, got {:?}\n{}",
+        outcome.text,
+        session.cli.transcript()
+    );
+    let reason = outcome.text[prefix.len()..].to_owned();
+    for text in expected {
         assert!(
-            outcome.text.starts_with(&prefix),
-            "expected a restart, got {:?}\n{}",
-            outcome.text,
-            self.cli.transcript()
+            reason.contains(text),
+            "the restart's reason does not say {text:?}: {reason:?}\n{}",
+            session.cli.transcript()
         );
-        let reason = outcome.text[prefix.len()..].to_owned();
-        for text in expected {
-            assert!(
-                reason.contains(text),
-                "the restart's reason does not say {text:?}: {reason:?}\n{}",
-                self.cli.transcript()
-            );
-        }
-        let started = self.cli.wait_started(outcome.seq, RESTART);
-        assert_ne!(started.pid, self.pid, "the program was not restarted");
-        let host = self
-            .cli
-            .wait_out("the new program's first line", before, OUTPUT, |t| {
-                t == format!("host pid={}", started.pid)
-            });
-        self.pid = started.pid;
-        Restarted {
-            reason,
-            first: host.seq,
-        }
     }
+    let first = session.wait_restarted(before, &outcome);
+    Restarted { reason, first }
+}
 
-    /// Saves `lib_rs` and expects it patched (version `version`) with the code of each of
-    /// `changed` named as changed; returns the number of the line before the save.
-    fn expect_patch(&self, lib_rs: &str, version: u64, changed: &[&str]) -> usize {
-        let (before, outcome) = self.save(lib_rs);
-        let game = &self.scratch.game;
-        assert!(
-            outcome
-                .text
-                .starts_with(&format!("[hotswap] {game}: patched 1 function"))
-                && outcome
-                    .text
-                    .contains(&format!("— version {version}; build ")),
-            "expected a patch, got {:?}\n{}",
-            outcome.text,
-            self.cli.transcript()
-        );
-        let (_, list) = outcome
-            .text
-            .split_once("; code changed: ")
-            .unwrap_or_else(|| panic!("no `code changed` in {:?}", outcome.text));
-        for name in changed {
-            let name = format!("`{}`", name.replace("GAME", game));
-            assert!(
-                list.split(", ").any(|n| n == name),
-                "the patch line does not name {name} as changed: {:?}",
-                outcome.text
-            );
-        }
-        before
-    }
-
-    /// The first line starting with `prefix` that the program `pid` printed after its
-    /// `host pid=` line numbered `first`.
-    fn line_of(&self, first: usize, prefix: &str) -> String {
-        self.cli
-            .wait_out(&format!("`{prefix}...`"), first, OUTPUT, |t| {
-                t.starts_with(prefix)
-            })
-            .text
-    }
-
-    /// Every stdout line from `from` on that starts with `prefix`, without waiting.
-    fn lines_since(&self, from: usize, prefix: &str) -> Vec<String> {
-        self.cli
-            .texts(Stream::Out, from)
-            .into_iter()
-            .map(|(_, t)| t)
-            .filter(|t| t.starts_with(prefix))
-            .collect()
-    }
+/// The first line starting with `prefix` the program printed from line `from` on.
+fn line_of(session: &Session, from: usize, prefix: &str) -> String {
+    session.line_of(from, prefix).text
 }
 
 /// The program: prints its pid, then calls `game::step(&mut value)` every 50 ms with a value it
@@ -200,32 +85,7 @@ fn counter_lib(fields: &str, init: &str, show: &str) -> String {
 #[test]
 fn a_field_added_to_a_plain_struct_held_by_main_restarts_naming_the_type_and_field() {
     let _serial = support::serial();
-    let lib = counter_lib;
-    let mut session = Session::start(
-        "hs_trust_field",
-        &owner_main("game::Counter::new()"),
-        &lib("", "", "format!(\"v1 n={}\", c.n)"),
-        "v1 n=",
-    );
-    let game = session.scratch.game.clone();
-    let restarted = session.expect_restart(
-        &lib(
-            "pub speed: u32,",
-            "speed: 7",
-            "format!(\"v2 n={} speed={}\", c.n, c.speed)",
-        ),
-        &[&format!(
-            "`{game}::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)"
-        )],
-    );
-    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 n=1 speed=7");
-    assert!(
-        session
-            .lines_since(0, "v2 ")
-            .iter()
-            .all(|t| t.ends_with(" speed=7")),
-        "a program read `speed` from a value without it"
-    );
+    counter_gains_a_field("hs_trust_field", "");
 }
 
 /// The same with a profile that builds no debug information (`debug = 0`, as release
@@ -235,16 +95,24 @@ fn a_field_added_to_a_plain_struct_held_by_main_restarts_naming_the_type_and_fie
 #[test]
 fn layouts_are_checked_in_a_profile_without_debug_information() {
     let _serial = support::serial();
+    counter_gains_a_field("hs_trust_nodebug", "[profile.dev]\ndebug = 0\n");
+}
+
+/// `Counter`, owned by `main`, gains `speed: u32` (set to 7 by `Counter::new`) in a workspace
+/// whose `Cargo.toml` ends with `manifest`: a restart naming the change, and the new program
+/// prints the new field's value, as does every `v2` line.
+fn counter_gains_a_field(prefix: &str, manifest: &str) {
     let lib = counter_lib;
-    let mut session = Session::start_with(
-        "hs_trust_nodebug",
+    let mut session = Session::start(
+        prefix,
         &owner_main("game::Counter::new()"),
         &lib("", "", "format!(\"v1 n={}\", c.n)"),
         "v1 n=",
-        "[profile.dev]\ndebug = 0\n",
+        manifest,
     );
     let game = session.scratch.game.clone();
-    let restarted = session.expect_restart(
+    let restarted = expect_restart(
+        &mut session,
         &lib(
             "pub speed: u32,",
             "speed: 7",
@@ -254,7 +122,14 @@ fn layouts_are_checked_in_a_profile_without_debug_information() {
             "`{game}::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)"
         )],
     );
-    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 n=1 speed=7");
+    assert_eq!(line_of(&session, restarted.first, "v2 "), "v2 n=1 speed=7");
+    assert!(
+        session
+            .lines_since(0, "v2 ")
+            .iter()
+            .all(|t| t.ends_with(" speed=7")),
+        "a program read `speed` from a value without it"
+    );
 }
 
 /// A struct the program holds inside a `Vec` gains a field: reached through `&mut Vec<Item>`,
@@ -274,9 +149,11 @@ fn a_struct_inside_a_vec_the_program_holds_gains_a_field_and_restarts() {
         &owner_main("game::items()"),
         &lib("", "", "format!(\"v1 x0={}\", items[0].x)"),
         "v1 x0=",
+        "",
     );
     let game = session.scratch.game.clone();
-    let restarted = session.expect_restart(
+    let restarted = expect_restart(
+        &mut session,
         &lib(
             "pub y: u32,",
             "y: 40",
@@ -286,7 +163,7 @@ fn a_struct_inside_a_vec_the_program_holds_gains_a_field_and_restarts() {
             "`{game}::step`: `Item` grew from 4 to 8 bytes (field `y: u32` added)"
         )],
     );
-    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 x0=1 y0=40");
+    assert_eq!(line_of(&session, restarted.first, "v2 "), "v2 x0=1 y0=40");
 }
 
 /// An enum the program holds gains a variant without growing (a fieldless `Fly`): the patch could
@@ -307,6 +184,7 @@ fn an_enum_gaining_a_variant_restarts_naming_it() {
         &owner_main("game::Mode::Walk"),
         &v1,
         "v1 mode=",
+        "",
     );
     let game = session.scratch.game.clone();
     let v2 = lib(
@@ -314,7 +192,11 @@ fn an_enum_gaining_a_variant_restarts_naming_it() {
         "Mode::Walk => Mode::Run, Mode::Run => Mode::Fly, Mode::Fly => Mode::Walk",
     )
     .replace("VERSION", "v2");
-    let restarted = session.expect_restart(&v2, &[&format!("`{game}::step`: `Mode` "), "`Fly`"]);
+    let restarted = expect_restart(
+        &mut session,
+        &v2,
+        &[&format!("`{game}::step`: `Mode` "), "`Fly`"],
+    );
     assert!(
         restarted
             .reason
@@ -322,7 +204,7 @@ fn an_enum_gaining_a_variant_restarts_naming_it() {
         "{:?}",
         restarted.reason
     );
-    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 mode=Run");
+    assert_eq!(line_of(&session, restarted.first, "v2 "), "v2 mode=Run");
 }
 
 /// Two fields of one type swapped: same size, but each now lies where the other was. Restart.
@@ -342,15 +224,17 @@ fn two_fields_swapped_restart_although_the_size_is_the_same() {
         &owner_main("game::origin()"),
         &lib("pub x: i32,\n    pub y: i32,", "v1"),
         "v1 x=1 y=2",
+        "",
     );
     let game = session.scratch.game.clone();
-    let restarted = session.expect_restart(
+    let restarted = expect_restart(
+        &mut session,
         &lib("pub y: i32,\n    pub x: i32,", "v2"),
         &[&format!(
             "`{game}::step`: `Pos` kept its size (8 bytes) but changed"
         )],
     );
-    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 x=1 y=2");
+    assert_eq!(line_of(&session, restarted.first, "v2 "), "v2 x=1 y=2");
     assert!(
         session
             .lines_since(0, "v2 ")
@@ -379,13 +263,15 @@ fn a_field_added_to_a_type_only_hot_code_sees_is_patched_live() {
         &owner_main("game::Counter { n: 0 }"),
         &lib("", "", "v1").replace("EXTRA", "0"),
         "v1 n=",
+        "",
     );
     let before = session.expect_patch(
         &lib("b: u64,", "b: 1000", "v2").replace("EXTRA", "pad.b"),
         1,
+        "1 function",
         &["GAME::step"],
     );
-    let v2 = session.line_of(before, "v2 ");
+    let v2 = line_of(&session, before, "v2 ");
     let n: u64 = support::field(&v2, "n").unwrap().parse().unwrap();
     assert!(n > 1, "the program's counter started again: {v2:?}");
     assert_eq!(v2, format!("v2 n={n} pad={}", n + 1000));
@@ -412,9 +298,11 @@ fn a_trait_gaining_a_method_behind_a_box_dyn_held_by_main_restarts() {
         &owner_main("game::pet()"),
         &lib("", "", "format!(\"v1 {}\", pet.speak())"),
         "v1 woof",
+        "",
     );
     let game = session.scratch.game.clone();
-    let restarted = session.expect_restart(
+    let restarted = expect_restart(
+        &mut session,
         &lib(
             "fn volume(&self) -> u32;",
             "fn volume(&self) -> u32 { 11 }",
@@ -422,7 +310,10 @@ fn a_trait_gaining_a_method_behind_a_box_dyn_held_by_main_restarts() {
         ),
         &[&format!("`{game}::step`: "), "`Speak`", "`volume`"],
     );
-    assert_eq!(session.line_of(restarted.first, "v2 "), "v2 woof volume=11");
+    assert_eq!(
+        line_of(&session, restarted.first, "v2 "),
+        "v2 woof volume=11"
+    );
 }
 
 /// `helper` is called by the hot `step` and directly by `main`. Editing `step` alone patches it
@@ -452,15 +343,14 @@ fn main() {
              format!(\"{version} n={{n}} {{}}\", helper())\n}}\n"
         )
     };
-    let mut session = Session::start("hs_trust_helper", MAIN, &lib("old", "v1"), "v1 n=");
+    let mut session = Session::start("hs_trust_helper", MAIN, &lib("old", "v1"), "v1 n=", "");
     let game = session.scratch.game.clone();
     let app = session.scratch.app.clone();
 
     // Only `step` changed: patched, though `main` calls `step` (through its slot).
-    let before = session.expect_patch(&lib("old", "v2"), 1, &["GAME::step"]);
+    let before = session.expect_patch(&lib("old", "v2"), 1, "1 function", &["GAME::step"]);
     assert_eq!(
-        session
-            .line_of(before, "v2 ")
+        line_of(&session, before, "v2 ")
             .split_once(' ')
             .unwrap()
             .1
@@ -471,13 +361,14 @@ fn main() {
     );
 
     // `helper` changed: `main` calls it directly.
-    let restarted = session.expect_restart(
+    let restarted = expect_restart(
+        &mut session,
         &lib("new", "v2"),
         &[&format!(
             "`{game}::helper` changed; `{app}::main` calls it directly"
         )],
     );
-    let step = session.line_of(restarted.first, "v2 ");
+    let step = line_of(&session, restarted.first, "v2 ");
     assert!(step.ends_with(" new"), "{step:?}");
-    assert_eq!(session.line_of(restarted.first, "main: "), "main: new");
+    assert_eq!(line_of(&session, restarted.first, "main: "), "main: new");
 }

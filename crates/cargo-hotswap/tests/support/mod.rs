@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use hotswap_testkit::{parent_of, runs_executable, Options, Process, Transcript};
 
+pub mod session;
+
 pub use hotswap_testkit::{
     e2e_target_dir, files_in, hotswap_dir, is_running, private_base, serial, signal, wait_gone,
     workspace_root, Line, Serial, Stream,
