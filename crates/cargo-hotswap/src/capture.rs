@@ -21,6 +21,10 @@ pub const ROLE_WRAPPER: &str = "rustc-wrapper";
 pub const CAPTURE_DIR_ENV: &str = "HOTSWAP_CAPTURE_DIR";
 /// Comma-separated crate names of the hot crates.
 pub const HOT_CRATES_ENV: &str = "HOTSWAP_HOT_CRATES";
+/// The crate name of the program's binary crate when it is hot (its package depends on
+/// `hotswap`): it gets type information like a hot library, and the linker role keeps its
+/// objects.
+pub const HOT_PROGRAM_ENV: &str = "HOTSWAP_HOT_PROGRAM";
 /// A `RUSTC_WRAPPER` the user had before ours (sccache, …), run in turn.
 pub const INNER_WRAPPER_ENV: &str = "HOTSWAP_INNER_WRAPPER";
 
@@ -96,6 +100,49 @@ impl Invocation {
         ))
     }
 
+    /// Whether this command builds an executable (a binary crate; build scripts excepted).
+    pub fn is_program(&self) -> bool {
+        self.crate_types.iter().any(|t| t == "bin") && !self.crate_name.starts_with("build_script_")
+    }
+
+    /// The source files the last run of this command read, from the dep-info file rustc wrote
+    /// next to its output (`<out-dir>/<crate><extra>.d`; cargo asks for one with
+    /// `--emit=dep-info,link`). Empty when there is none.
+    pub fn source_files(&self) -> Vec<PathBuf> {
+        let path = self
+            .out_dir
+            .join(format!("{}{}.d", self.crate_name, self.extra_filename));
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Vec::new();
+        };
+        // The first rule lists every input: `<output>: <input> <input> ...`, spaces in names
+        // escaped with `\`.
+        let Some(first) = text.lines().next() else {
+            return Vec::new();
+        };
+        let Some((_, inputs)) = first.split_once(": ") else {
+            return Vec::new();
+        };
+        let mut files = Vec::new();
+        let mut current = String::new();
+        let mut chars = inputs.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => current.extend(chars.next()),
+                ' ' => {
+                    if !current.is_empty() {
+                        files.push(self.cwd.join(std::mem::take(&mut current)));
+                    }
+                }
+                _ => current.push(c),
+            }
+        }
+        if !current.is_empty() {
+            files.push(self.cwd.join(current));
+        }
+        files
+    }
+
     fn file_name(&self) -> String {
         format!(
             "{}{}-{}.json",
@@ -120,9 +167,14 @@ impl Invocation {
 
     /// Runs the recorded command again, as the build ran it.
     pub fn command(&self) -> Command {
+        self.command_with(&self.args)
+    }
+
+    /// The recorded command with other arguments (same compiler, directory, environment).
+    pub fn command_with(&self, args: &[String]) -> Command {
         let mut command = Command::new(&self.rustc);
         command
-            .args(&self.args)
+            .args(args)
             .current_dir(&self.cwd)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -188,8 +240,12 @@ pub fn wrapper_main() -> i32 {
             invocation.crate_types.retain(|t| t == "lib" || t == "rlib");
             ensure_type_info(&mut args);
         }
-        let is_program = invocation.crate_types.iter().any(|t| t == "bin")
-            && !invocation.crate_name.starts_with("build_script_");
+        let is_program = invocation.is_program();
+        if is_program
+            && std::env::var(HOT_PROGRAM_ENV).is_ok_and(|name| name == invocation.crate_name)
+        {
+            ensure_type_info(&mut args);
+        }
         if is_program {
             crate::linker::route_link_through_us(&mut args, &mut command);
         }

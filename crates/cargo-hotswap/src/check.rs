@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use crate::{layout, reach, sources};
 
-/// One build of a hot crate, as the checks compare it: its rlib (a link that no later build
-/// overwrites), its parsed sources, and what was read from them (once, on first use).
+/// One build of a hot crate, as the checks compare it: its rlib, or for the program's binary
+/// crate its object files (links that no later build overwrites), its parsed sources, and what
+/// was read from them (once, on first use).
 pub struct Build {
-    rlib: PathBuf,
+    files: Files,
     sources: Vec<syn::File>,
     layout: OnceCell<Result<layout::Snapshot, String>>,
     code: OnceCell<Result<reach::Code, String>>,
@@ -46,32 +47,89 @@ impl Build {
                 )
             })?;
         }
-        Ok(Build {
-            rlib: keep.to_path_buf(),
+        Ok(Build::new(Files::Rlib(keep.to_path_buf()), sources))
+    }
+
+    /// Keeps a binary crate's `objects` in the directory `keep` (hard links, as for
+    /// [`Build::keep`]: rustc writes each object as a new file).
+    pub fn keep_objects(
+        objects: &[PathBuf],
+        keep: &Path,
+        sources: Vec<syn::File>,
+    ) -> Result<Build, String> {
+        let _ = std::fs::remove_dir_all(keep);
+        std::fs::create_dir_all(keep)
+            .map_err(|err| format!("cannot create {}: {err}", keep.display()))?;
+        let mut kept = Vec::with_capacity(objects.len());
+        for (index, object) in objects.iter().enumerate() {
+            let name = object.file_name().map_or_else(
+                || format!("{index}.o"),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            let path = keep.join(format!("{index}-{name}"));
+            if std::fs::hard_link(object, &path).is_err() {
+                std::fs::copy(object, &path)
+                    .map_err(|err| format!("cannot keep a copy of {}: {err}", object.display()))?;
+            }
+            kept.push(path);
+        }
+        Ok(Build::new(
+            Files::Objects(keep.to_path_buf(), kept),
+            sources,
+        ))
+    }
+
+    fn new(files: Files, sources: Vec<syn::File>) -> Build {
+        Build {
+            files,
             sources,
             layout: OnceCell::new(),
             code: OnceCell::new(),
-        })
+        }
     }
 
     fn layout(&self, crate_name: &str, shared: &[String]) -> Result<&layout::Snapshot, String> {
         self.layout
-            .get_or_init(|| layout::Snapshot::read(&self.rlib, crate_name, &self.sources, shared))
+            .get_or_init(|| match &self.files {
+                Files::Rlib(rlib) => {
+                    layout::Snapshot::read(rlib, crate_name, &self.sources, shared)
+                }
+                Files::Objects(_, objects) => {
+                    layout::Snapshot::read_objects(objects, crate_name, &self.sources, shared)
+                }
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
 
     fn code(&self) -> Result<&reach::Code, String> {
         self.code
-            .get_or_init(|| reach::Code::read_rlib(&self.rlib))
+            .get_or_init(|| match &self.files {
+                Files::Rlib(rlib) => reach::Code::read_rlib(rlib),
+                Files::Objects(_, objects) => reach::Code::read_objects(objects),
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
 }
 
+/// What a [`Build`] keeps on disk (and removes when dropped).
+enum Files {
+    Rlib(PathBuf),
+    /// The directory, and the object files in it.
+    Objects(PathBuf, Vec<PathBuf>),
+}
+
 impl Drop for Build {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.rlib);
+        match &self.files {
+            Files::Rlib(rlib) => {
+                let _ = std::fs::remove_file(rlib);
+            }
+            Files::Objects(dir, _) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 }
 
@@ -154,6 +212,7 @@ pub fn check(
         (Ok(old), Ok(new), Ok(outside)) => {
             let analysis = reach::analyse(
                 crate_name,
+                matches!(running.files, Files::Objects(..)),
                 old,
                 new,
                 outside,
@@ -340,8 +399,11 @@ mod tests {
             before,
             "the rebuild changed nothing"
         );
-        assert_eq!(std::fs::read(&kept.rlib).unwrap(), before);
-        let path = kept.rlib.clone();
+        let Files::Rlib(path) = &kept.files else {
+            panic!("an rlib kept as objects")
+        };
+        let path = path.clone();
+        assert_eq!(std::fs::read(&path).unwrap(), before);
         drop(kept);
         assert!(!path.exists(), "a dropped build leaves its file behind");
     }

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 
-use crate::capture::{CAPTURE_DIR_ENV, HOT_CRATES_ENV, INNER_WRAPPER_ENV, ROLE_ENV, ROLE_WRAPPER};
+use crate::capture::{
+    CAPTURE_DIR_ENV, HOT_CRATES_ENV, HOT_PROGRAM_ENV, INNER_WRAPPER_ENV, ROLE_ENV, ROLE_WRAPPER,
+};
 use crate::project::{cargo, Program, Project};
 use crate::report;
 
@@ -72,7 +74,10 @@ pub fn build(
     token: &str,
 ) -> Result<PathBuf, String> {
     let me = tool(project)?;
-    let hot: Vec<&str> = project.hot.iter().map(|c| c.crate_name.as_str()).collect();
+    let hot: Vec<&str> = project
+        .hot_libraries()
+        .map(|c| c.crate_name.as_str())
+        .collect();
     let mut command = Command::new(cargo());
     command
         .arg("build")
@@ -99,6 +104,10 @@ pub fn build(
         .env(ROLE_ENV, ROLE_WRAPPER)
         .env(CAPTURE_DIR_ENV, project.capture_dir())
         .env(HOT_CRATES_ENV, hot.join(","))
+        .env(
+            HOT_PROGRAM_ENV,
+            project.hot_program().map_or("", |c| c.crate_name.as_str()),
+        )
         .env("HOTSWAP_BUILD_TOKEN", token)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -22,6 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::capture::{self, Invocation, CAPTURE_DIR_ENV, HOT_CRATES_ENV, ROLE_ENV};
 
 pub const ROLE_LINKER: &str = "linker";
+/// Set when rustc runs again to build a thin patch of the program's binary crate: the linker
+/// role then keeps the crate's object files in this directory (listed in
+/// [`PATCH_OBJECTS_LIST`]) and links nothing (see [`keep_for_patch`]).
+pub const PATCH_OBJECTS_ENV: &str = "HOTSWAP_PATCH_OBJECTS";
+/// The list of kept objects, in [`PATCH_OBJECTS_ENV`]'s directory (JSON, file names).
+pub const PATCH_OBJECTS_LIST: &str = "objects.json";
 /// The linker rustc would have used.
 const REAL_LINKER_ENV: &str = "HOTSWAP_REAL_LINKER";
 
@@ -41,6 +47,10 @@ pub struct Linked {
     /// depends on (directly or not). A hot crate depending on another is listed for that one.
     #[serde(default)]
     pub dependents: Vec<(PathBuf, Vec<String>)>,
+    /// The capture of the executable's own crate when it is hot (`HOTSWAP_HOT_PROGRAM`): its
+    /// patches replay this command.
+    #[serde(default)]
+    pub program: Option<Invocation>,
 }
 
 impl Linked {
@@ -65,6 +75,28 @@ impl Linked {
             .filter(|(_, hot)| hot.iter().any(|name| name == hot_crate))
             .map(|(rlib, _)| rlib);
         self.objects.iter().chain(dependents).cloned().collect()
+    }
+
+    /// The kept objects split in two: the program crate's own codegen units (what its patches
+    /// replace; the allocator shim left out, as [`keep_for_patch`] leaves it out of a patch),
+    /// and the others (rustc's `symbols.o`, the shim, objects given with `-C link-arg`).
+    pub fn program_objects(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let prefix = format!(
+            "{}.",
+            self.executable
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        self.objects.iter().cloned().partition(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            name.starts_with(&prefix)
+                && name.ends_with(".rcgu.o")
+                && !std::fs::read(path).is_ok_and(|bytes| is_allocator_shim(&bytes))
+        })
     }
 
     pub fn load(capture_dir: &Path, executable_name: &str) -> Result<Linked, String> {
@@ -113,6 +145,15 @@ pub fn route_link_through_us(args: &mut Vec<String>, command: &mut Command) {
 pub fn main() -> i32 {
     let args = expand_response_files(std::env::args_os().skip(1).collect());
     let real = std::env::var(REAL_LINKER_ENV).unwrap_or_else(|_| "cc".into());
+    if let Some(dir) = std::env::var_os(PATCH_OBJECTS_ENV) {
+        return match keep_for_patch(Path::new(&dir), &args) {
+            Ok(()) => 0,
+            Err(err) => {
+                eprintln!("cargo-hotswap (linker): {err}");
+                1
+            }
+        };
+    }
     let args = match std::env::var_os(CAPTURE_DIR_ENV) {
         Some(dir) => match rewrite(Path::new(&dir), &real, args.clone(), &hot_names()) {
             Ok(args) => args,
@@ -251,8 +292,9 @@ fn rewrite(
         let key = name
             .rsplit_once('-')
             .map_or(name.as_str(), |(stem, _)| stem);
+        let program = hot_program(&all, &executable);
         // Only worth keeping when there is a hot crate to compare against.
-        let objects = if hot.is_empty() {
+        let objects = if hot.is_empty() && program.is_none() {
             Vec::new()
         } else {
             keep_objects(&Linked::objects_dir(capture_dir, key), &objects).unwrap_or_else(|err| {
@@ -266,12 +308,96 @@ fn rewrite(
             hot: hot.into_iter().map(|(n, inv)| (n, inv.clone())).collect(),
             objects,
             dependents,
+            program,
         };
         let bytes = serde_json::to_vec(&linked).map_err(|e| e.to_string())?;
         std::fs::write(Linked::path(capture_dir, key), bytes)
             .map_err(|err| format!("cannot record the link: {err}"))?;
     }
     Ok(out)
+}
+
+/// The capture of the crate linked into `executable` (`<out-dir>/<crate><extra>`), if it is
+/// the hot program (`HOTSWAP_HOT_PROGRAM`).
+fn hot_program(all: &[Invocation], executable: &Path) -> Option<Invocation> {
+    let hot = std::env::var(capture::HOT_PROGRAM_ENV).ok()?;
+    all.iter()
+        .filter(|inv| inv.is_program() && inv.crate_name == hot)
+        .find(|inv| {
+            inv.out_dir
+                .join(format!("{}{}", inv.crate_name, inv.extra_filename))
+                == executable
+        })
+        .cloned()
+}
+
+/// Patch mode (rustc replaying a hot binary crate's command, see [`PATCH_OBJECTS_ENV`]): keeps
+/// the crate's own codegen units (`<output>.<…>.rcgu.o`: rustc deletes them once the linker
+/// returns) in `dir`, and writes an empty file as the output, which nothing uses. Left out:
+/// rustc's `symbols.o` (it lives elsewhere), every library, and the allocator shim (the unit
+/// defining `__rust_alloc`), since the program has one and a patch must use the program's.
+pub fn keep_for_patch(dir: &Path, args: &[OsString]) -> Result<(), String> {
+    let mut output = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "-o" {
+            output = iter.next().map(PathBuf::from);
+        }
+    }
+    let output = output.ok_or("rustc gave the linker no `-o`")?;
+    let prefix = format!(
+        "{}.",
+        output
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    std::fs::create_dir_all(dir)
+        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    let mut kept: Vec<String> = Vec::new();
+    for arg in args {
+        let path = Path::new(arg);
+        let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if !(name.starts_with(&prefix) && name.ends_with(".rcgu.o")) {
+            continue;
+        }
+        let bytes =
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        if is_allocator_shim(&bytes) {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join(&name));
+        std::fs::write(dir.join(&name), &bytes)
+            .map_err(|err| format!("cannot keep {name}: {err}"))?;
+        kept.push(name);
+    }
+    if kept.is_empty() {
+        return Err(format!(
+            "no object file of {} on the link line",
+            output.display()
+        ));
+    }
+    let list = serde_json::to_vec(&kept).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join(PATCH_OBJECTS_LIST), list)
+        .map_err(|err| format!("cannot write the list of objects: {err}"))?;
+    std::fs::write(&output, b"").map_err(|err| format!("cannot write {}: {err}", output.display()))
+}
+
+/// Whether this object is rustc's allocator shim: it defines `__rust_alloc` (mangled, in
+/// current rustc, as `_RNv…7___rustc12___rust_alloc`).
+fn is_allocator_shim(bytes: &[u8]) -> bool {
+    use object::{Object, ObjectSymbol};
+    let Ok(file) = object::File::parse(bytes) else {
+        return false;
+    };
+    file.symbols().any(|symbol| {
+        symbol.is_definition()
+            && symbol
+                .name()
+                .is_ok_and(|name| name == "__rust_alloc" || name.ends_with("12___rust_alloc"))
+    })
 }
 
 /// Rlibs among `on_line` whose crates depend, through the recorded `--extern`s, on one of the

@@ -28,6 +28,7 @@ mod project;
 #[cfg_attr(not(test), allow(dead_code))]
 mod reach;
 mod report;
+mod rewrite;
 mod run;
 mod sources;
 mod statics;

@@ -42,16 +42,45 @@ pub struct Target {
     pub src_path: PathBuf,
 }
 
-/// A workspace crate with `#[hot]` functions (a library that depends on `hotswap`).
+/// A crate whose `#[hot]` functions can be patched: a library of the workspace that depends
+/// on `hotswap`, or the binary crate of the program `run` starts (`src/main.rs`, `src/bin/x.rs`,
+/// an example) when its package depends on `hotswap`.
 #[derive(Clone, Debug)]
 pub struct HotCrate {
     pub package: String,
-    /// The library's crate name (`-` replaced by `_`), as rustc knows it.
+    /// The crate name (`-` replaced by `_`), as rustc knows it.
     pub crate_name: String,
+    pub kind: CrateKind,
     /// Directories holding its sources (the parent of each target's root file).
     pub source_dirs: Vec<PathBuf>,
-    /// The library's root source file (`src/lib.rs`).
-    pub lib_root: PathBuf,
+    /// The crate's root source file (`src/lib.rs`, `src/main.rs`).
+    pub root: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrateKind {
+    Library,
+    /// The program's own binary crate: its thin patches are linked from its object files.
+    Program,
+}
+
+impl HotCrate {
+    /// Identifies the crate among the hot ones: a package may have a library and a binary of
+    /// the same crate name (`game`, with `src/lib.rs` and `src/main.rs`).
+    pub fn key(&self) -> String {
+        match self.kind {
+            CrateKind::Library => self.crate_name.clone(),
+            CrateKind::Program => format!("{}(bin)", self.crate_name),
+        }
+    }
+
+    /// How messages name it: the package for a library, the binary for the program.
+    pub fn shown(&self) -> String {
+        match self.kind {
+            CrateKind::Library => self.package.clone(),
+            CrateKind::Program => self.crate_name.replace('_', "-"),
+        }
+    }
 }
 
 /// The program `run` builds and starts.
@@ -240,6 +269,64 @@ impl Project {
         used.contains(&owner.name.as_str())
     }
 
+    /// Adds the binary crate of `program` to the hot crates when its package depends on
+    /// `hotswap` (an example may have it as a dev-dependency): `#[hot]` functions in
+    /// `src/main.rs`, `src/bin/*.rs` or `examples/*.rs` are patched like a library's.
+    pub fn add_program(&mut self, program: &Program) {
+        let Some(package) = self.members.iter().find(|p| p.name == program.package) else {
+            return;
+        };
+        let kind = if program.is_example { "example" } else { "bin" };
+        let Some(target) = package
+            .targets
+            .iter()
+            .find(|t| t.name == program.name && t.kind.iter().any(|k| k == kind))
+        else {
+            return;
+        };
+        let uses_hotswap = package.dependencies.iter().any(|dep| {
+            dep.name == "hotswap"
+                && dep.rename.is_none()
+                && match dep.kind.as_deref() {
+                    None => true,
+                    Some("dev") => program.is_example,
+                    _ => false,
+                }
+        });
+        if !uses_hotswap {
+            return;
+        }
+        let hot = HotCrate {
+            package: package.name.clone(),
+            crate_name: target.name.replace('-', "_"),
+            kind: CrateKind::Program,
+            source_dirs: target
+                .src_path
+                .parent()
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect(),
+            root: target.src_path.clone(),
+        };
+        self.hot.retain(|c| c.kind != CrateKind::Program);
+        self.hot.push(hot);
+    }
+
+    /// The program's binary crate, if it is hot.
+    pub fn hot_program(&self) -> Option<&HotCrate> {
+        self.hot.iter().find(|c| c.kind == CrateKind::Program)
+    }
+
+    /// The hot libraries.
+    pub fn hot_libraries(&self) -> impl Iterator<Item = &HotCrate> {
+        self.hot.iter().filter(|c| c.kind == CrateKind::Library)
+    }
+
+    /// The hot crate `key` names (see [`HotCrate::key`]).
+    pub fn hot_crate(&self, key: &str) -> Option<&HotCrate> {
+        self.hot.iter().find(|c| c.key() == key)
+    }
+
     /// Where the build records compiler commands (see `capture`).
     pub fn capture_dir(&self) -> PathBuf {
         self.target_dir.join("captures")
@@ -296,8 +383,9 @@ fn hot_crate(package: &Package) -> Option<HotCrate> {
     Some(HotCrate {
         package: package.name.clone(),
         crate_name: lib.name.replace('-', "_"),
+        kind: CrateKind::Library,
         source_dirs,
-        lib_root: lib.src_path.clone(),
+        root: lib.src_path.clone(),
     })
 }
 

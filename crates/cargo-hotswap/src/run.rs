@@ -16,9 +16,10 @@ use crate::deliver::{self, Connection, Peers};
 use crate::host::{self, BuildOptions};
 use crate::linker::Linked;
 use crate::patch::{self, Failure};
-use crate::project::{Program, Project};
+use crate::project::{CrateKind, HotCrate, Program, Project};
 use crate::report;
-use crate::watch::{self, Change};
+use crate::rewrite::ProgramTls;
+use crate::watch::{self, Change, Owners};
 
 /// Editors save in several steps; wait this long after the last event before building.
 const DEBOUNCE: Duration = Duration::from_millis(15);
@@ -75,6 +76,11 @@ struct Session {
     last_code: Option<i32>,
     /// Symbols the running executable exports (read once per build).
     exports: Option<crate::statics::Exports>,
+    /// The running executable's thread-locals, for patches of its binary crate (read once per
+    /// build).
+    thread_locals: Option<ProgramTls>,
+    /// Which hot crates each source file belongs to (after each build).
+    owners: Owners,
     /// Fresh-copy warnings already shown this session.
     warned: Vec<String>,
     /// The build of each hot crate that the program runs (by crate name): what the next patch
@@ -103,12 +109,13 @@ pub fn run(options: RunOptions) -> i32 {
 }
 
 fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
-    let project = Project::load(options.manifest_path.as_deref())?;
+    let mut project = Project::load(options.manifest_path.as_deref())?;
     let program = project.program(
         options.package.as_deref(),
         options.bin.as_deref(),
         options.example.as_deref(),
     )?;
+    project.add_program(&program);
     if project.hot.is_empty() {
         report::warn(
             "no crate of this workspace depends on `hotswap`, so nothing can be patched: every \
@@ -149,6 +156,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         last_code: None,
         manifests: HashMap::new(),
         exports: None,
+        thread_locals: None,
+        owners: Owners::default(),
         warned: Vec::new(),
         peers,
         carry: Carry::default(),
@@ -173,28 +182,29 @@ impl Session {
         ));
         if self.rebuild_and_start() {
             // The hot crates this program links (not every one of the workspace).
-            let linked: Vec<String> = self
-                .linked()
-                .map(|linked| linked.hot.into_iter().map(|(name, _)| name).collect())
-                .unwrap_or_default();
+            let linked = self.linked().ok();
             let hot: Vec<String> = self
                 .project
                 .hot
                 .iter()
-                .filter(|c| linked.contains(&c.crate_name))
-                .map(|c| c.package.clone())
+                .filter(|c| {
+                    linked.as_ref().is_some_and(|linked| match c.kind {
+                        CrateKind::Library => linked.hot.iter().any(|(n, _)| *n == c.crate_name),
+                        CrateKind::Program => linked.program.is_some(),
+                    })
+                })
+                .map(|c| match c.kind {
+                    CrateKind::Library => format!("the hot crate {}", c.package),
+                    CrateKind::Program => format!("`{}`", display_path(&c.root, &self.project)),
+                })
                 .collect();
             report::ok(&format!(
-                "running `{}`; edit {} and save to patch it live (Ctrl-C stops both)",
+                "running `{}`; {} (Ctrl-C stops both)",
                 self.program.name,
                 if hot.is_empty() {
-                    "any file".to_owned()
+                    "nothing in it is #[hot], so every change restarts it".to_owned()
                 } else {
-                    format!(
-                        "the hot crate{} {}",
-                        if hot.len() > 1 { "s" } else { "" },
-                        hot.join(", ")
-                    )
+                    format!("edit {} and save to patch it live", hot.join(" or "))
                 }
             ));
         }
@@ -302,7 +312,7 @@ impl Session {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        match watch::classify(&self.project, paths) {
+        match watch::classify(&self.project, &self.owners, paths) {
             Change::Restart(reason) => self.restart(&reason),
             Change::Patch(crates) if self.app.is_none() => {
                 let _ = crates;
@@ -330,16 +340,7 @@ impl Session {
         Linked::load(&self.project.capture_dir(), &name)
     }
 
-    /// The package a hot crate belongs to, as the user names it.
-    fn package_of(&self, crate_name: &str) -> String {
-        self.project
-            .hot
-            .iter()
-            .find(|c| c.crate_name == crate_name)
-            .map_or_else(|| crate_name.to_owned(), |c| c.package.clone())
-    }
-
-    fn patch(&mut self, crate_name: &str, files: &str) {
+    fn patch(&mut self, key: &str, files: &str) {
         if self.executable.is_none() {
             return self.restart("the last build failed");
         }
@@ -347,14 +348,39 @@ impl Session {
             Ok(linked) => linked,
             Err(err) => return report::error(&err),
         };
-        let package = self.package_of(crate_name);
-        let Some((_, capture)) = linked.hot.iter().find(|(name, _)| name == crate_name) else {
+        let Some(hot) = self.project.hot_crate(key).cloned() else {
+            return self.restart(&format!("`{key}` is not a hot crate of this workspace"));
+        };
+        let package = hot.shown();
+        let capture = match hot.kind {
+            CrateKind::Library => linked
+                .hot
+                .iter()
+                .find(|(name, _)| *name == hot.crate_name)
+                .map(|(_, capture)| capture),
+            CrateKind::Program => linked.program.as_ref(),
+        };
+        let Some(capture) = capture else {
             return self.restart(&format!("`{package}` is not linked into the program yet"));
         };
         self.next_patch += 1;
         let id = self.next_patch;
         report::progress(&format!("{files} changed; building a patch for {package}…"));
-        match patch::build(capture, &linked.linker, &self.dir, id) {
+        let built = match hot.kind {
+            CrateKind::Library => patch::build(capture, &linked.linker, &self.dir, id),
+            CrateKind::Program => match self.thread_locals().map(|_| ()) {
+                Ok(()) => {
+                    let tls = self.thread_locals.as_ref().expect("just read");
+                    patch::build_program(capture, &linked.linker, tls, &self.dir, id)
+                }
+                Err(err) => Err(Failure::Other(err)),
+            },
+        };
+        match built {
+            Err(Failure::Refused(reason)) => {
+                self.discard_scratch(id);
+                self.restart(&format!("{package}: {reason}"))
+            }
             Err(Failure::Compile(diagnostics)) => {
                 report::diagnostics(&diagnostics);
                 report::warn(&format!(
@@ -367,14 +393,16 @@ impl Session {
                 self.program.name
             )),
             Ok(patch) => {
-                let verdict = match self.check_patch(crate_name, capture, id) {
+                let verdict = self.check_patch(&hot, capture, &patch, id);
+                self.discard_scratch(id);
+                let verdict = match verdict {
                     Ok(verdict) => verdict,
                     Err(problems) => {
                         let _ = std::fs::remove_file(&patch.file);
                         return self.restart(&problems.join("; "));
                     }
                 };
-                self.warn_fresh_copies(&package, &patch.file);
+                self.warn_fresh_copies(&hot, &patch.file, &patch.shared_thread_locals);
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
@@ -407,47 +435,57 @@ impl Session {
         }
     }
 
-    /// Runs the checks before delivery on the patch just built of `crate_name`, against the
-    /// build the program runs; on success the patch's build becomes the running one (a patch
-    /// the program then refuses restarts it, with a new running build). `Err`: why the patch
-    /// cannot be applied everywhere its code runs.
+    /// Runs the checks before delivery on the patch just built of `hot`, against the build the
+    /// program runs; on success the patch's build becomes the running one (a patch the program
+    /// then refuses restarts it, with a new running build). `Err`: why the patch cannot be
+    /// applied everywhere its code runs.
     fn check_patch(
         &mut self,
-        crate_name: &str,
+        hot: &HotCrate,
         capture: &crate::capture::Invocation,
+        patch: &patch::Patch,
         id: u64,
     ) -> Result<check::Verdict, Vec<String>> {
-        let root = self
-            .project
-            .hot
-            .iter()
-            .find(|c| c.crate_name == crate_name)
-            .map(|c| c.lib_root.clone())
-            .ok_or_else(|| {
-                vec![format!(
-                    "`{crate_name}` is not a hot crate of this workspace"
-                )]
-            })?;
-        let sources = crate::sources::read_crate(&root).map_err(|err| vec![err])?;
-        let keep = self
-            .builds_dir()?
-            .join(format!("patch-{crate_name}-{id}.rlib"));
-        let patched = Build::keep(&capture.rlib(), &keep, sources).map_err(|err| vec![err])?;
-        let shared = self.shared_statics(crate_name);
-        let Some(running) = self.running.get(crate_name) else {
+        let key = hot.key();
+        let sources = crate::sources::read_crate(&hot.root).map_err(|err| vec![err])?;
+        let keep = self.builds_dir()?.join(format!("patch-{key}-{id}"));
+        let patched = match hot.kind {
+            CrateKind::Library => Build::keep(&capture.rlib(), &keep, sources),
+            CrateKind::Program => Build::keep_objects(&patch.objects, &keep, sources),
+        }
+        .map_err(|err| vec![err])?;
+        let mut shared = self.shared_statics(&hot.crate_name);
+        shared.extend(patch.shared_thread_locals.iter().cloned());
+        let Some(running) = self.running.get(&key) else {
             return Err(vec![format!(
-                "the build of `{crate_name}` the program runs was not kept, so the patch cannot                  be checked"
+                "the build of `{}` the program runs was not kept, so the patch cannot be checked",
+                hot.shown()
             )]);
         };
-        let Some(outside) = self.outside.get(crate_name) else {
+        let Some(outside) = self.outside.get(&key) else {
             return Err(vec!["the program's own code was not recorded".into()]);
         };
-        let verdict = check::check(crate_name, running, &patched, outside, &shared);
+        let verdict = check::check(&hot.crate_name, running, &patched, outside, &shared);
         if !verdict.problems.is_empty() {
             return Err(verdict.problems);
         }
-        self.running.insert(crate_name.to_owned(), patched);
+        self.running.insert(key, patched);
         Ok(verdict)
+    }
+
+    /// Removes what rustc left for a binary crate's patch `id` (its objects are kept by the
+    /// check's build, if it got that far).
+    fn discard_scratch(&self, id: u64) {
+        let _ = std::fs::remove_dir_all(self.dir.join(format!("bin-{id}")));
+    }
+
+    /// The running executable's thread-locals (see [`crate::rewrite`]).
+    fn thread_locals(&mut self) -> Result<&ProgramTls, String> {
+        if self.thread_locals.is_none() {
+            let executable = self.executable.as_deref().ok_or("no executable yet")?;
+            self.thread_locals = Some(ProgramTls::read(executable)?);
+        }
+        Ok(self.thread_locals.as_ref().expect("just read"))
     }
 
     /// Where the builds the checks compare are kept: next to the rlibs they link to (a hard
@@ -482,38 +520,54 @@ impl Session {
     }
 
     /// After the program was built: keeps the build of each hot crate it links (with the
-    /// sources read before the build) and where its own code is.
+    /// sources read before the build, by key) and where its own code is, and notes which
+    /// source files each hot crate was compiled from.
     fn keep_running_builds(&mut self, mut sources: HashMap<String, Vec<syn::File>>) {
         self.running.clear();
         self.outside.clear();
         let Ok(linked) = self.linked() else { return };
+        let dir = match self.builds_dir() {
+            Ok(dir) => dir,
+            Err(err) => return report::warn(&err.join("; ")),
+        };
+        let mut files = Vec::new();
         for (crate_name, capture) in &linked.hot {
+            files.push((crate_name.clone(), capture.source_files()));
             let Some(sources) = sources.remove(crate_name) else {
                 continue;
             };
-            let kept = self.builds_dir().and_then(|dir| {
-                Build::keep(
-                    &capture.rlib(),
-                    &dir.join(format!("{crate_name}.rlib")),
-                    sources,
-                )
-                .map_err(|e| vec![e])
-            });
-            match kept {
+            match Build::keep(
+                &capture.rlib(),
+                &dir.join(format!("{crate_name}.rlib")),
+                sources,
+            ) {
                 Ok(build) => {
                     self.running.insert(crate_name.clone(), build);
                 }
-                Err(err) => report::warn(&err.join("; ")),
+                Err(err) => report::warn(&err),
             }
-        }
-        for (crate_name, _) in &linked.hot {
             self.outside
                 .insert(crate_name.clone(), Outside::new(linked.outside(crate_name)));
         }
+        if let (Some(program), Some(capture)) = (self.project.hot_program(), &linked.program) {
+            let key = program.key();
+            files.push((key.clone(), capture.source_files()));
+            let (own, others) = linked.program_objects();
+            if let Some(sources) = sources.remove(&key) {
+                match Build::keep_objects(&own, &dir.join("program"), sources) {
+                    Ok(build) => {
+                        self.running.insert(key.clone(), build);
+                    }
+                    Err(err) => report::warn(&err),
+                }
+            }
+            self.outside.insert(key, Outside::new(others));
+        }
+        self.owners = Owners::new(files);
     }
 
     /// Warns, once per name, about statics and thread-locals that restart in this patch.
-    fn warn_fresh_copies(&mut self, package: &str, patch: &std::path::Path) {
+    fn warn_fresh_copies(&mut self, hot: &HotCrate, patch: &std::path::Path, shared: &[String]) {
         if self.exports.is_none() {
             self.exports = self
                 .executable
@@ -521,17 +575,28 @@ impl Session {
                 .and_then(|exe| crate::statics::Exports::read(exe).ok());
         }
         let Some(exports) = &self.exports else { return };
-        let fresh: Vec<String> = crate::statics::fresh_copies(patch, exports)
+        let fresh: Vec<String> = crate::statics::fresh_copies(patch, exports, shared)
             .into_iter()
             .filter(|name| !self.warned.contains(name))
             .collect();
         if fresh.is_empty() {
             return;
         }
+        let why = match hot.kind {
+            CrateKind::Library => {
+                "private statics and thread-locals are not shared with the running program; a \
+                 `pub static` reachable from the crate root is). Keep state in values the \
+                 program owns, or make the static `pub`."
+            }
+            CrateKind::Program => {
+                "a binary crate's statics are not shared with the running program; its \
+                 thread-locals are). Keep state in values the program owns (a local of `main`, \
+                 a `hotswap::State`), or move the static into a library crate as a `pub static`."
+            }
+        };
         report::warn(&format!(
-            "{package}: {} start{} from the initial value in each patch (private statics and \
-             thread-locals are not shared with the running program; a `pub static` reachable \
-             from the crate root is). Keep state in values the program owns, or make the static `pub`.",
+            "{}: {} start{} from the initial value in each patch ({why}",
+            hot.shown(),
             fresh.join(", "),
             if fresh.len() == 1 { "s" } else { "" }
         ));
@@ -623,12 +688,7 @@ impl Session {
             .project
             .hot
             .iter()
-            .filter_map(|c| {
-                Some((
-                    c.crate_name.clone(),
-                    crate::sources::read_crate(&c.lib_root).ok()?,
-                ))
-            })
+            .filter_map(|c| Some((c.key(), crate::sources::read_crate(&c.root).ok()?)))
             .collect();
         // Build first: the old program keeps running until the new one is ready.
         let executable = host::build(
@@ -651,6 +711,7 @@ impl Session {
             }
             Ok(executable) => {
                 self.exports = None;
+                self.thread_locals = None;
                 // The old program's states, saved at the last moment (they stay frozen there).
                 let handover = self.carry.hand_over(
                     self.app.as_ref(),
@@ -738,4 +799,12 @@ impl Drop for Session {
         self.running.clear();
         let _ = std::fs::remove_dir_all(self.builds_path());
     }
+}
+
+/// `path` relative to the workspace root, for messages.
+fn display_path(path: &std::path::Path, project: &Project) -> String {
+    path.strip_prefix(&project.root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }

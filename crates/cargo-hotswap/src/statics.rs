@@ -53,13 +53,19 @@ impl Exports {
 
 /// Human-readable names of the patch's writable statics and thread-locals that the program
 /// does not export, i.e. that restart from their initial values.
-pub fn fresh_copies(patch: &Path, exports: &Exports) -> Vec<String> {
+/// `shared`: linkage names the patch was rewritten to share anyway (a binary crate's
+/// thread-locals, see [`crate::rewrite`]).
+pub fn fresh_copies(patch: &Path, exports: &Exports, shared: &[String]) -> Vec<String> {
     let Ok(data) = map(patch) else {
         return Vec::new();
     };
     let Ok(file) = object::File::parse(&*data) else {
         return Vec::new();
     };
+    // A thread-local shared by name may have a twin the program's link dropped (an unused
+    // instance of its storage, kept only by the debug information): same description, nothing
+    // of it runs.
+    let shared_shown: Vec<String> = shared.iter().filter_map(|n| describe(n, true)).collect();
     let mut found: Vec<String> = Vec::new();
     for symbol in file.symbols() {
         // `is_definition` is false for TLS symbols in `object`; test for "defined here" instead.
@@ -82,11 +88,15 @@ pub fn fresh_copies(patch: &Path, exports: &Exports) -> Vec<String> {
                 SectionKind::Data | SectionKind::UninitializedData
             );
         let Ok(name) = symbol.name() else { continue };
-        if !writable || exports.names.contains(name) || name.starts_with("__hotswap_") {
+        if !writable
+            || exports.names.contains(name)
+            || shared.iter().any(|s| s == name)
+            || name.starts_with("__hotswap_")
+        {
             continue;
         }
         if let Some(shown) = describe(name, tls) {
-            if !found.contains(&shown) {
+            if !found.contains(&shown) && !shared_shown.contains(&shown) {
                 found.push(shown);
             }
         }
@@ -107,7 +117,7 @@ pub(crate) fn map(path: &Path) -> Result<memmap2::Mmap, String> {
 
 /// `game::TL::{{constant}}::{{closure}}::VAL` → "thread-local `game::TL`"; `game::COUNT` →
 /// "static `game::COUNT`"; hotswap's own and the standard library's internals → `None`.
-fn describe(mangled: &str, tls: bool) -> Option<String> {
+pub(crate) fn describe(mangled: &str, tls: bool) -> Option<String> {
     let demangled = format!("{:#}", rustc_demangle::try_demangle(mangled).ok()?);
     if demangled.contains("__hotswap_")
         || demangled.contains("__CALLSITE")

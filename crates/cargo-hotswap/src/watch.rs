@@ -1,6 +1,7 @@
 //! Watch: notice saved source files and sort them into what can be patched and what needs a
 //! restart.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 
@@ -12,7 +13,7 @@ use crate::run::Event;
 /// What a set of changed files asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Change {
-    /// Source files of these hot crates (by crate name) changed.
+    /// Source files of these hot crates (by key, see `HotCrate::key`) changed.
     Patch(Vec<String>),
     /// Something that no patch can carry changed; the reason.
     Restart(String),
@@ -85,9 +86,33 @@ fn relevant(path: &Path) -> bool {
     name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock"
 }
 
+/// Which hot crates each source file was compiled into, as rustc's dep-info of the builds the
+/// program runs says (see [`crate::capture::Invocation::source_files`]): a file under `src/`
+/// may belong to the library, to `src/main.rs`'s crate, or to both (a module both declare).
+#[derive(Default)]
+pub struct Owners(HashMap<PathBuf, Vec<String>>);
+
+impl Owners {
+    /// `files`: for each hot crate (by key, see `HotCrate::key`), its source files.
+    pub fn new(files: impl IntoIterator<Item = (String, Vec<PathBuf>)>) -> Owners {
+        let mut map: HashMap<PathBuf, Vec<String>> = HashMap::new();
+        for (key, paths) in files {
+            for path in paths {
+                let keys = map.entry(path).or_default();
+                if !keys.contains(&key) {
+                    keys.push(key.clone());
+                }
+            }
+        }
+        Owners(map)
+    }
+}
+
 /// Sorts changed files: sources of hot crates can be patched; manifests, the lock file, build
-/// scripts and sources of other crates need a rebuild and restart.
-pub fn classify(project: &Project, paths: &[PathBuf]) -> Change {
+/// scripts and sources of other crates need a rebuild and restart. A file is a hot crate's when
+/// its last build read it (`owners`), or else when it lies in the crate's directories (a new
+/// file, or no build yet) and is not the root of another target.
+pub fn classify(project: &Project, owners: &Owners, paths: &[PathBuf]) -> Change {
     let mut hot: Vec<String> = Vec::new();
     for path in paths {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -98,19 +123,38 @@ pub fn classify(project: &Project, paths: &[PathBuf]) -> Change {
         if name == "build.rs" {
             return Change::Restart(format!("{shown} changed (build script)"));
         }
-        let owner = project.hot.iter().find(|c| {
-            c.source_dirs.iter().any(|d| path.starts_with(d)) && !is_bin_source(project, path)
-        });
-        match owner {
-            Some(krate) => {
-                if !hot.contains(&krate.crate_name) {
-                    hot.push(krate.crate_name.clone());
-                }
-            }
-            None => {
-                return Change::Restart(format!(
-                    "{shown} changed (not in a crate with #[hot] functions)"
-                ))
+        let built: Vec<String> = owners
+            .0
+            .get(path)
+            .map(|keys| {
+                keys.iter()
+                    .filter(|key| project.hot_crate(key).is_some())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let owners: Vec<String> = if !built.is_empty() {
+            built
+        } else if let Some(program) = project.hot_program().filter(|c| c.root == *path) {
+            vec![program.key()]
+        } else {
+            project
+                .hot_libraries()
+                .find(|c| {
+                    c.source_dirs.iter().any(|d| path.starts_with(d))
+                        && !is_bin_source(project, path)
+                })
+                .map(|c| vec![c.key()])
+                .unwrap_or_default()
+        };
+        if owners.is_empty() {
+            return Change::Restart(format!(
+                "{shown} changed (not in a crate with #[hot] functions)"
+            ));
+        }
+        for key in owners {
+            if !hot.contains(&key) {
+                hot.push(key);
             }
         }
     }

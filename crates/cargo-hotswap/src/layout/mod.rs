@@ -80,6 +80,40 @@ impl Snapshot {
                 .map_err(|err| format!("{} ({name}): {err}", rlib.display()))?;
             objects.push((name, object));
         }
+        Snapshot::from_units(&objects, rlib, crate_name, sources, shared_statics)
+    }
+
+    /// [`Snapshot::read`] for a binary crate's object files (`paths`).
+    pub fn read_objects(
+        paths: &[std::path::PathBuf],
+        crate_name: &str,
+        sources: &[syn::File],
+        shared_statics: &[String],
+    ) -> Result<Snapshot, String> {
+        let maps = paths
+            .iter()
+            .map(|path| crate::statics::map(path))
+            .collect::<Result<Vec<_>, String>>()?;
+        let objects: Vec<(String, &[u8])> = paths
+            .iter()
+            .zip(&maps)
+            .map(|(path, map)| {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                (name.unwrap_or_default(), &map[..])
+            })
+            .collect();
+        let first = paths.first().map_or(Path::new(""), |p| p.as_path());
+        Snapshot::from_units(&objects, first, crate_name, sources, shared_statics)
+    }
+
+    /// From the crate's codegen units (name, bytes); `origin` names them in errors.
+    fn from_units(
+        objects: &[(String, &[u8])],
+        origin: &Path,
+        crate_name: &str,
+        sources: &[syn::File],
+        shared_statics: &[String],
+    ) -> Result<Snapshot, String> {
         // Only the codegen units that define a root: a unit's DWARF describes every type its
         // own entries refer to, so the types reachable from a root are all in the root's unit,
         // and the other units (a heavy crate's instances of its dependencies' generic code,
@@ -99,7 +133,7 @@ impl Snapshot {
             snapshot
                 .types
                 .add_object(object)
-                .map_err(|err| format!("{} ({name}): {err}", rlib.display()))?;
+                .map_err(|err| format!("{} ({name}): {err}", origin.display()))?;
         }
         Ok(snapshot)
     }

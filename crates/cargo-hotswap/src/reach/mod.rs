@@ -77,6 +77,9 @@ pub enum StaleKind {
     /// A `pub static` of the hot crate, shared by the patch with the program, refers to the
     /// old function: the patch's code reads the program's copy.
     SharedStatic,
+    /// The program's `main` itself changed (a binary crate's patch): it is running, and only
+    /// a restart runs its new code.
+    Running,
 }
 
 impl Stale {
@@ -106,6 +109,11 @@ impl Stale {
             StaleKind::CopyInAnotherCrate => format!(
                 "`{}` changed; {} and a copy compiled into `{}` keeps the old code (called by `{}`)",
                 self.function, self.why, self.in_crate, self.caller
+            ),
+            StaleKind::Running => format!(
+                "`{}` changed, and the running program keeps the code it started with (only \
+                 `#[hot]` functions are patched)",
+                self.function
             ),
             StaleKind::SharedStatic if self.through.is_empty() => format!(
                 "`{}` changed; the running program's `{}` (a static the patch shares) still points to the old code",
@@ -163,9 +171,12 @@ pub fn outside_has_copies(crate_name: &str, old_hot: &Code, outside: &[Code]) ->
 /// `old_hot`/`new_hot`: the hot crate before and after; `outside`: code the executable links
 /// that is not the hot crate (the binary's objects, and rlibs of crates depending on the hot
 /// crate); `old_sources`/`new_sources`: the hot crate's parsed sources, for generic and
-/// `#[inline]` items.
+/// `#[inline]` items. `program`: the hot crate is the program's binary crate, whose `main` the
+/// program runs (from outside any patch) for as long as it lives.
+#[allow(clippy::too_many_arguments)]
 pub fn analyse(
     crate_name: &str,
+    program: bool,
     old_hot: &Code,
     new_hot: &Code,
     outside: &[Code],
@@ -176,6 +187,7 @@ pub fn analyse(
     let barrier = Barrier::new(old_hot);
     let inputs = Inputs {
         crate_name,
+        program,
         old: old_hot,
         new: new_hot,
         outside,
@@ -204,6 +216,7 @@ pub fn analyse(
 /// What both parts of the analysis read.
 struct Inputs<'a> {
     crate_name: &'a str,
+    program: bool,
     old: &'a Code,
     new: &'a Code,
     outside: &'a [Code],
@@ -271,6 +284,8 @@ enum Origin {
     Outside { code: usize, holder: NodeId },
     /// A static of the old code that the patch shares.
     Shared(NodeId),
+    /// The binary crate's `main`, which the program runs.
+    Entry(NodeId),
 }
 
 enum Step {
@@ -283,6 +298,7 @@ enum Step {
 fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
     let Inputs {
         crate_name,
+        program,
         old,
         new,
         outside,
@@ -326,6 +342,22 @@ fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
                     });
                     queue.push_back(target);
                 }
+            }
+        }
+    }
+    // A binary crate's `main` is called from outside (the C `main`, which the patch does not
+    // replace either), and runs until the program ends.
+    if program {
+        let main = format!("{crate_name}::main");
+        for node in 0..old.nodes.len() as NodeId {
+            let is_main = old.node(node).kind == NodeKind::Function
+                && old
+                    .node_name(node)
+                    .is_some_and(|name| names::readable(name) == main);
+            if is_main && !parent.contains_key(&node) {
+                parent.insert(node, Step::Root(origins.len()));
+                origins.push(Origin::Entry(node));
+                queue.push_back(node);
             }
         }
     }
@@ -385,8 +417,8 @@ fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
                     let function = names::item_of(&names::readable(mangled)).to_owned();
                     // Steps worth naming: the hot crate's own items (not the standard library's
                     // generics it instantiated, nor the function's own item) and data.
-                    let shared = matches!(origins[origin], Origin::Shared(_));
-                    // A shared static is named as the caller, not as a step.
+                    let shared = matches!(origins[origin], Origin::Shared(_) | Origin::Entry(_));
+                    // A shared static (or `main`) is named as the caller, not as a step.
                     inner.retain(|(step, ours, root)| {
                         *ours && *step != function && !(shared && *root)
                     });
@@ -403,6 +435,21 @@ fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
                                 kind: StaleKind::DirectReference,
                                 through,
                                 in_crate: callers.crate_of(code, holder),
+                                why: "",
+                            }
+                        }
+                        Origin::Entry(main) => {
+                            let caller = names::item_of(&describe_node(old, main)).to_owned();
+                            Stale {
+                                kind: if caller == function {
+                                    StaleKind::Running
+                                } else {
+                                    StaleKind::DirectReference
+                                },
+                                function,
+                                caller,
+                                through: inner,
+                                in_crate: crate_name.to_owned(),
                                 why: "",
                             }
                         }

@@ -282,6 +282,7 @@ fn edited(source: &str) -> Analysis {
     let new = Code::read_rlib(&rlib).unwrap();
     analyse(
         "game",
+        false,
         &fixture.old,
         &new,
         &fixture.outside,
@@ -615,6 +616,7 @@ fn timing() {
             let started = Instant::now();
             analysis = Some(analyse(
                 "game",
+                false,
                 &old,
                 &new,
                 &outside,
