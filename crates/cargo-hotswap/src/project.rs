@@ -51,6 +51,8 @@ pub struct HotCrate {
     /// The crate name (`-` replaced by `_`), as rustc knows it.
     pub crate_name: String,
     pub kind: CrateKind,
+    /// The target's name as the manifest gives it (`my-tool`).
+    pub target: String,
     /// Directories holding its sources (the parent of each target's root file).
     pub source_dirs: Vec<PathBuf>,
     /// The crate's root source file (`src/lib.rs`, `src/main.rs`).
@@ -78,7 +80,7 @@ impl HotCrate {
     pub fn shown(&self) -> String {
         match self.kind {
             CrateKind::Library => self.package.clone(),
-            CrateKind::Program => self.crate_name.replace('_', "-"),
+            CrateKind::Program => self.target.clone(),
         }
     }
 }
@@ -300,6 +302,7 @@ impl Project {
             package: package.name.clone(),
             crate_name: target.name.replace('-', "_"),
             kind: CrateKind::Program,
+            target: target.name.clone(),
             source_dirs: target
                 .src_path
                 .parent()
@@ -384,6 +387,7 @@ fn hot_crate(package: &Package) -> Option<HotCrate> {
         package: package.name.clone(),
         crate_name: lib.name.replace('-', "_"),
         kind: CrateKind::Library,
+        target: lib.name.clone(),
         source_dirs,
         root: lib.src_path.clone(),
     })

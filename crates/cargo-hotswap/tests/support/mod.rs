@@ -325,6 +325,14 @@ impl Scratch {
         Cli::spawn(self, self.command(args))
     }
 
+    /// Starts `cargo-hotswap <args>` here for the program (binary or example) `program`.
+    pub fn start_program(&self, args: &[&str], program: &str) -> Cli {
+        Cli {
+            process: spawn_cli(self.command(args), 100, 300),
+            app_name: program.to_owned(),
+        }
+    }
+
     /// Starts `cargo-hotswap <args>` here and waits until the program runs its first step.
     pub fn run(&self, args: &[&str]) -> (Cli, Started) {
         let cli = Cli::spawn(self, self.command(args));
