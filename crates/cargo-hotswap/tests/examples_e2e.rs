@@ -84,6 +84,52 @@ fn minimal_example_is_patched_and_keeps_counting() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// examples/single-file
+// ---------------------------------------------------------------------------------------------
+
+/// The single-file example (a package with only `src/main.rs`), edited as the README says: the
+/// ball is drawn anew from the next frame on, and the world `main` owns carries on.
+///
+/// Fails if: the edit of `main.rs` restarts the program or is not patched, or the frames do not
+/// count on (1, 2, 3, ... across the patch: the world was reset).
+#[test]
+fn single_file_example_is_patched_and_the_world_carries_on() {
+    let _serial = support::serial();
+    let example = Example::copy("single-file");
+    let (mut session, pid) = example.run(&["run"]);
+    session.wait_out("`frame 3 ...`", 0, OUTPUT, |t| t.starts_with("frame 3 "));
+    let edited = example.edited("src/main.rs", &[("= 'o';", "= '@';")]);
+    let (before, line) = example.patch(&session, "src/main.rs", &edited, "2 functions", 1);
+    assert!(
+        line.text.ends_with("code changed: `single_file::render`"),
+        "{:?}",
+        line.text
+    );
+    let first = session.wait_out("a frame with `@`", before, OUTPUT, |t| t.contains('@'));
+    session.wait_out("a second frame with `@`", first.seq + 1, OUTPUT, |t| {
+        t.contains('@')
+    });
+    let frames: Vec<(u64, bool)> = session
+        .texts(Stream::Out, 0)
+        .iter()
+        .map(|(_, t)| {
+            let frame = number_after(t, "frame ").unwrap_or_else(|| panic!("not a frame: {t:?}"));
+            (frame, t.contains('@'))
+        })
+        .collect();
+    let numbers: Vec<u64> = frames.iter().map(|(frame, _)| *frame).collect();
+    assert_eq!(
+        numbers,
+        (1..=numbers.len() as u64).collect::<Vec<_>>(),
+        "the world did not carry on across the patch\n{}",
+        session.transcript()
+    );
+    let first_new = frames.iter().position(|(_, new)| *new).unwrap();
+    assert!(first_new >= 3 && frames[first_new..].iter().all(|(_, new)| *new));
+    session.interrupt_and_check(pid, 130);
+}
+
+// ---------------------------------------------------------------------------------------------
 // examples/game-of-life
 // ---------------------------------------------------------------------------------------------
 
@@ -734,7 +780,13 @@ fn server_is_patched_under_open_connections() {
 // Release builds
 // ---------------------------------------------------------------------------------------------
 
-const EXAMPLES: [&str; 4] = ["minimal", "game-of-life", "server", "state-migration"];
+const EXAMPLES: [&str; 5] = [
+    "minimal",
+    "game-of-life",
+    "server",
+    "state-migration",
+    "single-file",
+];
 
 /// `cargo build --release` in the repository with `args`, into the shared target directory.
 fn cargo_build_release(args: &[&str]) {
@@ -894,6 +946,13 @@ fn release_builds_of_the_examples_are_plain_programs() {
     assert_eq!(lines.len(), 5, "{out}");
     assert!(lines[4].starts_with("gen 3 rule B3/S23 alive "), "{out}");
     server_answers_once(&release("server"));
+    let out = run_plain(&release("single-file"), &["3"]);
+    assert_eq!(
+        out,
+        "frame 1 bounces 0 |  o                     |\n\
+         frame 2 bounces 0 |   o                    |\n\
+         frame 3 bounces 0 |    o                   |\n"
+    );
 
     // The search sees the machinery in a hot build.
     cargo_build_release(&["-p", "game-of-life", "--features", "hotswap/hot"]);
