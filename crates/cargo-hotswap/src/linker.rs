@@ -211,6 +211,19 @@ fn rewrite(
 ) -> Result<Vec<OsString>, String> {
     let all = Invocation::load_all(capture_dir);
     let on_line = |path: &Path| args.iter().any(|a| Path::new(a) == path);
+    let output: Option<PathBuf> = args
+        .iter()
+        .position(|a| a == "-o")
+        .and_then(|at| args.get(at + 1))
+        .map(PathBuf::from);
+    // A hot binary crate's patches may call any crate it depends on (rustc leaves unused ones
+    // off the line) and carry all of its code, also what the program's link dropped as unused
+    // (such as the instances of generic code it borrows from its dependencies).
+    let program = output.as_deref().and_then(|exe| hot_program(&all, exe));
+    let program_closure = program
+        .as_ref()
+        .map(|p| capture::library_closure(&all, &[p]))
+        .unwrap_or_default();
     let mut hot: Vec<(String, &Invocation)> = Vec::new();
     for name in hot_names {
         let mut candidates: Vec<&Invocation> = all
@@ -220,7 +233,7 @@ fn rewrite(
         // The capture whose rlib this link uses (the newest if several match). A hot crate
         // this program does not link (another member of the workspace) is left out: linking
         // it whole would pull in an unrelated, possibly stale, library that may not even link.
-        candidates.retain(|inv| on_line(&inv.rlib()));
+        candidates.retain(|inv| on_line(&inv.rlib()) || program_closure.contains(&inv.rlib()));
         candidates.sort_by_key(|inv| {
             std::fs::metadata(inv.rlib())
                 .and_then(|m| m.modified())
@@ -230,7 +243,8 @@ fn rewrite(
             hot.push((name.clone(), inv));
         }
     }
-    let roots: Vec<&Invocation> = hot.iter().map(|(_, inv)| *inv).collect();
+    let mut roots: Vec<&Invocation> = hot.iter().map(|(_, inv)| *inv).collect();
+    roots.extend(program.as_ref());
     let closure = capture::library_closure(&all, &roots);
     let hot_rlibs: Vec<(String, PathBuf)> = hot
         .iter()
@@ -257,12 +271,7 @@ fn rewrite(
         out.push(path.as_os_str().to_owned());
         out.push("-Wl,--no-whole-archive".into());
     };
-    let mut output = None;
-    let mut iter = args.iter().peekable();
-    while let Some(arg) = iter.next() {
-        if arg == "-o" {
-            output = iter.peek().map(PathBuf::from);
-        }
+    for arg in &args {
         let path = Path::new(arg);
         let is_rlib = path.extension().is_some_and(|ext| ext == "rlib");
         if is_rlib && !inserted {
@@ -292,7 +301,6 @@ fn rewrite(
         let key = name
             .rsplit_once('-')
             .map_or(name.as_str(), |(stem, _)| stem);
-        let program = hot_program(&all, &executable);
         // Only worth keeping when there is a hot crate to compare against.
         let objects = if hot.is_empty() && program.is_none() {
             Vec::new()

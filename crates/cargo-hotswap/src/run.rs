@@ -2,7 +2,7 @@
 //! into a patch, a restart, or a compile error on screen, while the program keeps running.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -87,8 +87,11 @@ struct Session {
     /// is checked against. Kept when the program is built, replaced when a patch is delivered.
     running: HashMap<String, Build>,
     /// The program's code that patches of each hot crate do not replace, for the checks (per
-    /// program build, by crate name).
+    /// program build, by key).
     outside: HashMap<String, Outside>,
+    /// The objects of the binary crate's patches delivered since the program was built (kept
+    /// in the builds directory): code outside the hot libraries that may call them directly.
+    program_patches: Vec<PathBuf>,
     /// Contents of Cargo.toml / Cargo.lock files as the last build saw them: cargo itself
     /// writes the lock file, and an unchanged manifest needs no restart.
     manifests: HashMap<PathBuf, Vec<u8>>,
@@ -163,6 +166,7 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         carry: Carry::default(),
         running: HashMap::new(),
         outside: HashMap::new(),
+        program_patches: Vec::new(),
     };
     Ok((session, events))
 }
@@ -176,6 +180,7 @@ impl Session {
                 return 1;
             }
         };
+        self.remove_abandoned_builds();
         report::info(&format!(
             "building `{}` in hot mode (the first build takes longest)…",
             self.program.name
@@ -470,7 +475,32 @@ impl Session {
             return Err(verdict.problems);
         }
         self.running.insert(key, patched);
+        if hot.kind == CrateKind::Program {
+            self.program_patched(&patch.objects, id);
+        }
         Ok(verdict)
+    }
+
+    /// A patch of the binary crate is delivered: its code calls the hot libraries as the
+    /// program's own code does, so the next patch of a library is checked against it too.
+    fn program_patched(&mut self, objects: &[PathBuf], id: u64) {
+        let Ok(dir) = self.builds_dir() else { return };
+        let dir = dir.join(format!("outside-{id}"));
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        for (index, object) in objects.iter().enumerate() {
+            let kept = dir.join(format!("{id}-{index}.o"));
+            if std::fs::hard_link(object, &kept).is_ok() || std::fs::copy(object, &kept).is_ok() {
+                self.program_patches.push(kept);
+            }
+        }
+        let Ok(linked) = self.linked() else { return };
+        for (crate_name, _) in &linked.hot {
+            let mut paths = linked.outside(crate_name);
+            paths.extend(self.program_patches.iter().cloned());
+            self.outside.insert(crate_name.clone(), Outside::new(paths));
+        }
     }
 
     /// Removes what rustc left for a binary crate's patch `id` (its objects are kept by the
@@ -495,6 +525,26 @@ impl Session {
         std::fs::create_dir_all(&dir)
             .map_err(|err| vec![format!("cannot create {}: {err}", dir.display())])?;
         Ok(dir)
+    }
+
+    /// Removes the builds directories of sessions that ended without cleaning up (killed).
+    fn remove_abandoned_builds(&self) {
+        let Ok(entries) = std::fs::read_dir(self.project.target_dir.join("builds")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("cli-"))
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     fn builds_path(&self) -> PathBuf {
@@ -525,6 +575,11 @@ impl Session {
     fn keep_running_builds(&mut self, mut sources: HashMap<String, Vec<syn::File>>) {
         self.running.clear();
         self.outside.clear();
+        for kept in self.program_patches.drain(..) {
+            if let Some(dir) = kept.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
         let Ok(linked) = self.linked() else { return };
         let dir = match self.builds_dir() {
             Ok(dir) => dir,

@@ -330,3 +330,57 @@ fn a_src_bin_binary_and_an_example_are_patched_live() {
         cli.interrupt_and_check(pid, 130);
     }
 }
+
+/// A patch of `main.rs` may add a direct call into the package's hot library: the library's
+/// next patch must see that call. Here `tick` gains a call of the library's plain `helper`
+/// (patched live); then `helper` is edited: the program restarts naming it, since the patched
+/// `tick` would otherwise keep calling the old `helper`.
+///
+/// Fails if: the library's patch is applied (the checks only knew the program's original
+/// objects, where nothing calls `helper`), or the first patch restarts.
+#[test]
+fn a_library_patch_sees_calls_a_main_rs_patch_added() {
+    let _serial = support::serial();
+    let scratch = solo_workspace("hs_solo_lib");
+    let app = scratch.app.clone();
+    let crate_name = app.replace('-', "_");
+    scratch.save(
+        "app/src/lib.rs",
+        "#[hotswap::hot]\npub fn hot_lib() -> u64 {\n    0\n}\n\n\
+         pub fn helper() -> u64 {\n    1\n}\n",
+    );
+    let (cli, pid, host) = start(&scratch, &["run"], &app, "tick tag=v1 ");
+    let calling = solo("v2", "first", "").replace(
+        "format!(\"tick tag=v2 n={} frames={frames}\", game.n)",
+        &format!("format!(\"tick tag=v2 n={{}} frames={{frames}} helper={{}}\", game.n, {crate_name}::helper())"),
+    );
+    assert!(calling.contains("helper={}"));
+    let outcome = save(&scratch, &cli, "app/src/main.rs", &calling, &app).text;
+    assert_patched(&outcome, &app, &format!("{crate_name}::tick"), &cli);
+    cli.wait_out("a tick calling helper", host, OUTPUT, |t| {
+        t.ends_with(" helper=1")
+    });
+    let outcome = save(
+        &scratch,
+        &cli,
+        "app/src/lib.rs",
+        &scratch.read("app/src/lib.rs").replace("    1\n", "    2\n"),
+        &app,
+    );
+    assert!(
+        outcome
+            .text
+            .starts_with(&format!("[hotswap] restarting `{app}`: "))
+            && outcome
+                .text
+                .contains(&format!("`{crate_name}::helper` changed")),
+        "expected a restart naming `helper`, got {:?}\n{}",
+        outcome.text,
+        cli.transcript()
+    );
+    let started = cli.wait_started(outcome.seq, RESTART);
+    assert_ne!(started.pid, pid);
+    cli.wait_out("the restarted program's helper=2", 0, OUTPUT, |t| {
+        t.ends_with(" helper=2")
+    });
+}
