@@ -6,6 +6,7 @@
 //! cargo run -p hotswap-bench --release -- --quick   # fewer samples; prints, writes nothing
 //! cargo run -p hotswap-bench --release -- --only hotswap-o0,direct-o0
 //! cargo run -p hotswap-bench --release -- --only scale --write   # the opt-in 10k row
+//! cargo run -p hotswap-bench --release -- --only 'async*' --write   # the `async fn` tables
 //! ```
 //!
 //! Options:
@@ -13,7 +14,8 @@
 //!   printed, BENCHMARKS.md is left alone unless `--write` is given too.
 //! - `--only ID[,ID...]`: only these rows (`--list` shows the ids; `PREFIX*` matches a prefix)
 //!   and the baseline rows their ratios need; prints, and with `--write` rewrites only the
-//!   regions that stand alone (the opt-in scale table).
+//!   regions that stand alone (the opt-in scale table; the `async fn` per-call tables, so
+//!   `--only 'async*' --write` rewrites them alone).
 //! - `--all`: the default rows and the opt-in ones (`scale`: 10,000 hot functions, minutes of
 //!   compiling).
 //! - `--scale-functions N`: hot functions of the scale row (default 10000).
@@ -26,9 +28,10 @@
 //! Nothing here is a test and nothing asserts a time: the figures are for reading.
 //! Every row is defined in [`rows`]; a new kind of measurement is a new [`Kind`] and new rows,
 //! and its table a new region of BENCHMARKS.md (`report.rs`). Kinds: per call (time and
-//! callgrind), swap latency (file watch, or thin patches over the control channel, played by the
-//! host itself: `fixtures/channel.rs`), thin swaps back to back (the runtime's phases, memory),
-//! and edit to effect with the real `cargo hotswap run` and with hot-lib-reloader (`edit.rs`).
+//! callgrind; of a plain `fn`, and in a [`Group`] of tables of its own of an `async fn`), swap
+//! latency (file watch, or thin patches over the control channel, played by the host itself:
+//! `fixtures/channel.rs`), thin swaps back to back (the runtime's phases, memory), and edit to
+//! effect with the real `cargo hotswap run` and with hot-lib-reloader (`edit.rs`).
 
 mod build;
 mod edit;
@@ -65,6 +68,15 @@ pub enum Role {
     Measured,
 }
 
+/// Which per-call tables a per-call row belongs to (with [`Row::table`], its profile).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Group {
+    /// `add`, a plain `fn`: the `percall-o3` and `percall-o0` regions.
+    Sync,
+    /// `add_async`, an `async fn` polled by a minimal executor: the `percall-async` region.
+    Async,
+}
+
 /// One row of a table.
 #[derive(Clone, Debug)]
 pub struct Row {
@@ -73,6 +85,8 @@ pub struct Row {
     pub tool: Tool,
     /// The table a per-call row belongs to (its baseline's profile).
     pub table: Profile,
+    /// And its group of tables (other kinds: `Sync`, unused).
+    pub group: Group,
     pub profile: Profile,
     pub role: Role,
     pub label: &'static str,
@@ -107,6 +121,7 @@ pub fn rows() -> Vec<Row> {
             kind: Kind::PerCall,
             tool: Tool::Hotswap,
             table: profile,
+            group: Group::Sync,
             profile,
             role: Role::Measured,
             label: "",
@@ -252,6 +267,72 @@ pub fn rows() -> Vec<Row> {
                 ..base.clone()
             });
         }
+        // The `async fn` table: `add_async` in the same crate, its future polled once per call
+        // by the host's executor (`ready`), in the same hosts and builds as above.
+        let async_base = Row {
+            group: Group::Async,
+            symbol: "hsb_measure_async_call",
+            args: &["percall", "async-call"],
+            ..base.clone()
+        };
+        rows.push(Row {
+            id: if o3 {
+                "async-inline-o3"
+            } else {
+                "async-inline-o0"
+            },
+            role: Role::Harness,
+            label: "no call: `add_async`'s body in an `async` block written in the loop, polled \
+                    by the same executor (the harness's own cost)",
+            args: &["percall", "async-inline"],
+            symbol: "hsb_measure_async_inline",
+            ..async_base.clone()
+        });
+        rows.push(Row {
+            id: if o3 {
+                "async-direct-o3"
+            } else {
+                "async-direct-o0"
+            },
+            role: Role::Baseline,
+            label: "**baseline**: plain `async fn`, normal build (`add_async` is \
+                    `#[inline(never)]`)",
+            ..async_base.clone()
+        });
+        rows.push(Row {
+            id: if o3 {
+                "async-hotswap-o3"
+            } else {
+                "async-hotswap-o0"
+            },
+            label: "**hotswap** hot mode, before any patch (the slot's function boxes the future)",
+            host: hot.clone(),
+            ..async_base.clone()
+        });
+        let thin = Artifact::thin_host(Tool::Hotswap, profile);
+        rows.push(Row {
+            id: if o3 {
+                "async-hotswap-cli-o3"
+            } else {
+                "async-hotswap-cli-o0"
+            },
+            label: "**hotswap** built as `cargo hotswap run` builds it, before any patch",
+            host: thin.clone(),
+            ..async_base.clone()
+        });
+        rows.push(Row {
+            id: if o3 {
+                "async-hotswap-thin-o3"
+            } else {
+                "async-hotswap-thin-o0"
+            },
+            label: "**hotswap** after a thin patch (`cargo hotswap run`'s patch, sent over its \
+                    control channel)",
+            host: thin,
+            args: &["percall", "async-thin"],
+            patches: vec![Artifact::thin_patch(Tool::Hotswap, profile, 1)],
+            ..async_base.clone()
+        });
     }
     // Swap latency: dev builds, as people run them while editing. Every row's ratio is taken
     // against hot-lib-reloader with its fast debounce.
@@ -264,6 +345,7 @@ pub fn rows() -> Vec<Row> {
         kind: Kind::Latency,
         tool: Tool::Hotswap,
         table: profile,
+        group: Group::Sync,
         profile,
         role: Role::Measured,
         label: "**hotswap** thin patch over the control channel (what `cargo hotswap run` sends)",
@@ -312,7 +394,7 @@ pub fn rows() -> Vec<Row> {
         id: "swaps-small",
         kind: Kind::Swaps,
         role: Role::Baseline,
-        label: "`hsb_add`: 2 `#[hot]` functions",
+        label: "`hsb_add`: 3 `#[hot]` functions (`add`, `add_async`, `mark`)",
         args: &["thin-swaps"],
         baseline: None,
         ..latency.clone()
@@ -748,7 +830,8 @@ fn select(rows: Vec<Row>, only: &[String], all: bool) -> Vec<Row> {
                     (w.kind == Kind::PerCall
                         && row.kind == Kind::PerCall
                         && row.role != Role::Measured
-                        && w.table == row.table)
+                        && w.table == row.table
+                        && w.group == row.group)
                         || w.baseline == Some(row.id)
                 })
         })
@@ -881,4 +964,32 @@ fn swaps_run(row: &Row, builder: &mut Builder, work: &Path, count: usize) -> Res
     let mut run = thin_swaps_run(row, builder, work, count, warm_up, false)?;
     run.env.push(("HOTSWAP_LOG".into(), "1".into()));
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{rows, select};
+
+    fn ids(only: &[&str]) -> Vec<&'static str> {
+        let only: Vec<String> = only.iter().map(|o| o.to_string()).collect();
+        select(rows(), &only, false)
+            .iter()
+            .map(|row| row.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_per_call_row_brings_the_baseline_and_harness_of_its_own_group_only() {
+        assert_eq!(
+            ids(&["hotswap-o3"]),
+            ["inline-o3", "direct-o3", "hotswap-o3"]
+        );
+        assert_eq!(
+            ids(&["async-hotswap-o0"]),
+            ["async-inline-o0", "async-direct-o0", "async-hotswap-o0"]
+        );
+        let all_async = ids(&["async*"]);
+        assert_eq!(all_async.len(), 10, "{all_async:?}");
+        assert!(all_async.iter().all(|id| id.starts_with("async-")));
+    }
 }

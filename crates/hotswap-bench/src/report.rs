@@ -12,13 +12,16 @@ use std::time::Duration;
 
 use crate::build::{Artifact, Builder, Profile, Tool};
 use crate::measure::{median, percentile};
-use crate::{Kind, Outcome, Plan, Role, Row};
+use crate::{Group, Kind, Outcome, Plan, Role, Row};
 
 /// Facts about the machine and the run, stated above the tables.
 pub struct Context {
     lines: Vec<String>,
     /// One line for a region that stands alone: date, commit, machine, load.
     brief: String,
+    /// How the per-call rows were measured (samples, callgrind), for a per-call region that
+    /// stands alone.
+    percall: String,
 }
 
 /// One generated region of BENCHMARKS.md.
@@ -126,7 +129,23 @@ impl Context {
             load_average(),
             took.as_secs_f64()
         );
-        Context { lines, brief }
+        let percall = format!(
+            "Per-call rows: {} round(s) x {} samples of ~{} ms{}, callgrind {}.",
+            plan.rounds,
+            plan.samples,
+            plan.sample_ms,
+            if plan.quick { " (`--quick`)" } else { "" },
+            if plan.callgrind {
+                format!("over {} calls", plan.callgrind_iters)
+            } else {
+                "skipped".into()
+            },
+        );
+        Context {
+            lines,
+            brief,
+            percall,
+        }
     }
 }
 
@@ -153,9 +172,35 @@ pub fn sections(
 ) -> Vec<Section> {
     let mut sections = vec![("machine".to_string(), context.lines.join("\n"), false)];
     for profile in [Profile::O3, Profile::O0] {
-        if let Some(table) = percall_table(rows, outcomes, profile) {
+        if let Some(table) = percall_table(rows, outcomes, Group::Sync, profile) {
             sections.push((format!("percall-{}", profile.short()), table, false));
         }
+    }
+    // The `async fn` tables: one region with its own run line, problems and commands, so
+    // `--only 'async*' --write` can rewrite it alone.
+    let tables: Vec<String> = [Profile::O3, Profile::O0]
+        .into_iter()
+        .filter_map(|profile| {
+            let table = percall_table(rows, outcomes, Group::Async, profile)?;
+            Some(format!("**{}**\n\n{table}", profile.label()))
+        })
+        .collect();
+    if !tables.is_empty() {
+        let (async_rows, async_outcomes): (Vec<Row>, Vec<Outcome>) = rows
+            .iter()
+            .zip(outcomes)
+            .filter(|(row, _)| row.kind == Kind::PerCall && row.group == Group::Async)
+            .map(|(row, outcome)| (row.clone(), outcome.clone()))
+            .unzip();
+        let text = format!(
+            "{} {}\n\n{}\nProblems: {}\n\n{}",
+            context.brief,
+            context.percall,
+            tables.join("\n"),
+            problems(&async_rows, &async_outcomes),
+            commands(&async_rows, &async_outcomes)
+        );
+        sections.push(("percall-async".into(), text, true));
     }
     if let Some(table) = latency_table(rows, outcomes) {
         sections.push(("latency".into(), table, false));
@@ -216,11 +261,16 @@ fn only(id: &str) -> String {
     format!("`cargo run -p hotswap-bench --release -- --only {id}`")
 }
 
-fn percall_table(rows: &[Row], outcomes: &[Outcome], profile: Profile) -> Option<String> {
+fn percall_table(
+    rows: &[Row],
+    outcomes: &[Outcome],
+    group: Group,
+    profile: Profile,
+) -> Option<String> {
     let in_table: Vec<(&Row, &Outcome)> = rows
         .iter()
         .zip(outcomes)
-        .filter(|(row, _)| row.kind == Kind::PerCall && row.table == profile)
+        .filter(|(row, _)| row.kind == Kind::PerCall && row.group == group && row.table == profile)
         .collect();
     if in_table.is_empty() {
         return None;
@@ -430,7 +480,7 @@ fn swaps_table(
         "| hot crate | functions | patch file | patch build: rustc replay + link (+ checks) ms | swaps | \
          swap median ms (the runtime's `micros`) | p90 ms | phases, median ms | VmRSS growth \
          per swap | VmSize growth per swap | deleted patch files still mapped at the end | \
-         ratio to the 2-function swap | command |\n\
+         ratio to the `hsb_add` swap | command |\n\
          |---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|\n",
     );
     for (row, outcome) in in_table {
