@@ -46,6 +46,9 @@ pub enum Tool {
     /// program, see BENCHMARKS.md).
     EditSmall,
     EditHeavy,
+    /// The small crate's code in a package with only `src/main.rs` (the program's own binary
+    /// crate is the hot one).
+    EditMain,
     /// The same edits with hot-lib-reloader.
     EditHlrSmall,
     EditHlrHeavy,
@@ -62,6 +65,7 @@ impl Tool {
             Tool::Scale => "scale",
             Tool::EditSmall => "edit-small",
             Tool::EditHeavy => "edit-heavy",
+            Tool::EditMain => "edit-main",
             Tool::EditHlrSmall => "edit-hlr-small",
             Tool::EditHlrHeavy => "edit-hlr-heavy",
             Tool::Cli => "cli",
@@ -134,6 +138,7 @@ impl Tool {
             Tool::EditSmall | Tool::EditHeavy | Tool::EditHlrSmall | Tool::EditHlrHeavy => {
                 return edit_files(self)
             }
+            Tool::EditMain => return edit_main_files(),
             Tool::Cli => return Vec::new(),
         }
         .into_iter()
@@ -295,6 +300,33 @@ fn edit_files(tool: Tool) -> Vec<(String, String)> {
         ),
     ));
     files
+}
+
+/// The edit-main workspace: one package, `hse_main`, whose `src/main.rs` holds the small crate's
+/// code (`#[hot] tick`) and the loop that prints it every 5 ms.
+fn edit_main_files() -> Vec<(String, String)> {
+    const SMALL: &str = include_str!("../fixtures/edit/small.rs");
+    let source = format!(
+        "{}\nfn main() {{\n    for n in 0u64.. {{\n        println!(\"{{}}\", tick(n));\n        \
+         std::thread::sleep(std::time::Duration::from_millis(5));\n    }}\n}}\n",
+        SMALL.replace("{{HOT}}", "#[hotswap::hot]")
+    );
+    vec![
+        (
+            "Cargo.toml".into(),
+            "# Scratch workspace written by hotswap-bench (edit-to-effect, main.rs only).\n\
+             [workspace]\nresolver = \"2\"\nmembers = [\"hse_main\"]\n"
+                .into(),
+        ),
+        (
+            "hse_main/Cargo.toml".into(),
+            "[package]\nname = \"hse_main\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+             publish = false\n\n[dependencies]\nhotswap = { path = \"{{HOTSWAP}}\" }\n\n\
+             [lints.rust]\nunexpected_cfgs = { level = \"warn\", check-cfg = [\"cfg(hotswap)\"] }\n"
+                .into(),
+        ),
+        ("hse_main/src/main.rs".into(), source),
+    ]
 }
 
 /// A cargo profile of the scratch builds.
@@ -566,7 +598,7 @@ impl Builder {
         }
         if matches!(
             tool,
-            Tool::Hotswap | Tool::Scale | Tool::EditSmall | Tool::EditHeavy
+            Tool::Hotswap | Tool::Scale | Tool::EditSmall | Tool::EditHeavy | Tool::EditMain
         ) {
             // Same dependency versions as the repo itself.
             let lock = self.repo.join("Cargo.lock");

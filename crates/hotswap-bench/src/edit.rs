@@ -28,8 +28,10 @@ use crate::build::{Builder, Tool};
 pub struct Spec {
     /// The scratch workspace.
     pub tool: Tool,
-    /// The hot crate (its `src/lib.rs` is edited).
+    /// The hot crate's package.
     pub lib: &'static str,
+    /// The file edited, in the package (`src/lib.rs`, `src/main.rs`).
+    pub file: &'static str,
     /// The program's package.
     pub host: &'static str,
 }
@@ -228,7 +230,13 @@ fn edit_loop(
     if !original.contains(LABEL_LINE) {
         return Err(format!("{} has no `{LABEL_LINE}`", source.display()));
     }
-    let hidden = source.with_file_name(".lib.rs.hotswap-bench");
+    let hidden = source.with_file_name(format!(
+        ".{}.hotswap-bench",
+        source
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
     program.wait_for("tick edit-0 ", Duration::from_secs(1800))?;
     std::thread::sleep(Duration::from_millis(500));
     let result = (|| {
@@ -286,10 +294,11 @@ pub fn hotswap(
     let mut measured = Measured {
         run: format!(
             "`CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
-             `$WORK/ws/{}`, then {edits} + 1 edits of `{}/src/lib.rs`",
+             `$WORK/ws/{}`, then {edits} + 1 edits of `{}/{}`",
             spec.host,
             spec.tool.dir_name(),
-            spec.lib
+            spec.lib,
+            spec.file
         ),
         ..Measured::default()
     };
@@ -299,7 +308,7 @@ pub fn hotswap(
         spec.host
     );
     let mut program = Started::spawn(command)?;
-    let source = root.join(spec.lib).join("src").join("lib.rs");
+    let source = root.join(spec.lib).join(spec.file);
     let result = edit_loop(
         &mut program,
         &source,
@@ -364,7 +373,7 @@ pub fn hot_lib_reloader(
         ..Measured::default()
     };
     let mut program = Started::spawn(command)?;
-    let source = root.join(spec.lib).join("src").join("lib.rs");
+    let source = root.join(spec.lib).join(spec.file);
     let result = edit_loop(
         &mut program,
         &source,

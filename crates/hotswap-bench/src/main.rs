@@ -421,11 +421,13 @@ pub fn rows() -> Vec<Row> {
                 tool: Tool::EditSmall,
                 lib: "hse_small",
                 host: "hse_small_host",
+                file: "src/lib.rs",
             },
             edit::Spec {
                 tool: Tool::EditHlrSmall,
                 lib: "hle_small",
                 host: "hle_small_host",
+                file: "src/lib.rs",
             },
         ),
         (
@@ -436,11 +438,13 @@ pub fn rows() -> Vec<Row> {
                 tool: Tool::EditHeavy,
                 lib: "hse_heavy",
                 host: "hse_heavy_host",
+                file: "src/lib.rs",
             },
             edit::Spec {
                 tool: Tool::EditHlrHeavy,
                 lib: "hle_heavy",
                 host: "hle_heavy_host",
+                file: "src/lib.rs",
             },
         ),
     ] {
@@ -463,6 +467,22 @@ pub fn rows() -> Vec<Row> {
             ..latency.clone()
         };
         rows.push(row.clone());
+        if !heavy {
+            rows.push(Row {
+                id: "edit-main",
+                tool: Tool::EditMain,
+                label: "**hotswap** `cargo hotswap run`, the same small code in a package with \
+                        only `src/main.rs` (the binary crate is hot; ratio to the library case)",
+                baseline: Some(id),
+                edit: Some(edit::Spec {
+                    tool: Tool::EditMain,
+                    lib: "hse_main",
+                    host: "hse_main",
+                    file: "src/main.rs",
+                }),
+                ..row.clone()
+            });
+        }
         rows.push(Row {
             id: hlr_id,
             tool: hlr_spec.tool,
