@@ -60,18 +60,30 @@ pub fn run() -> i32 {
         }
     }
     match crate::project::Project::load(None) {
-        Ok(project) if project.hot.is_empty() => report::warn(
-            "this workspace has no crate that depends on hotswap: run `cargo hotswap init`",
-        ),
-        Ok(project) => report::ok(&format!(
-            "hot crates here: {}",
-            project
-                .hot
-                .iter()
+        Ok(project) => {
+            let libraries: Vec<&str> = project
+                .hot_libraries()
                 .map(|c| c.package.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+                .collect();
+            let programs = project.hot_capable_programs();
+            if libraries.is_empty() && programs.is_empty() {
+                report::warn(
+                    "this workspace has no crate that depends on hotswap: run `cargo hotswap init`",
+                );
+            }
+            if !libraries.is_empty() {
+                report::ok(&format!(
+                    "hot library crates here: {}",
+                    libraries.join(", ")
+                ));
+            }
+            if !programs.is_empty() {
+                report::ok(&format!(
+                    "programs whose own #[hot] code can be patched (main.rs, src/bin, examples): {}",
+                    programs.join(", ")
+                ));
+            }
+        }
         Err(_) => report::info("not inside a cargo workspace (that is fine for this check)"),
     }
     if thin {

@@ -49,7 +49,9 @@ struct Diagnostic {
 /// mean a version's functions call that same version, and save the loader one symbol lookup
 /// per hot function. Everything else keeps its binding, so data the program exports (a
 /// `pub static`) is still shared.
-const LOCAL_PATTERNS: &str = "*__hotswap_entry_v1_*; *__HOTSWAP_STATE_*; *__hotswap_slot_*";
+/// (`crates/hotswap-bench` reads this constant's text to link its patches the same way.)
+const VERSION_SCRIPT: &str =
+    "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*; *__hotswap_slot_*;\n};\n";
 
 /// Compiles library `crate_` again and links `patch_dir/<crate>-<number>.so` from its rlib.
 pub fn build(
@@ -67,13 +69,12 @@ pub fn build(
         crate_.rlib().into_os_string(),
         OsString::from("-Wl,--no-whole-archive"),
     ];
-    let script = format!("{{\n  local: {LOCAL_PATTERNS};\n}};\n");
     let file = link(
         linker,
         patch_dir,
         &crate_.crate_name,
         number,
-        &script,
+        VERSION_SCRIPT,
         &inputs,
     )?;
     Ok(Patch {
@@ -151,7 +152,8 @@ pub fn build_program(
         inputs.push(input.into_os_string());
         objects.push(path);
     }
-    let script = format!("{{\n  local: main; {LOCAL_PATTERNS};\n}};\n");
+    // `main` too: the program's is the one that runs.
+    let script = VERSION_SCRIPT.replacen("local: ", "local: main; ", 1);
     let file = link(
         linker,
         patch_dir,

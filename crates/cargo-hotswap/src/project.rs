@@ -315,6 +315,37 @@ impl Project {
         self.hot.push(hot);
     }
 
+    /// The binaries and examples of the workspace that `run` would treat as hot crates (their
+    /// package depends on `hotswap`), as `package/target`.
+    pub fn hot_capable_programs(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for package in &self.members {
+            for target in &package.targets {
+                let is_example = target.kind.iter().any(|k| k == "example");
+                if !is_example && !target.kind.iter().any(|k| k == "bin") {
+                    continue;
+                }
+                let program = Program {
+                    package: package.name.clone(),
+                    name: target.name.clone(),
+                    is_example,
+                };
+                let mut probe = Project {
+                    root: self.root.clone(),
+                    target_dir: self.target_dir.clone(),
+                    members: vec![package.clone()],
+                    hot: Vec::new(),
+                    current: None,
+                };
+                probe.add_program(&program);
+                if probe.hot_program().is_some() {
+                    found.push(format!("{}/{}", package.name, target.name));
+                }
+            }
+        }
+        found
+    }
+
     /// The program's binary crate, if it is hot.
     pub fn hot_program(&self) -> Option<&HotCrate> {
         self.hot.iter().find(|c| c.kind == CrateKind::Program)
