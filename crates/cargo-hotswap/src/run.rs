@@ -253,6 +253,7 @@ impl Session {
                     let _ = connection.send(&ToApp::Patch {
                         id,
                         path: path.display().to_string(),
+                        fixed: None,
                     });
                 }
                 self.connection = Some(connection);
@@ -426,6 +427,7 @@ impl Session {
                 let message = ToApp::Patch {
                     id,
                     path: patch.file.display().to_string(),
+                    fixed: None,
                 };
                 let sent = self.connection.as_mut().map(|c| c.send(&message).is_ok());
                 if sent != Some(true) {

@@ -38,6 +38,10 @@ pub enum ToCli {
         pid: u32,
         /// Its current [`version`](crate::version).
         version: u64,
+        /// The address range the program reserved for patches linked at a fixed address (so
+        /// that they can share the program's private statics), if it could.
+        #[serde(default)]
+        reserved: Option<Reservation>,
     },
     /// A patch was swapped in.
     Applied {
@@ -99,6 +103,30 @@ pub enum ToCli {
     },
 }
 
+/// Where a patch linked at a fixed address must be loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fixed {
+    /// Its first address (page-aligned): the address of its first `PT_LOAD` segment.
+    pub base: u64,
+    /// The length of its image, from `base` to the end of its last `PT_LOAD` segment, rounded
+    /// up to a page.
+    pub span: u64,
+}
+
+/// An address range a program keeps mapped `PROT_NONE` for thin patches linked at a fixed
+/// address, below its executable (within reach of the executable's data for 32-bit
+/// PC-relative references), and where the executable is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// First address of the range (page-aligned).
+    pub start: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The executable's load bias: the run-time address of a symbol of its `.symtab` is its
+    /// `st_value` plus this.
+    pub load_bias: u64,
+}
+
 /// CLI → program.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,6 +137,12 @@ pub enum ToApp {
         id: u64,
         /// Absolute path of the patch file.
         path: String,
+        /// Set when the patch was linked to be loaded at a fixed address: the range
+        /// `[base, base + span)`, inside the program's [`Reservation`] and not given to an
+        /// earlier patch. The program releases exactly that range right before loading it, and
+        /// refuses the patch, before any of its code runs, if it was loaded anywhere else.
+        #[serde(default)]
+        fixed: Option<Fixed>,
     },
     /// Serialise every live `State` into the file `path` (in the CLI's private directory;
     /// written under a temporary name, mode 0600, then renamed) and answer with

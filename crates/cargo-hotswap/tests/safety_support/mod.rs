@@ -431,7 +431,7 @@ impl Control {
             if let Some(stream) = self.try_accept() {
                 let mut channel = Channel::new(stream);
                 match channel.read() {
-                    ToCli::Hello { pid, version } => {
+                    ToCli::Hello { pid, version, .. } => {
                         assert_eq!(pid, host.pid(), "hello from another process");
                         assert_eq!(version, 0, "a fresh program is at version 0");
                     }
@@ -489,6 +489,7 @@ impl Channel {
         let mut line = serde_json::to_vec(&ToApp::Patch {
             id,
             path: path.display().to_string(),
+            fixed: None,
         })
         .unwrap();
         line.push(b'\n');

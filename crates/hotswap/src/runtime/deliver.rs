@@ -36,6 +36,7 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
         &ToCli::Hello {
             pid: std::process::id(),
             version: super::events().version(),
+            reserved: None,
         },
     )?;
     runtime.info(&format!("connected to {}", socket.display()));
@@ -70,7 +71,8 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
             }
         };
         let answer = match message {
-            ToApp::Patch { id, path } => match runtime.apply(Path::new(&path), PatchKind::Thin) {
+            ToApp::Patch { id, path, .. } => match runtime.apply(Path::new(&path), PatchKind::Thin)
+            {
                 Ok(applied) => ToCli::Applied {
                     id,
                     version: applied.version,
