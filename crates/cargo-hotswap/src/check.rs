@@ -213,6 +213,7 @@ pub fn check(
             let analysis = reach::analyse(
                 crate_name,
                 matches!(running.files, Files::Objects(..)),
+                shared_statics,
                 old,
                 new,
                 outside,

@@ -20,6 +20,8 @@ use crate::run::Event;
 pub struct Connection {
     pub id: u64,
     stream: UnixStream,
+    /// The address range the program reserved for patches at a fixed address (its `Hello`).
+    pub reserved: Option<hotswap::protocol::Reservation>,
 }
 
 impl Connection {
@@ -153,7 +155,7 @@ fn read(id: u64, stream: UnixStream, events: Sender<Event>, peers: Peers) {
         let Ok(message) = serde_json::from_slice::<ToCli>(&line) else {
             continue;
         };
-        if let ToCli::Hello { pid, .. } = &message {
+        if let ToCli::Hello { pid, reserved, .. } = &message {
             if let Some(stream) = writer.take() {
                 if let Ok(clone) = stream.try_clone() {
                     said_hello = Some(*pid);
@@ -166,7 +168,11 @@ fn read(id: u64, stream: UnixStream, events: Sender<Event>, peers: Peers) {
                         },
                     );
                 }
-                let connection = Connection { id, stream };
+                let connection = Connection {
+                    id,
+                    stream,
+                    reserved: *reserved,
+                };
                 if events.send(Event::Connected(connection)).is_err() {
                     break;
                 }

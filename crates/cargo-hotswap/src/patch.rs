@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use crate::capture::{Invocation, ROLE_ENV};
 use crate::linker;
-use crate::rewrite::{self, ProgramTls};
+use crate::rewrite::{self, Placement, Program, Shared};
+use hotswap::protocol::Fixed;
 
 pub struct Patch {
     pub file: PathBuf,
@@ -21,8 +22,10 @@ pub struct Patch {
     pub warnings: Vec<String>,
     /// A binary crate's patch: the object files it was linked from (for the checks).
     pub objects: Vec<PathBuf>,
-    /// A binary crate's patch: the program's thread-locals it uses (linkage names).
-    pub shared_thread_locals: Vec<String>,
+    /// The program's statics and thread-locals the patch uses (linkage names).
+    pub shared: Vec<String>,
+    /// Where the patch must be loaded, if it was linked at a fixed address.
+    pub fixed: Option<Fixed>,
 }
 
 pub enum Failure {
@@ -53,10 +56,21 @@ struct Diagnostic {
 const VERSION_SCRIPT: &str =
     "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*; *__hotswap_slot_*;\n};\n";
 
-/// Compiles library `crate_` again and links `patch_dir/<crate>-<number>.so` from its rlib.
+/// How a patch may share the running program's statics and thread-locals (see
+/// [`crate::rewrite`]).
+pub struct Sharing<'a> {
+    pub program: &'a Program,
+    /// Link at this address (inside the program's reservation), with the executable's load
+    /// bias: statics are shared too. `None`: thread-locals only.
+    pub fixed: Option<(u64, u64)>,
+}
+
+/// Compiles library `crate_` again and links `patch_dir/<crate>-<number>.so` from its rlib, or,
+/// when it may share the program's data, from its objects rewritten to do so.
 pub fn build(
     crate_: &Invocation,
     linker: &str,
+    sharing: Option<&Sharing>,
     patch_dir: &Path,
     number: u64,
 ) -> Result<Patch, Failure> {
@@ -64,27 +78,37 @@ pub fn build(
     let warnings = compile(crate_.command())?;
     let build = started.elapsed();
     let started = Instant::now();
-    let inputs = [
-        OsString::from("-Wl,--whole-archive"),
-        crate_.rlib().into_os_string(),
-        OsString::from("-Wl,--no-whole-archive"),
-    ];
-    let file = link(
-        linker,
-        patch_dir,
-        &crate_.crate_name,
-        number,
-        VERSION_SCRIPT,
-        &inputs,
-    )?;
-    Ok(Patch {
-        file,
-        build,
-        link: started.elapsed(),
+    let Some(sharing) = sharing else {
+        let inputs = [
+            OsString::from("-Wl,--whole-archive"),
+            crate_.rlib().into_os_string(),
+            OsString::from("-Wl,--no-whole-archive"),
+        ];
+        let file = link(
+            linker,
+            patch_dir,
+            &crate_.crate_name,
+            number,
+            VERSION_SCRIPT,
+            &inputs,
+            None,
+        )?;
+        return Ok(Patch {
+            file,
+            build,
+            link: started.elapsed(),
+            warnings,
+            objects: Vec::new(),
+            shared: Vec::new(),
+            fixed: None,
+        });
+    };
+    let scratch = scratch_dir(patch_dir, number)?;
+    let objects = extract_objects(&crate_.rlib(), &scratch.join("objects"))?;
+    finish(
+        crate_, linker, sharing, patch_dir, number, &scratch, objects, false, build, started,
         warnings,
-        objects: Vec::new(),
-        shared_thread_locals: Vec::new(),
-    })
+    )
 }
 
 /// Compiles the program's binary crate `program` again and links `patch_dir/<crate>-<number>.so`
@@ -92,19 +116,18 @@ pub fn build(
 /// [`linker::keep_for_patch`]): rustc writes into a scratch `--out-dir` (so the program's
 /// executable is never overwritten), without the allocator shim and rustc's `symbols.o`, and
 /// links nothing itself. The objects' thread-local references are then pointed at the
-/// program's (see [`rewrite`]). `main` and everything else of the crate come along; `main`
-/// stays local to the patch.
+/// program's (see [`rewrite`]), which is what makes them linkable into a shared object at all.
+/// `main` and everything else of the crate come along; `main` stays local to the patch.
 pub fn build_program(
     program: &Invocation,
     linker: &str,
-    thread_locals: &ProgramTls,
+    sharing: &Sharing,
     patch_dir: &Path,
     number: u64,
 ) -> Result<Patch, Failure> {
     let started = Instant::now();
-    let scratch = patch_dir.join(format!("bin-{number}"));
+    let scratch = scratch_dir(patch_dir, number)?;
     let objects_dir = scratch.join("objects");
-    let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&objects_dir)
         .map_err(|err| Failure::Other(format!("cannot create {}: {err}", scratch.display())))?;
     let mut args: Vec<String> = program.args.clone();
@@ -124,52 +147,143 @@ pub fn build_program(
         .map_err(|err| Failure::Other(format!("the patch's objects were not kept: {err}")))?;
     let names: Vec<String> = serde_json::from_slice(&list)
         .map_err(|err| Failure::Other(format!("the list of the patch's objects: {err}")))?;
+    let objects = names.iter().map(|name| objects_dir.join(name)).collect();
+    finish(
+        program, linker, sharing, patch_dir, number, &scratch, objects, true, build, started,
+        warnings,
+    )
+}
+
+/// Rewrites `objects` to share the program's data and links them.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    crate_: &Invocation,
+    linker: &str,
+    sharing: &Sharing,
+    patch_dir: &Path,
+    number: u64,
+    scratch: &Path,
+    objects: Vec<PathBuf>,
+    binary: bool,
+    build: Duration,
+    started: Instant,
+    warnings: Vec<String>,
+) -> Result<Patch, Failure> {
+    let placement = match sharing.fixed {
+        Some((_, load_bias)) => Placement::Fixed { load_bias },
+        None => Placement::Anywhere,
+    };
     // The objects as rustc wrote them go to the checks, which compare them with the program's;
-    // the link takes rewritten copies where a thread-local is shared.
-    let mut objects = Vec::with_capacity(names.len());
-    let mut inputs: Vec<OsString> = Vec::with_capacity(names.len());
-    let mut shared = Vec::new();
-    for name in names {
-        let path = objects_dir.join(&name);
-        let mut bytes = std::fs::read(&path)
+    // the link takes rewritten copies.
+    let mut shared = Shared::default();
+    let mut inputs: Vec<OsString> = Vec::with_capacity(objects.len());
+    for path in &objects {
+        let bytes = std::fs::read(path)
             .map_err(|err| Failure::Other(format!("cannot read {}: {err}", path.display())))?;
-        let names = rewrite::share_thread_locals(&mut bytes, thread_locals)
-            .map_err(|refusal| Failure::Refused(refusal.describe(&program.crate_name)))?;
-        let input = if names.is_empty() {
-            path.clone()
-        } else {
-            let rewritten = scratch.join(&name);
-            std::fs::write(&rewritten, &bytes).map_err(|err| {
-                Failure::Other(format!("cannot write {}: {err}", rewritten.display()))
-            })?;
-            rewritten
-        };
-        for name in names {
-            if !shared.contains(&name) {
-                shared.push(name);
+        let rewritten =
+            rewrite::rewrite_object(&bytes, sharing.program, placement, binary, &mut shared)
+                .map_err(|refusal| Failure::Refused(refusal.describe(&crate_.crate_name)))?;
+        let input = match rewritten {
+            None => path.clone(),
+            Some(bytes) => {
+                let name = path.file_name().unwrap_or_default();
+                let copy = scratch.join(name);
+                std::fs::write(&copy, &bytes).map_err(|err| {
+                    Failure::Other(format!("cannot write {}: {err}", copy.display()))
+                })?;
+                copy
             }
-        }
+        };
         inputs.push(input.into_os_string());
-        objects.push(path);
     }
-    // `main` too: the program's is the one that runs.
-    let script = VERSION_SCRIPT.replacen("local: ", "local: main; ", 1);
+    // `main` too, for a binary crate: the program's is the one that runs.
+    let script = if binary {
+        VERSION_SCRIPT.replacen("local: ", "local: main; ", 1)
+    } else {
+        VERSION_SCRIPT.to_owned()
+    };
+    let fixed = sharing.fixed.map(|(base, _)| (base, shared.script()));
     let file = link(
         linker,
         patch_dir,
-        &program.crate_name,
+        &crate_.crate_name,
         number,
         &script,
         &inputs,
+        fixed.as_ref().map(|(base, script)| (*base, script.as_str())),
     )?;
+    let fixed = match sharing.fixed {
+        Some((base, _)) => Some(Fixed {
+            base,
+            span: span(&file, base)?,
+        }),
+        None => None,
+    };
     Ok(Patch {
         file,
         build,
         link: started.elapsed(),
         warnings,
-        objects,
-        shared_thread_locals: shared,
+        objects: if binary { objects } else { Vec::new() },
+        shared: shared.names,
+        fixed,
     })
+}
+
+/// A fresh scratch directory for patch `number`'s objects.
+fn scratch_dir(patch_dir: &Path, number: u64) -> Result<PathBuf, Failure> {
+    let scratch = patch_dir.join(format!("bin-{number}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)
+        .map_err(|err| Failure::Other(format!("cannot create {}: {err}", scratch.display())))?;
+    Ok(scratch)
+}
+
+/// Writes the object files of `rlib` into `dir`.
+fn extract_objects(rlib: &Path, dir: &Path) -> Result<Vec<PathBuf>, Failure> {
+    let fail = |err: String| Failure::Other(format!("{}: {err}", rlib.display()));
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let data = crate::statics::map(rlib).map_err(fail)?;
+    let archive =
+        object::read::archive::ArchiveFile::parse(&*data).map_err(|e| fail(e.to_string()))?;
+    let mut objects = Vec::new();
+    for member in archive.members() {
+        let member = member.map_err(|e| fail(e.to_string()))?;
+        let name = String::from_utf8_lossy(member.name()).into_owned();
+        if !name.ends_with(".o") {
+            continue;
+        }
+        let bytes = member.data(&*data).map_err(|e| fail(e.to_string()))?;
+        let path = dir.join(&name);
+        std::fs::write(&path, bytes).map_err(|e| fail(e.to_string()))?;
+        objects.push(path);
+    }
+    Ok(objects)
+}
+
+/// How much address space the linked patch takes from `base`: to the end of its last `PT_LOAD`
+/// segment, rounded up to a page.
+fn span(file: &Path, base: u64) -> Result<u64, Failure> {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let fail = |err: String| Failure::Other(format!("{}: {err}", file.display()));
+    let data = crate::statics::map(file).map_err(fail)?;
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data)
+        .map_err(|e| fail(e.to_string()))?;
+    let endian = header.endian().map_err(|e| fail(e.to_string()))?;
+    let segments = header
+        .program_headers(endian, &*data)
+        .map_err(|e| fail(e.to_string()))?;
+    let loads = segments
+        .iter()
+        .filter(|s| s.p_type(endian) == object::elf::PT_LOAD);
+    let first = loads.clone().map(|s| s.p_vaddr(endian)).min();
+    let end = loads.map(|s| s.p_vaddr(endian) + s.p_memsz(endian)).max();
+    match (first, end) {
+        (Some(first), Some(end)) if first == base => Ok((end - base).div_ceil(4096) * 4096),
+        (first, _) => Err(fail(format!(
+            "linked at {first:#x?} instead of {base:#x}"
+        ))),
+    }
 }
 
 /// Runs a rustc command; its warnings, or its errors.
@@ -207,6 +321,8 @@ fn compile(mut command: Command) -> Result<Vec<String>, Failure> {
 
 /// Links `inputs` into `patch_dir/<name>-<number>.so`, complete before it appears under that
 /// name.
+/// With `fixed`, the patch is linked to be loaded at that address, and the linker script text
+/// defines the symbols the rewriter introduced (their absolute addresses).
 fn link(
     linker: &str,
     patch_dir: &Path,
@@ -214,10 +330,21 @@ fn link(
     number: u64,
     version_script: &str,
     inputs: &[OsString],
+    fixed: Option<(u64, &str)>,
 ) -> Result<PathBuf, Failure> {
     let script = patch_dir.join(format!("patch-{number}.ver"));
     std::fs::write(&script, version_script)
         .map_err(|err| Failure::Other(format!("cannot write {}: {err}", script.display())))?;
+    let mut placement: Vec<OsString> = Vec::new();
+    let symbols = patch_dir.join(format!("patch-{number}.ld"));
+    if let Some((base, text)) = fixed {
+        std::fs::write(&symbols, text)
+            .map_err(|err| Failure::Other(format!("cannot write {}: {err}", symbols.display())))?;
+        placement.push(format!("-Wl,-Ttext-segment={base:#x}").into());
+        // A file of assignments only: the linker reads it as an implicit script that adds
+        // to its default one.
+        placement.push(symbols.clone().into_os_string());
+    }
     let file = patch_dir.join(format!("{name}-{number}.so"));
     let partial = patch_dir.join(format!(".{name}-{number}.so.partial"));
     let output = Command::new(linker)
@@ -234,9 +361,11 @@ fn link(
         .arg("-o")
         .arg(&partial)
         .args(inputs)
+        .args(&placement)
         .output()
         .map_err(|err| Failure::Other(format!("cannot run the linker `{linker}`: {err}")));
     let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&symbols);
     let output = output?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);

@@ -16,9 +16,11 @@ use crate::deliver::{self, Connection, Peers};
 use crate::host::{self, BuildOptions};
 use crate::linker::Linked;
 use crate::patch::{self, Failure};
-use crate::project::{CrateKind, HotCrate, Program, Project};
+use crate::project::{CrateKind, HotCrate, Program as Target, Project};
 use crate::report;
-use crate::rewrite::ProgramTls;
+use crate::patch::Sharing;
+use crate::rewrite::Program;
+use hotswap::protocol::Reservation;
 use crate::watch::{self, Change, Owners};
 
 /// Editors save in several steps; wait this long after the last event before building.
@@ -55,11 +57,13 @@ struct InFlight {
     /// Functions whose code changed (see [`check::Verdict::changed`]).
     changed: Vec<String>,
     file: PathBuf,
+    /// Linked at a fixed address: the statics it adds are shared with the next patches.
+    fixed: bool,
 }
 
 struct Session {
     project: Project,
-    program: Program,
+    program: Target,
     options: RunOptions,
     dir: PathBuf,
     socket: PathBuf,
@@ -76,9 +80,12 @@ struct Session {
     last_code: Option<i32>,
     /// Symbols the running executable exports (read once per build).
     exports: Option<crate::statics::Exports>,
-    /// The running executable's thread-locals, for patches of its binary crate (read once per
-    /// build).
-    thread_locals: Option<ProgramTls>,
+    /// The running program's statics and thread-locals, which patches share (read once per
+    /// build; statics new in a patch at a fixed address are added).
+    program_data: Option<Program>,
+    /// The address range the running program reserved for patches at a fixed address, and
+    /// where the next one goes.
+    reservation: Option<(Reservation, u64)>,
     /// Which hot crates each source file belongs to (after each build).
     owners: Owners,
     /// Fresh-copy warnings already shown this session.
@@ -159,7 +166,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         last_code: None,
         manifests: HashMap::new(),
         exports: None,
-        thread_locals: None,
+        program_data: None,
+        reservation: None,
         owners: Owners::default(),
         warned: Vec::new(),
         peers,
@@ -249,7 +257,10 @@ impl Session {
         match event {
             Event::Changed(paths) => self.changed(&paths),
             Event::Connected(mut connection) => {
+                self.reservation = connection.reserved.map(|r| (r, r.start));
                 for (id, path) in std::mem::take(&mut self.queued) {
+                    // Built before the program said where patches may go: not at a fixed
+                    // address.
                     let _ = connection.send(&ToApp::Patch {
                         id,
                         path: path.display().to_string(),
@@ -372,16 +383,41 @@ impl Session {
         self.next_patch += 1;
         let id = self.next_patch;
         report::progress(&format!("{files} changed; building a patch for {package}…"));
-        let built = match hot.kind {
-            CrateKind::Library => patch::build(capture, &linked.linker, &self.dir, id),
-            CrateKind::Program => match self.thread_locals().map(|_| ()) {
-                Ok(()) => {
-                    let tls = self.thread_locals.as_ref().expect("just read");
-                    patch::build_program(capture, &linked.linker, tls, &self.dir, id)
+        let unoptimised = opt_level(capture) == "0";
+        if !unoptimised {
+            self.warn_once(
+                "opt-level",
+                "statics and thread-locals of hot crates are shared with patches only at \
+                 opt-level 0 (the dev profile): optimised builds rename their internal symbols, \
+                 so each patch starts them afresh",
+            );
+        }
+        let built = match self.program_data().map(|_| ()) {
+            Err(err) => Err(Failure::Other(err)),
+            Ok(()) => {
+                let fixed = self
+                    .reservation
+                    .filter(|_| unoptimised)
+                    .map(|(r, next)| (next, r.load_bias));
+                let sharing = Sharing {
+                    program: self.program_data.as_ref().expect("just read"),
+                    fixed,
+                };
+                match hot.kind {
+                    CrateKind::Library => patch::build(
+                        capture,
+                        &linked.linker,
+                        unoptimised.then_some(&sharing),
+                        &self.dir,
+                        id,
+                    ),
+                    CrateKind::Program => {
+                        patch::build_program(capture, &linked.linker, &sharing, &self.dir, id)
+                    }
                 }
-                Err(err) => Err(Failure::Other(err)),
-            },
+            }
         };
+        let built = built.and_then(|patch| self.place(patch));
         match built {
             Err(Failure::Refused(reason)) => {
                 self.discard_scratch(id);
@@ -408,7 +444,7 @@ impl Session {
                         return self.restart(&problems.join("; "));
                     }
                 };
-                self.warn_fresh_copies(&hot, &patch.file, &patch.shared_thread_locals);
+                self.warn_fresh_copies(&hot, &patch.file, &patch.shared);
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
@@ -422,12 +458,13 @@ impl Session {
                         check: verdict.took,
                         changed: verdict.changed,
                         file: patch.file.clone(),
+                        fixed: patch.fixed.is_some(),
                     },
                 );
                 let message = ToApp::Patch {
                     id,
                     path: patch.file.display().to_string(),
-                    fixed: None,
+                    fixed: patch.fixed,
                 };
                 let sent = self.connection.as_mut().map(|c| c.send(&message).is_ok());
                 if sent != Some(true) {
@@ -462,7 +499,7 @@ impl Session {
         }
         .map_err(|err| vec![err])?;
         let mut shared = self.shared_statics(&hot.crate_name);
-        shared.extend(patch.shared_thread_locals.iter().cloned());
+        shared.extend(patch.shared.iter().cloned());
         let Some(running) = self.running.get(&key) else {
             return Err(vec![format!(
                 "the build of `{}` the program runs was not kept, so the patch cannot be checked",
@@ -511,13 +548,40 @@ impl Session {
         let _ = std::fs::remove_dir_all(self.dir.join(format!("bin-{id}")));
     }
 
-    /// The running executable's thread-locals (see [`crate::rewrite`]).
-    fn thread_locals(&mut self) -> Result<&ProgramTls, String> {
-        if self.thread_locals.is_none() {
+    /// The running executable's statics and thread-locals (see [`crate::rewrite`]).
+    fn program_data(&mut self) -> Result<&Program, String> {
+        if self.program_data.is_none() {
             let executable = self.executable.as_deref().ok_or("no executable yet")?;
-            self.thread_locals = Some(ProgramTls::read(executable)?);
+            self.program_data = Some(Program::read(executable)?);
         }
-        Ok(self.thread_locals.as_ref().expect("just read"))
+        Ok(self.program_data.as_ref().expect("just read"))
+    }
+
+    /// A patch linked at a fixed address takes its range of the program's reservation; one
+    /// that does not fit is not delivered (the program restarts, with a fresh reservation).
+    fn place(&mut self, patch: patch::Patch) -> Result<patch::Patch, Failure> {
+        let (Some(fixed), Some((reservation, next))) = (patch.fixed, self.reservation.as_mut())
+        else {
+            return Ok(patch);
+        };
+        let end = fixed.base + fixed.span;
+        if fixed.base != *next || end > reservation.start + reservation.len {
+            let _ = std::fs::remove_file(&patch.file);
+            return Err(Failure::Refused(
+                "the address range the program reserved for patches is used up".into(),
+            ));
+        }
+        // One page between patches.
+        *next = end + 4096;
+        Ok(patch)
+    }
+
+    /// Shows `text` once per session (by `key`).
+    fn warn_once(&mut self, key: &str, text: &str) {
+        if !self.warned.iter().any(|w| w == key) {
+            self.warned.push(key.to_owned());
+            report::warn(text);
+        }
     }
 
     /// Where the builds the checks compare are kept: next to the rlibs they link to (a hard
@@ -673,6 +737,14 @@ impl Session {
                 let Some(patch) = self.in_flight.remove(&id) else {
                     return;
                 };
+                if patch.fixed {
+                    // Its new statics are at their final addresses now.
+                    if let Some(program) = self.program_data.as_mut() {
+                        if let Err(err) = program.add_patch_statics(&patch.file) {
+                            report::warn(&err);
+                        }
+                    }
+                }
                 let _ = std::fs::remove_file(&patch.file);
                 let changed = if patch.changed.is_empty() {
                     "no function's code changed".to_owned()
@@ -768,7 +840,8 @@ impl Session {
             }
             Ok(executable) => {
                 self.exports = None;
-                self.thread_locals = None;
+                self.program_data = None;
+                self.reservation = None;
                 // The old program's states, saved at the last moment (they stay frozen there).
                 let handover = self.carry.hand_over(
                     self.app.as_ref(),
@@ -864,4 +937,21 @@ fn display_path(path: &std::path::Path, project: &Project) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+/// The `-C opt-level` of a recorded rustc command (`"0"` when it gives none).
+fn opt_level(capture: &crate::capture::Invocation) -> String {
+    let mut level = "0".to_owned();
+    let mut args = capture.args.iter();
+    while let Some(arg) = args.next() {
+        let value = if arg == "-C" {
+            args.next().map(String::as_str)
+        } else {
+            arg.strip_prefix("-C")
+        };
+        if let Some(found) = value.and_then(|v| v.strip_prefix("opt-level=")) {
+            level = found.to_owned();
+        }
+    }
+    level
 }

@@ -260,7 +260,7 @@ fn edits_a_running_main_cannot_take_restart_it_and_say_why() {
         );
     restart(
         &with_more,
-        &format!("adds thread-local `{crate_name}::MORE` to the binary crate"),
+        &format!("adds thread-local `{crate_name}::MORE` to `{crate_name}`"),
         "second",
     );
     cli.wait_out("a tick with `more=7`", 0, OUTPUT, |t| {

@@ -172,11 +172,14 @@ pub fn outside_has_copies(crate_name: &str, old_hot: &Code, outside: &[Code]) ->
 /// that is not the hot crate (the binary's objects, and rlibs of crates depending on the hot
 /// crate); `old_sources`/`new_sources`: the hot crate's parsed sources, for generic and
 /// `#[inline]` items. `program`: the hot crate is the program's binary crate, whose `main` the
-/// program runs (from outside any patch) for as long as it lives.
+/// program runs (from outside any patch) for as long as it lives. `shared_statics`: linkage
+/// names of the crate's private statics the patch uses the program's copies of (see
+/// `crate::rewrite`), which hold what the old code put there, as an exported one does.
 #[allow(clippy::too_many_arguments)]
 pub fn analyse(
     crate_name: &str,
     program: bool,
+    shared_statics: &[String],
     old_hot: &Code,
     new_hot: &Code,
     outside: &[Code],
@@ -188,6 +191,7 @@ pub fn analyse(
     let inputs = Inputs {
         crate_name,
         program,
+        shared_statics,
         old: old_hot,
         new: new_hot,
         outside,
@@ -217,6 +221,7 @@ pub fn analyse(
 struct Inputs<'a> {
     crate_name: &'a str,
     program: bool,
+    shared_statics: &'a [String],
     old: &'a Code,
     new: &'a Code,
     outside: &'a [Code],
@@ -299,6 +304,7 @@ fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
     let Inputs {
         crate_name,
         program,
+        shared_statics,
         old,
         new,
         outside,
@@ -377,7 +383,11 @@ fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
             for &target in old.globals(id) {
                 let n = old.node(target);
                 // A thread-local is the patch's own (see `statics.rs`).
-                if n.kind == NodeKind::Data && n.exported && !n.tls && !shared.contains(&target) {
+                let is_shared = n.exported
+                    || old
+                        .node_name(target)
+                        .is_some_and(|name| shared_statics.iter().any(|s| s == name));
+                if n.kind == NodeKind::Data && is_shared && !n.tls && !shared.contains(&target) {
                     shared.push(target);
                 }
             }

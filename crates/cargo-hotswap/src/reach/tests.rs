@@ -283,6 +283,7 @@ fn edited(source: &str) -> Analysis {
     analyse(
         "game",
         false,
+        &[],
         &fixture.old,
         &new,
         &fixture.outside,
@@ -617,6 +618,7 @@ fn timing() {
             analysis = Some(analyse(
                 "game",
                 false,
+                &[],
                 &old,
                 &new,
                 &outside,

@@ -1,0 +1,118 @@
+//! Private statics: point the patch's references at the program's statics.
+//!
+//! rustc puts each static in a section of its own (`.data.<name>`, `.bss.<name>`) and reaches a
+//! private one with a 32-bit PC-relative relocation (`R_X86_64_PC32`) against that section's
+//! symbol, or, from another codegen unit, against the static's own hidden symbol; data that
+//! holds its address (a `&'static` in a constant) uses a 64-bit absolute one. Each such
+//! relocation whose target is a writable static the program has (same linkage name, same size)
+//! is pointed at a new undefined hidden symbol `__hs_dN` with the addend adjusted to keep the
+//! same arithmetic (`section + A` = `static - offset_in_section + A`). The link defines
+//! `__hs_dN` as the static's run-time address in the program (a linker script line), and since
+//! the patch is linked at the address it will be loaded at (the program checks), the linker can
+//! compute each displacement; `-shared` output accepts PC-relative references to such a hidden
+//! absolute symbol, and a 64-bit one becomes a constant.
+//!
+//! Left alone: the generated items of `#[hot]` (`__hotswap_*`: slots and manifest entries are
+//! the patch's own by design), read-only data, and statics the program does not have (new in
+//! the patch: they live in it, at a fixed address the next patch is given).
+
+use object::elf as E;
+use object::read::elf::{Rela, SectionHeader, Sym};
+
+use super::elf::{Edits, Object};
+use super::{shown, Program, Refusal, Shared};
+
+pub fn statics(
+    object: &Object,
+    program: &Program,
+    load_bias: u64,
+    edits: &mut Edits,
+    shared: &mut Shared,
+) -> Result<(), Refusal> {
+    let endian = object.endian;
+    for relocations in object.relocations() {
+        for (index, rela) in relocations.entries.iter().enumerate() {
+            let kind = rela.r_type(endian, false);
+            if kind != E::R_X86_64_PC32 && kind != E::R_X86_64_64 {
+                continue;
+            }
+            let sym = rela.r_sym(endian, false);
+            let Some(symbol) = object.symbol(sym) else {
+                continue;
+            };
+            let addend = rela.r_addend(endian);
+            let Some((name, offset_in_section, size)) = referenced_static(object, symbol) else {
+                continue;
+            };
+            if name.contains("__hotswap_") || name.contains("__HOTSWAP_") {
+                continue;
+            }
+            let Some((address, program_size)) = program.static_(&name) else {
+                continue;
+            };
+            if let Some(size) = size {
+                if size != program_size {
+                    return Err(Refusal::Resized {
+                        name: shown(&name, false),
+                        old: program_size,
+                        new: size,
+                    });
+                }
+            }
+            let target = shared.symbol_for(&name, address.wrapping_add(load_bias));
+            edits.retarget(
+                object.entry_offset(relocations.index, index),
+                kind.0,
+                &target,
+                addend - offset_in_section as i64,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The static a relocation's symbol stands for: its linkage name, where it starts in the
+/// symbol's section (0 for a named symbol), and its size when this object defines it.
+fn referenced_static(
+    object: &Object,
+    symbol: &object::elf::Sym64<object::Endianness>,
+) -> Option<(String, u64, Option<u64>)> {
+    let endian = object.endian;
+    let shndx = symbol.st_shndx(endian);
+    match symbol.st_type() {
+        // Another codegen unit's static (hidden, so reached directly, not through the GOT).
+        E::STT_OBJECT | E::STT_NOTYPE if shndx == E::SHN_UNDEF => {
+            let name = object.symbol_name(symbol);
+            (!name.is_empty()).then_some((name, 0, None))
+        }
+        E::STT_OBJECT if writable(object, shndx.0 as usize) => Some((
+            object.symbol_name(symbol),
+            0,
+            Some(symbol.st_size(endian)),
+        )),
+        // `.data.<name>`: the one static the section holds.
+        E::STT_SECTION if writable(object, shndx.0 as usize) => {
+            let mut held = object.symbols_in(shndx.0 as usize, E::STT_OBJECT).into_iter();
+            let only = held.next()?;
+            if held.next().is_some() {
+                return None;
+            }
+            Some((
+                object.symbol_name(only),
+                only.st_value(endian),
+                Some(only.st_size(endian)),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Whether section `index` holds writable, loaded, non-TLS data.
+fn writable(object: &Object, index: usize) -> bool {
+    let Some(section) = object.section(index) else {
+        return false;
+    };
+    let flags = section.sh_flags(object.endian);
+    let want = E::SHF_ALLOC.0 | E::SHF_WRITE.0;
+    flags.0 & want == want && flags.0 & E::SHF_TLS.0 == 0
+}
