@@ -88,6 +88,74 @@ pub fn link_patch(rlib: &Path, out: &Path) {
     std::fs::remove_file(&script).unwrap();
 }
 
+/// Links `rlib` as [`link_patch`] does, with `extra` linker arguments added (for a patch linked
+/// at a fixed address: `-Wl,-Ttext-segment=0x...`).
+pub fn link_patch_with(rlib: &Path, out: &Path, extra: &[&str]) {
+    let script = out.with_extension("ver");
+    std::fs::write(&script, VERSION_SCRIPT).unwrap();
+    let version_script = format!("-Wl,--version-script={}", script.display());
+    let mut args = vec![version_script.as_str()];
+    args.extend_from_slice(extra);
+    link(rlib, out, &args);
+    std::fs::remove_file(&script).unwrap();
+}
+
+/// The range a linked shared object occupies at its link-time addresses, as the CLI describes a
+/// patch linked at a fixed address: from its lowest `PT_LOAD` address (rounded down to a page) to
+/// the end of its last `PT_LOAD`, rounded up to a page.
+pub fn fixed_range(library: &Path) -> hotswap::protocol::Fixed {
+    use object::read::elf::{FileHeader, ProgramHeader};
+    let data = std::fs::read(library).unwrap();
+    let header = object::elf::FileHeader64::<object::Endianness>::parse(&*data).unwrap();
+    let endian = header.endian().unwrap();
+    let (mut low, mut high) = (u64::MAX, 0u64);
+    for segment in header.program_headers(endian, &*data).unwrap() {
+        if segment.p_type(endian) == object::elf::PT_LOAD {
+            let start = segment.p_vaddr(endian);
+            low = low.min(start);
+            high = high.max(start + segment.p_memsz(endian));
+        }
+    }
+    let page = 4096;
+    let base = low / page * page;
+    let end = high.div_ceil(page) * page;
+    hotswap::protocol::Fixed {
+        base,
+        span: end - base,
+    }
+}
+
+/// One line of `/proc/<pid>/maps`.
+#[derive(Clone, Debug)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// `r-xp`, `---p`, ...
+    pub perms: String,
+    /// The file mapped (with ` (deleted)` if it was removed), empty for anonymous memory.
+    pub path: String,
+}
+
+/// The mappings of process `pid`, in address order.
+pub fn mappings(pid: u32) -> Vec<Mapping> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    maps.lines()
+        .map(|line| {
+            let mut fields = line.splitn(6, ' ');
+            let range = fields.next().unwrap();
+            let perms = fields.next().unwrap().to_owned();
+            let path = fields.nth(3).unwrap_or("").trim_start().to_owned();
+            let (start, end) = range.split_once('-').unwrap();
+            Mapping {
+                start: u64::from_str_radix(start, 16).unwrap(),
+                end: u64::from_str_radix(end, 16).unwrap(),
+                perms,
+                path,
+            }
+        })
+        .collect()
+}
+
 /// Links `rlib` as [`link_patch`] does but without the version script: a patch whose manifest
 /// symbols are global (as a hand-made or another tool's link would leave them).
 pub fn link_patch_with_global_manifest(rlib: &Path, out: &Path) {
@@ -426,18 +494,31 @@ impl Control {
 
     /// Waits for `host` to connect and say hello; checks the hello comes from its pid.
     pub fn accept(&self, host: &mut Running) -> Channel {
+        self.accept_hello(host).0
+    }
+
+    /// [`accept`](Self::accept), also returning the reservation the hello reported.
+    pub fn accept_hello(
+        &self,
+        host: &mut Running,
+    ) -> (Channel, Option<hotswap::protocol::Reservation>) {
         let deadline = Instant::now() + OUTPUT;
         loop {
             if let Some(stream) = self.try_accept() {
                 let mut channel = Channel::new(stream);
-                match channel.read() {
-                    ToCli::Hello { pid, version, .. } => {
+                let reservation = match channel.read() {
+                    ToCli::Hello {
+                        pid,
+                        version,
+                        reserved,
+                    } => {
                         assert_eq!(pid, host.pid(), "hello from another process");
                         assert_eq!(version, 0, "a fresh program is at version 0");
+                        reserved
                     }
                     other => panic!("the first message was not a hello: {other:?}"),
-                }
-                return channel;
+                };
+                return (channel, reservation);
             }
             assert!(
                 host.is_running() && Instant::now() < deadline,
@@ -494,6 +575,24 @@ impl Channel {
         .unwrap();
         line.push(b'\n');
         self.send_raw(&line);
+    }
+
+    /// Sends a patch message with `fixed` and returns the answer to it.
+    pub fn patch_fixed(
+        &mut self,
+        id: u64,
+        path: &Path,
+        fixed: Option<hotswap::protocol::Fixed>,
+    ) -> ToCli {
+        let mut line = serde_json::to_vec(&ToApp::Patch {
+            id,
+            path: path.display().to_string(),
+            fixed,
+        })
+        .unwrap();
+        line.push(b'\n');
+        self.send_raw(&line);
+        self.read()
     }
 
     /// Sends a patch message and returns the answer to it.

@@ -172,6 +172,118 @@ pub fn open_library(path: &Path) -> Result<(libloading::Library, usize), String>
     Ok((library.into(), base))
 }
 
+/// The main executable's image: its lowest mapped address and its load bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutableImage {
+    /// The lowest address of its loadable segments (`dlpi_addr` + the lowest `p_vaddr` of its
+    /// `PT_LOAD` headers).
+    pub lowest: usize,
+    /// `dlpi_addr`: what its link-time addresses are offset by at run time.
+    pub load_bias: usize,
+}
+
+/// Where the main executable is, from the loader's list of loaded objects (the first of which is
+/// always the executable).
+pub fn executable_image() -> Option<ExecutableImage> {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` for the duration of the call,
+        // whose `dlpi_phdr` points to `dlpi_phnum` program headers of that object; `data` is the
+        // `Option<ExecutableImage>` that `executable_image` passed, alive and not otherwise
+        // borrowed during the iteration. Nothing here can unwind.
+        unsafe {
+            let info = &*info;
+            let headers = if info.dlpi_phdr.is_null() {
+                Default::default()
+            } else {
+                std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum))
+            };
+            let lowest = headers
+                .iter()
+                .filter(|header| header.p_type == libc::PT_LOAD)
+                .map(|header| header.p_vaddr)
+                .min();
+            let found = &mut *data.cast::<Option<ExecutableImage>>();
+            *found = lowest.map(|vaddr| ExecutableImage {
+                lowest: (info.dlpi_addr as usize).wrapping_add(vaddr as usize),
+                load_bias: info.dlpi_addr as usize,
+            });
+        }
+        // The first object is the executable: stop there.
+        1
+    }
+    let mut found: Option<ExecutableImage> = None;
+    // SAFETY: `first` matches the callback type, never unwinds, and only writes through `data`,
+    // which points to `found`, alive for the whole call.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(first),
+            (&mut found as *mut Option<ExecutableImage>).cast(),
+        );
+    }
+    found
+}
+
+/// The size of a page of memory.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|s| *s > 0)
+        .unwrap_or(4096)
+}
+
+/// Maps `[start, start + len)` as inaccessible address space (`PROT_NONE`, no memory committed),
+/// only if nothing is mapped anywhere in it: the kernel refuses (`MAP_FIXED_NOREPLACE`) rather
+/// than replace a mapping. `start` and `len` must be page-aligned.
+pub fn reserve_range(start: usize, len: usize) -> Result<(), String> {
+    // SAFETY: with MAP_FIXED_NOREPLACE the kernel never replaces an existing mapping, so no
+    // memory anything refers to is touched; the new mapping is anonymous, private and
+    // inaccessible.
+    let mapped = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if mapped == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    if mapped as usize != start {
+        // A kernel older than 4.17 ignores MAP_FIXED_NOREPLACE and takes the address as a hint.
+        // SAFETY: `[mapped, mapped + len)` is the mapping just made, which nothing refers to.
+        unsafe { libc::munmap(mapped, len) };
+        return Err(format!(
+            "the kernel placed it at {mapped:p} instead (no MAP_FIXED_NOREPLACE before Linux 4.17)"
+        ));
+    }
+    Ok(())
+}
+
+/// Unmaps `[start, start + len)` (page-aligned), so that the loader may map a library there.
+///
+/// # Safety
+/// The range must be a part of a range mapped by [`reserve_range`] that was not released before:
+/// inaccessible memory of this process that nothing refers to.
+pub unsafe fn release_range(start: usize, len: usize) -> Result<(), String> {
+    // SAFETY: per the contract, the range is ours, `PROT_NONE`, and holds nothing anyone reads.
+    if unsafe { libc::munmap(start as *mut libc::c_void, len) } != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(())
+}
+
 /// The start of glibc's `struct link_map` (`<link.h>`): only the load address is read.
 #[repr(C)]
 struct LinkMap {

@@ -33,6 +33,31 @@ pub fn open_library(_path: &Path) -> Result<(libloading::Library, usize), String
     Err(UNSUPPORTED.into())
 }
 
+/// The main executable's image: its lowest mapped address and its load bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecutableImage {
+    pub lowest: usize,
+    pub load_bias: usize,
+}
+
+pub fn executable_image() -> Option<ExecutableImage> {
+    None
+}
+
+pub fn page_size() -> usize {
+    4096
+}
+
+pub fn reserve_range(_start: usize, _len: usize) -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}
+
+/// # Safety
+/// As on Linux: the range must be an unreleased part of a range [`reserve_range`] mapped.
+pub unsafe fn release_range(_start: usize, _len: usize) -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}
+
 const UNSUPPORTED: &str = "hotswap supports Linux only so far; on this system the compiled-in \
                            code keeps running";
 

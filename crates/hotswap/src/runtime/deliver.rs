@@ -31,12 +31,14 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
     }
     let mut stream = UnixStream::connect(socket).map_err(|err| format!("cannot connect: {err}"))?;
     platform::check_peer_is_same_user(&stream)?;
+    // Before the hello, which says where it is.
+    let reserved = super::reserve::reserve(runtime);
     send(
         &mut stream,
         &ToCli::Hello {
             pid: std::process::id(),
             version: super::events().version(),
-            reserved: None,
+            reserved,
         },
     )?;
     runtime.info(&format!("connected to {}", socket.display()));
@@ -71,17 +73,18 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
             }
         };
         let answer = match message {
-            ToApp::Patch { id, path, .. } => match runtime.apply(Path::new(&path), PatchKind::Thin)
-            {
-                Ok(applied) => ToCli::Applied {
-                    id,
-                    version: applied.version,
-                    functions: applied.functions,
-                    states: applied.states,
-                    micros: applied.took.as_micros() as u64,
-                },
-                Err(reason) => ToCli::Refused { id, reason },
-            },
+            ToApp::Patch { id, path, fixed } => {
+                match runtime.apply(Path::new(&path), PatchKind::Thin, fixed) {
+                    Ok(applied) => ToCli::Applied {
+                        id,
+                        version: applied.version,
+                        functions: applied.functions,
+                        states: applied.states,
+                        micros: applied.took.as_micros() as u64,
+                    },
+                    Err(reason) => ToCli::Refused { id, reason },
+                }
+            }
             ToApp::SaveStates { path } => super::carry::save(runtime, Path::new(&path)),
         };
         let mut stream = writer.lock().unwrap_or_else(|e| e.into_inner());

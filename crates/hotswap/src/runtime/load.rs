@@ -6,6 +6,7 @@
 use std::mem::ManuallyDrop;
 
 use super::check::{Manifest, Section};
+use super::reserve::Claim;
 use super::stage::Staged;
 use crate::__private::{Entry, StateEntry};
 use crate::platform;
@@ -17,8 +18,16 @@ pub(crate) struct Loaded {
     base: usize,
 }
 
-pub(crate) fn open(staged: Staged) -> Result<Loaded, String> {
-    let (library, base) = platform::open_library(staged.path()).map_err(|err| {
+/// Loads the staged patch; with `fixed`, at the address it was linked for, inside the range
+/// the program reserved (`reserve`), or not at all.
+pub(crate) fn open(staged: Staged, fixed: Option<Claim>) -> Result<Loaded, String> {
+    // The fixed range is released as late as possible, right before the `dlopen`: from here on
+    // another thread's `mmap` may take the hole, which the check after the load catches.
+    let fixed = fixed.map(Claim::release).transpose()?;
+    // `open_library` reads the load address (`l_addr`) right after `dlopen` returns, before
+    // anything else touches the library.
+    let opened = platform::open_library(staged.path());
+    let (library, base) = opened.map_err(|err| {
         let hint = if err.contains("undefined symbol") {
             ". The patch uses code the running program does not contain (a function it never \
              used, e.g. of the standard library); restart the program"
@@ -27,6 +36,21 @@ pub(crate) fn open(staged: Staged) -> Result<Loaded, String> {
         };
         format!("the dynamic loader refused it: {err}{hint}")
     })?;
+    if let Some(wanted) = fixed {
+        if base != 0 {
+            // Loaded elsewhere, so its PC-relative references to the program's statics point at
+            // the wrong memory: refused before anything reads its sections or calls into it.
+            // (`dlopen` itself runs ELF initialisers, `.init_array`; a patch of `#[hot]` code
+            // has none unless its crate registers a constructor.) It stays loaded, as every
+            // patch does: patches are never unloaded (`dlclose` would run its finalisers and
+            // pull the mapping from under anything that got hold of an address in it).
+            std::mem::forget(library);
+            return Err(format!(
+                "the patch was not loaded at its fixed address 0x{wanted:x} (the range was \
+                 taken); nothing of it ran; the program keeps its code"
+            ));
+        }
+    }
     // The mapping keeps the bytes alive; the file itself is no longer needed.
     drop(staged);
     Ok(Loaded {

@@ -6,7 +6,8 @@
 //! machine, with a manifest this program accepts) → [`load`] (`dlopen`, file removed) →
 //! [`swap`] (every slot of the patch, or none) → [`crate::events`] (version, waiters,
 //! subscribers) and back to the CLI. Across a restart by the CLI, [`carry`] hands the program's
-//! `State` values from the old process to the new one.
+//! `State` values from the old process to the new one. For thin patches linked at a fixed
+//! address, [`reserve`] keeps the address space they are loaded at.
 
 pub(crate) mod carry;
 pub(crate) mod check;
@@ -14,6 +15,7 @@ pub(crate) mod deliver;
 pub(crate) mod guest;
 pub(crate) mod load;
 pub(crate) mod migrate;
+pub(crate) mod reserve;
 pub(crate) mod stage;
 pub(crate) mod swap;
 pub(crate) mod watch;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::__private::{Entry, ENTRIES};
 use crate::events::{Event, Events};
+use crate::protocol::Fixed;
 
 pub use crate::protocol::CONTROL_ENV;
 /// Environment variable overriding where full library mode looks for `lib<crate>.so`.
@@ -204,18 +207,37 @@ impl Runtime {
     }
 
     /// The whole pipeline for one file: stage, check, load, swap, report. On any failure the
-    /// running code is left as it was and the reason is reported.
-    pub(crate) fn apply(&self, file: &Path, kind: PatchKind) -> Result<Applied, String> {
-        self.attempt(file, kind, false)
+    /// running code is left as it was and the reason is reported. With `fixed` (a thin patch
+    /// from the CLI), the patch was linked to be loaded at that range of the program's
+    /// reservation (see [`reserve`]): the range is checked before anything of the patch is
+    /// mapped, released right before `dlopen`, and the patch is refused if the loader put it
+    /// anywhere else.
+    pub(crate) fn apply(
+        &self,
+        file: &Path,
+        kind: PatchKind,
+        fixed: Option<Fixed>,
+    ) -> Result<Applied, String> {
+        self.attempt_at(file, kind, fixed, false)
             .map_err(|r| r.unwrap_or_default())
     }
 
-    /// Like [`apply`](Self::apply), but a file that looks incomplete (a writer may still be
-    /// busy) is not reported: `Err(None)`, and the caller tries again later.
+    /// Like [`apply`](Self::apply) with no fixed address, but a file that looks incomplete (a
+    /// writer may still be busy) is not reported: `Err(None)`, and the caller tries again later.
     pub(crate) fn attempt(
         &self,
         file: &Path,
         kind: PatchKind,
+        quiet_if_incomplete: bool,
+    ) -> Result<Applied, Option<String>> {
+        self.attempt_at(file, kind, None, quiet_if_incomplete)
+    }
+
+    fn attempt_at(
+        &self,
+        file: &Path,
+        kind: PatchKind,
+        fixed: Option<Fixed>,
         quiet_if_incomplete: bool,
     ) -> Result<Applied, Option<String>> {
         let _one_at_a_time = self
@@ -224,7 +246,7 @@ impl Runtime {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let started = Instant::now();
         let source = file.display().to_string();
-        let result = self.apply_locked(file, kind, started);
+        let result = self.apply_locked(file, kind, fixed, started);
         if let Err(reason) = &result {
             if quiet_if_incomplete && reason.contains(check::INCOMPLETE) {
                 return Err(None);
@@ -262,9 +284,12 @@ impl Runtime {
         &self,
         file: &Path,
         kind: PatchKind,
+        fixed: Option<Fixed>,
         started: Instant,
     ) -> Result<Applied, String> {
         let mut phases = Phases::new(started);
+        // Before anything of the patch is read or mapped.
+        let claim = fixed.map(reserve::claim).transpose()?;
         let private_dir = self.private_dir.as_ref().map_err(Clone::clone)?;
         let in_place = match kind {
             PatchKind::Thin => stage::in_place(file),
@@ -276,8 +301,11 @@ impl Runtime {
         };
         phases.mark("stage");
         let manifest = check::file(staged.path())?;
+        if let Some(claim) = &claim {
+            claim.holds(&manifest.image)?;
+        }
         phases.mark("check file");
-        let library = load::open(staged)?;
+        let library = load::open(staged, claim)?;
         phases.mark("dlopen");
         let entries = library.entries(&manifest)?;
         let states = library.state_entries(&manifest)?;
