@@ -210,7 +210,9 @@ fn finish(
         number,
         &script,
         &inputs,
-        fixed.as_ref().map(|(base, script)| (*base, script.as_str())),
+        fixed
+            .as_ref()
+            .map(|(base, script)| (*base, script.as_str())),
     )?;
     let fixed = match sharing.fixed {
         Some((base, _)) => Some(Fixed {
@@ -280,9 +282,7 @@ fn span(file: &Path, base: u64) -> Result<u64, Failure> {
     let end = loads.map(|s| s.p_vaddr(endian) + s.p_memsz(endian)).max();
     match (first, end) {
         (Some(first), Some(end)) if first == base => Ok((end - base).div_ceil(4096) * 4096),
-        (first, _) => Err(fail(format!(
-            "linked at {first:#x?} instead of {base:#x}"
-        ))),
+        (first, _) => Err(fail(format!("linked at {first:#x?} instead of {base:#x}"))),
     }
 }
 
@@ -341,6 +341,9 @@ fn link(
         std::fs::write(&symbols, text)
             .map_err(|err| Failure::Other(format!("cannot write {}: {err}", symbols.display())))?;
         placement.push(format!("-Wl,-Ttext-segment={base:#x}").into());
+        // Segments aligned to one page: glibc maps a larger alignment with extra room past
+        // the span the program released.
+        placement.push("-Wl,-z,max-page-size=4096".into());
         // A file of assignments only: the linker reads it as an implicit script that adds
         // to its default one.
         placement.push(symbols.clone().into_os_string());

@@ -15,13 +15,13 @@ use crate::check::{self, Build, Outside};
 use crate::deliver::{self, Connection, Peers};
 use crate::host::{self, BuildOptions};
 use crate::linker::Linked;
+use crate::patch::Sharing;
 use crate::patch::{self, Failure};
 use crate::project::{CrateKind, HotCrate, Program as Target, Project};
 use crate::report;
-use crate::patch::Sharing;
 use crate::rewrite::Program;
-use hotswap::protocol::Reservation;
 use crate::watch::{self, Change, Owners};
+use hotswap::protocol::Reservation;
 
 /// Editors save in several steps; wait this long after the last event before building.
 const DEBOUNCE: Duration = Duration::from_millis(15);
@@ -444,7 +444,7 @@ impl Session {
                         return self.restart(&problems.join("; "));
                     }
                 };
-                self.warn_fresh_copies(&hot, &patch.file, &patch.shared);
+                self.warn_fresh_copies(&hot, &patch, &patch.shared);
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
@@ -688,7 +688,11 @@ impl Session {
     }
 
     /// Warns, once per name, about statics and thread-locals that restart in this patch.
-    fn warn_fresh_copies(&mut self, hot: &HotCrate, patch: &std::path::Path, shared: &[String]) {
+    fn warn_fresh_copies(&mut self, hot: &HotCrate, patch: &patch::Patch, shared: &[String]) {
+        // At a fixed address, what the program has is shared, and what it lacks is new.
+        let fixed = patch.fixed.is_some();
+        let program = self.program_data.as_ref();
+        let known = |name: &str| !fixed || program.is_none_or(|p| p.has(name));
         if self.exports.is_none() {
             self.exports = self
                 .executable
@@ -696,7 +700,7 @@ impl Session {
                 .and_then(|exe| crate::statics::Exports::read(exe).ok());
         }
         let Some(exports) = &self.exports else { return };
-        let fresh: Vec<String> = crate::statics::fresh_copies(patch, exports, shared)
+        let fresh: Vec<String> = crate::statics::fresh_copies(&patch.file, exports, shared, &known)
             .into_iter()
             .filter(|name| !self.warned.contains(name))
             .collect();
@@ -704,15 +708,15 @@ impl Session {
             return;
         }
         let why = match hot.kind {
-            CrateKind::Library => {
-                "private statics and thread-locals are not shared with the running program; a \
-                 `pub static` reachable from the crate root is). Keep state in values the \
-                 program owns, or make the static `pub`."
+            _ if !fixed => {
+                "private statics are shared with the running program only by a patch loaded at \
+                 a fixed address, which needs the dev profile and room the program reserved at \
+                 start; a `pub static` reachable from the crate root is always shared). Keep \
+                 state in values the program owns, or make the static `pub`."
             }
-            CrateKind::Program => {
-                "a binary crate's statics are not shared with the running program; its \
-                 thread-locals are). Keep state in values the program owns (a local of `main`, \
-                 a `hotswap::State`), or move the static into a library crate as a `pub static`."
+            CrateKind::Library | CrateKind::Program => {
+                "this static could not be shared with the running program's: it is not alone \
+                 in its section). Keep state in values the program owns."
             }
         };
         report::warn(&format!(
@@ -739,8 +743,9 @@ impl Session {
                 };
                 if patch.fixed {
                     // Its new statics are at their final addresses now.
-                    if let Some(program) = self.program_data.as_mut() {
-                        if let Err(err) = program.add_patch_statics(&patch.file) {
+                    let bias = self.reservation.map(|(r, _)| r.load_bias);
+                    if let (Some(program), Some(bias)) = (self.program_data.as_mut(), bias) {
+                        if let Err(err) = program.add_patch_statics(&patch.file, bias) {
                             report::warn(&err);
                         }
                     }

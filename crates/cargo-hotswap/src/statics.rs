@@ -55,7 +55,13 @@ impl Exports {
 /// does not export, i.e. that restart from their initial values.
 /// `shared`: linkage names the patch was rewritten to share anyway (a binary crate's
 /// thread-locals, see [`crate::rewrite`]).
-pub fn fresh_copies(patch: &Path, exports: &Exports, shared: &[String]) -> Vec<String> {
+/// `known`: whether the program has a symbol of that name (others are new in the patch).
+pub fn fresh_copies(
+    patch: &Path,
+    exports: &Exports,
+    shared: &[String],
+    known: &dyn Fn(&str) -> bool,
+) -> Vec<String> {
     let Ok(data) = map(patch) else {
         return Vec::new();
     };
@@ -91,6 +97,7 @@ pub fn fresh_copies(patch: &Path, exports: &Exports, shared: &[String]) -> Vec<S
         if !writable
             || exports.names.contains(name)
             || shared.iter().any(|s| s == name)
+            || !known(name)
             || name.starts_with("__hotswap_")
         {
             continue;

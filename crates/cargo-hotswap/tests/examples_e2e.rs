@@ -610,8 +610,8 @@ fn wait_until(
 ///
 /// Fails if: a request fails or gets another status than 200, or the server closes the
 /// keep-alive connection (the client uses one socket throughout and stops at the first error);
-/// the responses do not switch to the new handler's text (or switch back); the server's own
-/// request counter (owned by `main`) restarts or skips; the streaming response opened before the
+/// the responses do not switch to the new handler's text (or switch back); the request
+/// counter of the hot crate (a private static) or of `main` restarts or skips; the streaming response opened before the
 /// patch does not complete with every chunk in order, or its chunks after the patch do not come
 /// from the new code (each chunk's text is built by the hot code running when it is sent).
 #[test]
@@ -760,11 +760,17 @@ fn server_is_patched_under_open_connections() {
             index + 1
         );
         last_version = version;
+        // `request` is the hot crate's private static, `main counted` main's `State`.
         let request = number_after(body, "(request ").unwrap();
         assert_eq!(
             request,
             index as u64 + 1,
-            "the request counter did not count on: {body:?}"
+            "the private request counter did not count on: {body:?}"
+        );
+        assert_eq!(
+            number_after(body, "main counted "),
+            Some(index as u64 + 1),
+            "main's request counter did not count on: {body:?}"
         );
         assert!(body.ends_with(")\n"), "{body:?}");
     }
@@ -1000,6 +1006,6 @@ fn server_answers_once(binary: &std::path::Path) {
     let _ = child.wait();
     assert_eq!(
         result,
-        Ok("Hello from the compiled-in handler! (request 1)\n".to_owned())
+        Ok("Hello from the compiled-in handler! (request 1, main counted 1)\n".to_owned())
     );
 }

@@ -28,7 +28,7 @@ fn main() {
 /// The hot crate: a private request counter, a `OnceLock<HashMap>` cache (with a count of its
 /// initialisations), a `Mutex<Vec<String>>` registry, a `thread_local!` call counter, a static
 /// inside a function. `TAG` names the version; `EXTRA` is spliced in at the top level and
-/// `EXTRA_OUT` into `step`'s line.
+/// `EXTRA_OUT` (a `String` expression) is appended to `step`'s line.
 const LIB_RS: &str = r#"use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,9 +71,10 @@ pub fn step(n: u64) -> String {
     };
     let answer = cache()["answer"];
     let inits = INITS.load(Ordering::Relaxed);
+    let extra: String = EXTRA_OUT;
     format!(
         "step tag=TAG n={n} requests={requests} seen={seen} registered={registered} \
-         answer={answer} inits={inits} calls={}EXTRA_OUT",
+         answer={answer} inits={inits} calls={}{extra}",
         calls()
     )
 }
@@ -85,6 +86,11 @@ pub fn worker() -> String {
 "#;
 
 fn lib(tag: &str, extra: &str, extra_out: &str) -> String {
+    let extra_out = if extra_out.is_empty() {
+        "String::new()"
+    } else {
+        extra_out
+    };
     LIB_RS
         .replace("TAG", tag)
         .replace("EXTRA_OUT", extra_out)
@@ -116,7 +122,9 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
     let host = cli.wait_out("the program's first line", 0, OUTPUT, |t| {
         t == format!("host pid={}", started.pid)
     });
-    cli.wait_out("a v1 step", host.seq, OUTPUT, |t| t.starts_with("step tag=v1 n=3 "));
+    cli.wait_out("a v1 step", host.seq, OUTPUT, |t| {
+        t.starts_with("step tag=v1 n=3 ")
+    });
     let patched = format!("[hotswap] {game}: patched ");
     let save = |source: &str| {
         let before = cli.mark();
@@ -140,16 +148,22 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
         let first = cli.wait_out(&format!("a {tag} step"), host.seq, OUTPUT, |t| {
             t.starts_with(&step)
         });
-        cli.wait_out(&format!("a second {tag} step"), first.seq + 1, OUTPUT, |t| {
-            t.starts_with(&step)
-        });
+        cli.wait_out(
+            &format!("a second {tag} step"),
+            first.seq + 1,
+            OUTPUT,
+            |t| t.starts_with(&step),
+        );
         let worker = format!("worker tag={tag} ");
         let first = cli.wait_out(&format!("a {tag} worker line"), host.seq, OUTPUT, |t| {
             t.starts_with(&worker)
         });
-        cli.wait_out(&format!("a second {tag} worker line"), first.seq + 1, OUTPUT, |t| {
-            t.starts_with(&worker)
-        });
+        cli.wait_out(
+            &format!("a second {tag} worker line"),
+            first.seq + 1,
+            OUTPUT,
+            |t| t.starts_with(&worker),
+        );
     }
     let out: Vec<String> = cli
         .texts(Stream::Out, host.seq)
@@ -159,10 +173,18 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
     for line in out.iter().filter(|t| t.starts_with("step ")) {
         let n = number(line, "n");
         for key in ["requests", "seen", "registered", "calls"] {
-            assert_eq!(number(line, key), n, "`{key}` did not keep counting: {line:?}");
+            assert_eq!(
+                number(line, key),
+                n,
+                "`{key}` did not keep counting: {line:?}"
+            );
         }
         assert_eq!(number(line, "answer"), 42, "{line:?}");
-        assert_eq!(number(line, "inits"), 1, "the cache was built again: {line:?}");
+        assert_eq!(
+            number(line, "inits"),
+            1,
+            "the cache was built again: {line:?}"
+        );
     }
     let worker: Vec<u64> = out
         .iter()
@@ -184,17 +206,25 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
 
     // A static new in a patch keeps its value in the next one.
     let extra = "static ADDED: AtomicU64 = AtomicU64::new(0);\n";
-    let extra_out = " added={}\", ADDED.fetch_add(1, Ordering::Relaxed) + 1, \"";
+    let extra_out = "format!(\" added={}\", ADDED.fetch_add(1, Ordering::Relaxed) + 1)";
     for tag in ["v5", "v6"] {
         let (_, outcome) = save(&lib(tag, extra, extra_out));
-        assert!(outcome.text.starts_with(&patched), "{:?}", outcome.text);
+        assert!(
+            outcome.text.starts_with(&patched),
+            "{:?}\n{}",
+            outcome.text,
+            cli.transcript()
+        );
         let step = format!("step tag={tag} ");
         let first = cli.wait_out(&format!("a {tag} step"), host.seq, OUTPUT, |t| {
             t.starts_with(&step)
         });
-        cli.wait_out(&format!("a second {tag} step"), first.seq + 1, OUTPUT, |t| {
-            t.starts_with(&step)
-        });
+        cli.wait_out(
+            &format!("a second {tag} step"),
+            first.seq + 1,
+            OUTPUT,
+            |t| t.starts_with(&step),
+        );
     }
     let added: Vec<u64> = cli
         .texts(Stream::Out, host.seq)
@@ -220,7 +250,9 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
         );
     let (_, outcome) = save(&retyped);
     assert!(
-        outcome.text.starts_with(&format!("[hotswap] restarting `{}`: ", scratch.app))
+        outcome
+            .text
+            .starts_with(&format!("[hotswap] restarting `{}`: ", scratch.app))
             && outcome.text.contains("REQUESTS"),
         "expected a restart naming `REQUESTS`, got {:?}\n{}",
         outcome.text,

@@ -15,11 +15,16 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Query, State};
 
-/// What the server keeps between requests: owned by `main`, not by the hot code.
+/// What `main` keeps for the handlers (passed to them as axum `State`).
 #[derive(Default)]
 pub struct Counters {
     pub requests: AtomicU64,
 }
+
+/// The requests answered so far, counted by the hot code itself: a private static, which
+/// every patch shares with the running server (under `cargo hotswap run`), so it keeps
+/// counting across edits.
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
 
 #[derive(serde::Deserialize)]
 pub struct StreamParams {
@@ -29,11 +34,13 @@ pub struct StreamParams {
     pub interval_ms: Option<u64>,
 }
 
-/// `GET /`: counts the requests the server has answered so far.
+/// `GET /`: counts the requests the server has answered so far (in `ANSWERED`, and in
+/// `main`'s `Counters`).
 #[hotswap::hot]
 pub async fn index(State(counters): State<Arc<Counters>>) -> String {
-    let request = counters.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    format!("Hello from the compiled-in handler! (request {request})\n")
+    let request = ANSWERED.fetch_add(1, Ordering::Relaxed) + 1;
+    let in_main = counters.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("Hello from the compiled-in handler! (request {request}, main counted {in_main})\n")
 }
 
 /// `GET /stream`: a slow response, one chunk every `interval_ms`, each one written by the hot

@@ -44,10 +44,16 @@ pub fn statics(
             let Some((name, offset_in_section, size)) = referenced_static(object, symbol) else {
                 continue;
             };
-            if name.contains("__hotswap_") || name.contains("__HOTSWAP_") {
+            if is_generated(&name) {
                 continue;
             }
             let Some((address, program_size)) = program.static_(&name) else {
+                // Not the program's under this name; under its path, it is, with another type.
+                if size.is_some()
+                    && super::path_of(&name).is_some_and(|p| program.paths.contains(&p))
+                {
+                    return Err(Refusal::Retyped(shown(&name, false)));
+                }
                 continue;
             };
             if let Some(size) = size {
@@ -85,14 +91,14 @@ fn referenced_static(
             let name = object.symbol_name(symbol);
             (!name.is_empty()).then_some((name, 0, None))
         }
-        E::STT_OBJECT if writable(object, shndx.0 as usize) => Some((
-            object.symbol_name(symbol),
-            0,
-            Some(symbol.st_size(endian)),
-        )),
+        E::STT_OBJECT if writable(object, shndx.0 as usize) => {
+            Some((object.symbol_name(symbol), 0, Some(symbol.st_size(endian))))
+        }
         // `.data.<name>`: the one static the section holds.
         E::STT_SECTION if writable(object, shndx.0 as usize) => {
-            let mut held = object.symbols_in(shndx.0 as usize, E::STT_OBJECT).into_iter();
+            let mut held = object
+                .symbols_in(shndx.0 as usize, E::STT_OBJECT)
+                .into_iter();
             let only = held.next()?;
             if held.next().is_some() {
                 return None;
@@ -105,6 +111,18 @@ fn referenced_static(
         }
         _ => None,
     }
+}
+
+/// Whether `mangled` names an item `#[hot]` generated (a slot, a manifest entry, its
+/// registration): the patch's own by design. A static the user wrote inside a hot function
+/// (`game::__hotswap_impl_step::SEEN`) is not one.
+fn is_generated(mangled: &str) -> bool {
+    let Ok(demangled) = rustc_demangle::try_demangle(mangled) else {
+        return mangled.contains("__hotswap_") || mangled.contains("__HOTSWAP_");
+    };
+    let demangled = format!("{demangled:#}");
+    let last = demangled.rsplit("::").next().unwrap_or(&demangled);
+    last.starts_with("__hotswap_") || last.starts_with("__HOTSWAP_")
 }
 
 /// Whether section `index` holds writable, loaded, non-TLS data.

@@ -89,7 +89,9 @@ impl<'a> Object<'a> {
     }
 
     pub fn symbol(&self, index: u32) -> Option<&'a Symbol> {
-        self.symbols.symbol(object::SymbolIndex(index as usize)).ok()
+        self.symbols
+            .symbol(object::SymbolIndex(index as usize))
+            .ok()
     }
 
     pub fn symbol_name(&self, symbol: &Symbol) -> String {
@@ -115,8 +117,7 @@ impl<'a> Object<'a> {
     /// have address 0: a relocation's `r_offset` is an offset into its section).
     pub fn file_offset(&self, index: usize, offset: u64) -> Option<usize> {
         let section = self.section(index)?;
-        if section.sh_type(self.endian) == E::SHT_NOBITS || offset >= section.sh_size(self.endian)
-        {
+        if section.sh_type(self.endian) == E::SHT_NOBITS || offset >= section.sh_size(self.endian) {
             return None;
         }
         Some((section.sh_offset(self.endian) + offset) as usize)
@@ -124,7 +125,9 @@ impl<'a> Object<'a> {
 
     /// The file offset of relocation entry `entry` of relocation section `index`.
     pub fn entry_offset(&self, index: usize, entry: usize) -> usize {
-        let section = self.section(index).expect("a relocation section we iterated");
+        let section = self
+            .section(index)
+            .expect("a relocation section we iterated");
         section.sh_offset(self.endian) as usize + entry * RELA_SIZE
     }
 

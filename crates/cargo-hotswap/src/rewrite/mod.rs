@@ -45,6 +45,17 @@ pub struct Program {
     /// Writable statics: link-time address (`st_value`, add the load bias) and size; `None` for
     /// a name defined twice.
     data: HashMap<String, Option<(u64, u64)>>,
+    /// The paths (`game::COUNT`, no hash) of the statics in `data`: a static of the same path
+    /// under another linkage name is the same static with another type (the legacy mangling's
+    /// hash covers the type).
+    paths: std::collections::HashSet<String>,
+}
+
+/// `game::COUNT` for a mangled static name (the hash left out).
+fn path_of(mangled: &str) -> Option<String> {
+    rustc_demangle::try_demangle(mangled)
+        .ok()
+        .map(|d| format!("{d:#}"))
 }
 
 impl Program {
@@ -93,16 +104,19 @@ impl Program {
                 .and_modify(|seen| *seen = None)
                 .or_insert(Some((symbol.address(), symbol.size())));
         }
+        let paths = statics.keys().filter_map(|n| path_of(n)).collect();
         Ok(Program {
             block_offset,
             tls,
             data: statics,
+            paths,
         })
     }
 
     /// Adds statics a patch linked at a fixed address defined (new in it, at their final
-    /// addresses): the next patch shares them too.
-    pub fn add_patch_statics(&mut self, patch: &Path) -> Result<(), String> {
+    /// addresses): the next patch shares them too. `load_bias`: the executable's, which
+    /// [`data`] adds to every address it is given.
+    pub fn add_patch_statics(&mut self, patch: &Path, load_bias: u64) -> Result<(), String> {
         let data = crate::statics::map(patch)?;
         let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", patch.display()))?;
         for symbol in file.symbols() {
@@ -117,8 +131,10 @@ impl Program {
                 });
             let Ok(name) = symbol.name() else { continue };
             if writable && !name.starts_with("__hotswap") && !self.data.contains_key(name) {
+                let address = symbol.address().wrapping_sub(load_bias);
                 self.data
-                    .insert(name.to_owned(), Some((symbol.address(), symbol.size())));
+                    .insert(name.to_owned(), Some((address, symbol.size())));
+                self.paths.extend(path_of(name));
             }
         }
         Ok(())
@@ -137,6 +153,12 @@ impl Program {
 
     fn static_(&self, name: &str) -> Option<(u64, u64)> {
         self.data.get(name).copied().flatten()
+    }
+
+    /// Whether the program (or a patch before) has a static or thread-local named `name`:
+    /// one the patch does not share would start afresh. (A static only the patch has is new.)
+    pub fn has(&self, name: &str) -> bool {
+        self.data.contains_key(name) || self.tls.contains_key(name)
     }
 }
 
@@ -157,6 +179,8 @@ pub enum Refusal {
     New(String),
     /// Same name, another size.
     Resized { name: String, old: u64, new: u64 },
+    /// A static the program has under another linkage name: its type changed.
+    Retyped(String),
     /// Anything else (a malformed object, a name defined twice in the program).
     Other(String),
 }
@@ -171,6 +195,10 @@ impl Refusal {
             Refusal::Resized { name, old, new } => {
                 format!("{name} changed from {old} to {new} bytes")
             }
+            Refusal::Retyped(name) => format!(
+                "{name} changed its type; the program's value cannot be carried into the new \
+                 one"
+            ),
             Refusal::Other(text) => text.clone(),
         }
     }

@@ -28,7 +28,14 @@ fn compile(dir: &Path, source: &str) -> Vec<u8> {
     std::fs::write(&src, source).unwrap();
     let out = dir.join("lib.o");
     let status = std::process::Command::new(rustc)
-        .args(["--crate-type", "lib", "--crate-name", "game", "--edition", "2021"])
+        .args([
+            "--crate-type",
+            "lib",
+            "--crate-name",
+            "game",
+            "--edition",
+            "2021",
+        ])
         .args(["--emit", "obj", "-C", "codegen-units=1", "-C", "metadata=t"])
         .arg("-o")
         .arg(&out)
@@ -58,10 +65,14 @@ fn program(bytes: &[u8], with_tl: bool) -> Program {
         tls.insert(find(bytes, "2TL", object::SymbolKind::Tls), Some((0x10, 8)));
     }
     let mut data = HashMap::new();
-    data.insert(find(bytes, "5COUNT", object::SymbolKind::Data), Some((0x5000, 8)));
+    data.insert(
+        find(bytes, "5COUNT", object::SymbolKind::Data),
+        Some((0x5000, 8)),
+    );
     Program {
         block_offset: 0x40,
         tls,
+        paths: data.keys().filter_map(|n| path_of(n)).collect(),
         data,
     }
 }
@@ -99,8 +110,8 @@ fn a_librarys_thread_local_and_static_become_the_programs() {
             // No relocation asks for the module's block any more.
             assert_ne!(kind, object::elf::R_X86_64_TLSLD);
             assert_ne!(kind, object::elf::R_X86_64_DTPOFF32);
-            if kind == object::elf::R_X86_64_NONE && code.get(offset - 3..offset + 9)
-                == Some(&tls::MOV_FS0_RAX_FOR_TESTS[..])
+            if kind == object::elf::R_X86_64_NONE
+                && code.get(offset - 3..offset + 9) == Some(&tls::MOV_FS0_RAX_FOR_TESTS[..])
             {
                 local_dynamic += 1;
             }
@@ -128,7 +139,11 @@ fn a_librarys_thread_local_and_static_become_the_programs() {
     std::fs::write(&script, shared.script()).unwrap();
     let so = dir.path().join("patch.so");
     let output = std::process::Command::new("cc")
-        .args(["-shared", "-Wl,-Bsymbolic-functions", "-Wl,-Ttext-segment=0x4000000"])
+        .args([
+            "-shared",
+            "-Wl,-Bsymbolic-functions",
+            "-Wl,-Ttext-segment=0x4000000",
+        ])
         .arg("-o")
         .arg(&so)
         .arg(&rewritten_path)
@@ -175,7 +190,9 @@ fn a_thread_local_the_program_lacks_or_resized_is_refused() {
         .err()
         .unwrap();
     assert_eq!(refusal, Refusal::New("thread-local `game::TL`".into()));
-    assert!(refusal.describe("game").contains("adds thread-local `game::TL` to `game`"));
+    assert!(refusal
+        .describe("game")
+        .contains("adds thread-local `game::TL` to `game`"));
 
     let mut resized = program(&bytes, true);
     let count = find(&bytes, "5COUNT", object::SymbolKind::Data);

@@ -137,7 +137,9 @@ pub fn local_dynamic(
                 E::R_X86_64_TLSLD => {
                     // The field is bytes 3..7 of the `lea`; the call follows it.
                     let start = offset.checked_sub(3).ok_or_else(|| bad("a short lea"))?;
-                    let sequence = code.get(start..start + 12).ok_or_else(|| bad("cut short"))?;
+                    let sequence = code
+                        .get(start..start + 12)
+                        .ok_or_else(|| bad("cut short"))?;
                     if sequence[..3] != LEA_TLSLD || sequence[7] != CALL {
                         return Err(bad("not `lea …@tlsld(%rip),%rdi; call __tls_get_addr`"));
                     }

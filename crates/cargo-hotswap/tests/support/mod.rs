@@ -325,6 +325,12 @@ impl Scratch {
         Cli::spawn(self, self.command(args))
     }
 
+    /// Starts `command` (from [`Scratch::command`], perhaps with more environment) for the
+    /// scratch app.
+    pub fn start_command(&self, command: Command) -> Cli {
+        Cli::spawn(self, command)
+    }
+
     /// Starts `cargo-hotswap <args>` here for the program (binary or example) `program`.
     pub fn start_program(&self, args: &[&str], program: &str) -> Cli {
         Cli {
