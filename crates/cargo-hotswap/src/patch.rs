@@ -1,5 +1,6 @@
 //! Build and link one thin patch: replay the hot crate's recorded rustc command (incremental,
-//! so only what changed is compiled again), then link its rlib alone into a shared object
+//! so only what changed is compiled again), then link the crate's objects alone (rewritten to
+//! use the program's statics and thread-locals, see [`crate::rewrite`]) into a shared object
 //! whose other symbols stay undefined and resolve against the running program.
 
 use std::ffi::OsString;
@@ -26,6 +27,8 @@ pub struct Patch {
     pub shared: Vec<String>,
     /// Where the patch must be loaded, if it was linked at a fixed address.
     pub fixed: Option<Fixed>,
+    /// Shared statics whose initial value the edit changed (readable names).
+    pub changed_initialisers: Vec<String>,
 }
 
 pub enum Failure {
@@ -101,6 +104,7 @@ pub fn build(
             objects: Vec::new(),
             shared: Vec::new(),
             fixed: None,
+            changed_initialisers: Vec::new(),
         });
     };
     let scratch = scratch_dir(patch_dir, number)?;
@@ -227,6 +231,7 @@ fn finish(
         link: started.elapsed(),
         warnings,
         objects: if binary { objects } else { Vec::new() },
+        changed_initialisers: shared.changed_initialisers,
         shared: shared.names,
         fixed,
     })

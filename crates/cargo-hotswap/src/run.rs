@@ -383,8 +383,11 @@ impl Session {
         self.next_patch += 1;
         let id = self.next_patch;
         report::progress(&format!("{files} changed; building a patch for {package}…"));
+        // `HOTSWAP_FRESH_STATICS=1`: patches get fresh statics and thread-locals, as before
+        // the rewriter (for the bench's comparison, and as a way out).
+        let fresh = std::env::var_os("HOTSWAP_FRESH_STATICS").is_some_and(|v| v == "1");
         let unoptimised = opt_level(capture) == "0";
-        if !unoptimised {
+        if !unoptimised && !fresh {
             self.warn_once(
                 "opt-level",
                 "statics and thread-locals of hot crates are shared with patches only at \
@@ -395,9 +398,10 @@ impl Session {
         let built = match self.program_data().map(|_| ()) {
             Err(err) => Err(Failure::Other(err)),
             Ok(()) => {
+                let share = unoptimised && !fresh;
                 let fixed = self
                     .reservation
-                    .filter(|_| unoptimised)
+                    .filter(|_| share)
                     .map(|(r, next)| (next, r.load_bias));
                 let sharing = Sharing {
                     program: self.program_data.as_ref().expect("just read"),
@@ -407,7 +411,7 @@ impl Session {
                     CrateKind::Library => patch::build(
                         capture,
                         &linked.linker,
-                        unoptimised.then_some(&sharing),
+                        share.then_some(&sharing),
                         &self.dir,
                         id,
                     ),
@@ -445,6 +449,13 @@ impl Session {
                     }
                 };
                 self.warn_fresh_copies(&hot, &patch, &patch.shared);
+                for name in &patch.changed_initialisers {
+                    report::warn(&format!(
+                        "{}: {name}'s initialiser changed; the running value was kept — restart \
+                         to re-run it",
+                        hot.shown()
+                    ));
+                }
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }

@@ -208,7 +208,30 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
     let extra = "static ADDED: AtomicU64 = AtomicU64::new(0);\n";
     let extra_out = "format!(\" added={}\", ADDED.fetch_add(1, Ordering::Relaxed) + 1)";
     for tag in ["v5", "v6"] {
-        let (_, outcome) = save(&lib(tag, extra, extra_out));
+        // v6 also gives `REQUESTS` another initial value: the running value is kept, and said.
+        let source = lib(tag, extra, extra_out);
+        let source = if tag == "v6" {
+            source.replace(
+                "static REQUESTS: AtomicU64 = AtomicU64::new(0);",
+                "static REQUESTS: AtomicU64 = AtomicU64::new(1000);",
+            )
+        } else {
+            source
+        };
+        let (before, outcome) = save(&source);
+        if tag == "v6" {
+            let initialiser = format!(
+                "[hotswap] {game}: static `{game}::REQUESTS`'s initialiser changed; the running \
+                 value was kept — restart to re-run it"
+            );
+            assert!(
+                cli.texts(Stream::Err, before)
+                    .iter()
+                    .any(|(seq, t)| *seq < outcome.seq && *t == initialiser),
+                "no `{initialiser}` before the patch line\n{}",
+                cli.transcript()
+            );
+        }
         assert!(
             outcome.text.starts_with(&patched),
             "{:?}\n{}",
@@ -224,6 +247,17 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
             first.seq + 1,
             OUTPUT,
             |t| t.starts_with(&step),
+        );
+    }
+    for line in cli
+        .texts(Stream::Out, host.seq)
+        .iter()
+        .filter(|(_, t)| t.starts_with("step "))
+    {
+        assert_eq!(
+            number(&line.1, "requests"),
+            number(&line.1, "n"),
+            "{line:?}"
         );
     }
     let added: Vec<u64> = cli
@@ -242,6 +276,10 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
     let retyped = lib("v7", extra, extra_out)
         .replace(
             "static REQUESTS: AtomicU64 = AtomicU64::new(0);",
+            "static REQUESTS: AtomicU64 = AtomicU64::new(1000);",
+        )
+        .replace(
+            "static REQUESTS: AtomicU64 = AtomicU64::new(1000);",
             "static REQUESTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);",
         )
         .replace(

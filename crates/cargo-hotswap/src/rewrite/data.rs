@@ -65,6 +65,14 @@ pub fn statics(
                     });
                 }
             }
+            if let Some(init) = program.init.get(&name) {
+                let shown = shown(&name, false);
+                if !shared.changed_initialisers.contains(&shown)
+                    && initialiser_changed(object, symbol, offset_in_section, init.as_deref())
+                {
+                    shared.changed_initialisers.push(shown);
+                }
+            }
             let target = shared.symbol_for(&name, address.wrapping_add(load_bias));
             edits.retarget(
                 object.entry_offset(relocations.index, index),
@@ -111,6 +119,59 @@ fn referenced_static(
         }
         _ => None,
     }
+}
+
+/// Whether the static the relocation's `symbol` stands for (defined here, `start` bytes into
+/// its section) has another initial value than the program's `old` (`None`: zeros). Bytes
+/// that relocations fill in (addresses) are not compared: the program's hold resolved
+/// addresses, the object's zeros. A static of another codegen unit is compared where it is
+/// defined.
+fn initialiser_changed(
+    object: &Object,
+    symbol: &object::elf::Sym64<object::Endianness>,
+    start: u64,
+    old: Option<&[u8]>,
+) -> bool {
+    let endian = object.endian;
+    let shndx = symbol.st_shndx(endian).0 as usize;
+    let Some(section) = object.section(shndx) else {
+        return false;
+    };
+    if symbol.st_shndx(endian) == E::SHN_UNDEF {
+        return false;
+    }
+    let size = match symbol.st_type() {
+        E::STT_SECTION => section.sh_size(endian) - start,
+        _ => symbol.st_size(endian),
+    } as usize;
+    let new: Vec<u8> = if section.sh_type(endian) == E::SHT_NOBITS {
+        vec![0; size]
+    } else {
+        match section.data(endian, object.bytes) {
+            Ok(data) => data
+                .get(start as usize..start as usize + size)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
+            Err(_) => return false,
+        }
+    };
+    let old: Vec<u8> = old.map_or_else(|| vec![0; size], <[u8]>::to_vec);
+    if old.len() != new.len() {
+        return false;
+    }
+    let mut relocated = vec![false; size];
+    for relocations in object.relocations().filter(|r| r.target == shndx) {
+        for rela in relocations.entries {
+            let at = rela.r_offset(endian).wrapping_sub(start) as usize;
+            for flag in relocated.iter_mut().skip(at).take(8) {
+                *flag = true;
+            }
+        }
+    }
+    old.iter()
+        .zip(&new)
+        .zip(&relocated)
+        .any(|((a, b), skip)| !skip && a != b)
 }
 
 /// Whether `mangled` names an item `#[hot]` generated (a slot, a manifest entry, its

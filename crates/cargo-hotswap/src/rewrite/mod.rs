@@ -49,6 +49,9 @@ pub struct Program {
     /// under another linkage name is the same static with another type (the legacy mangling's
     /// hash covers the type).
     paths: std::collections::HashSet<String>,
+    /// The executable's initial bytes of its writable statics (up to 4 KiB each; `None`: all
+    /// zero, in `.bss`), to tell an edited initialiser.
+    init: HashMap<String, Option<Vec<u8>>>,
 }
 
 /// `game::COUNT` for a mangled static name (the hash left out).
@@ -79,6 +82,7 @@ impl Program {
         let file = object::File::parse(&*data).map_err(fail)?;
         let mut tls: HashMap<String, Option<(u64, u64)>> = HashMap::new();
         let mut statics: HashMap<String, Option<(u64, u64)>> = HashMap::new();
+        let mut init: HashMap<String, Option<Vec<u8>>> = HashMap::new();
         for symbol in file.symbols() {
             if symbol.is_undefined() {
                 continue;
@@ -87,14 +91,25 @@ impl Program {
             let map = match symbol.kind() {
                 SymbolKind::Tls => &mut tls,
                 SymbolKind::Data => {
-                    let writable = symbol
+                    let Some(section) = symbol
                         .section_index()
                         .and_then(|i| file.section_by_index(i).ok())
-                        .is_some_and(|s| {
+                        .filter(|s| {
                             matches!(s.kind(), SectionKind::Data | SectionKind::UninitializedData)
-                        });
-                    if !writable {
+                        })
+                    else {
                         continue;
+                    };
+                    if symbol.size() <= 4096 {
+                        let bytes = match section.kind() {
+                            SectionKind::UninitializedData => None,
+                            _ => section
+                                .data_range(symbol.address(), symbol.size())
+                                .ok()
+                                .flatten()
+                                .map(<[u8]>::to_vec),
+                        };
+                        init.insert(name.to_owned(), bytes);
                     }
                     &mut statics
                 }
@@ -110,6 +125,7 @@ impl Program {
             tls,
             data: statics,
             paths,
+            init,
         })
     }
 
@@ -213,6 +229,9 @@ pub struct Shared {
     pub symbols: Vec<(String, u64)>,
     /// `__hs_dN` by linkage name.
     by_name: HashMap<String, usize>,
+    /// Shared statics whose initial value in the patch differs from the program's (readable
+    /// names): the running value is kept, and the new initialiser never runs.
+    pub changed_initialisers: Vec<String>,
 }
 
 impl Shared {

@@ -74,6 +74,7 @@ fn program(bytes: &[u8], with_tl: bool) -> Program {
         tls,
         paths: data.keys().filter_map(|n| path_of(n)).collect(),
         data,
+        init: HashMap::new(),
     }
 }
 
@@ -220,4 +221,24 @@ fn a_thread_local_the_program_lacks_or_resized_is_refused() {
     rewrite_object(&bytes, &resized, Placement::Anywhere, false, &mut shared).unwrap();
     assert_eq!(shared.names.len(), 1);
     assert!(shared.symbols.is_empty());
+}
+
+#[test]
+fn an_edited_initialiser_of_a_shared_static_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = compile(dir.path(), LIB);
+    let count = find(&bytes, "5COUNT", object::SymbolKind::Data);
+    let placement = Placement::Fixed { load_bias: 0 };
+    // The program's COUNT started at 0 too (`.bss`): nothing to say.
+    let mut same = program(&bytes, true);
+    same.init.insert(count.clone(), None);
+    let mut shared = Shared::default();
+    rewrite_object(&bytes, &same, placement, false, &mut shared).unwrap();
+    assert!(shared.changed_initialisers.is_empty());
+    // It started at 5: the patch's `AtomicU64::new(0)` is another initialiser.
+    let mut other = program(&bytes, true);
+    other.init.insert(count, Some(5u64.to_le_bytes().to_vec()));
+    let mut shared = Shared::default();
+    rewrite_object(&bytes, &other, placement, false, &mut shared).unwrap();
+    assert_eq!(shared.changed_initialisers, ["static `game::COUNT`"]);
 }
