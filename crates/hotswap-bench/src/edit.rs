@@ -34,6 +34,8 @@ pub struct Spec {
     pub file: &'static str,
     /// The program's package.
     pub host: &'static str,
+    /// Extra environment for `cargo hotswap run`.
+    pub env: &'static [(&'static str, &'static str)],
 }
 
 /// What an edit row measured.
@@ -291,9 +293,11 @@ pub fn hotswap(
         .args(["hotswap", "run", "-p", spec.host]);
     crate::build::clean_env(&mut command);
     command.env("CARGO_TARGET_DIR", builder.target());
+    command.envs(spec.env.iter().copied());
+    let env: String = spec.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
     let mut measured = Measured {
         run: format!(
-            "`CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
+            "`{env}CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
              `$WORK/ws/{}`, then {edits} + 1 edits of `{}/{}`",
             spec.host,
             spec.tool.dir_name(),

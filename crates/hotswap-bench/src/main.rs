@@ -422,12 +422,14 @@ pub fn rows() -> Vec<Row> {
                 lib: "hse_small",
                 host: "hse_small_host",
                 file: "src/lib.rs",
+                env: &[],
             },
             edit::Spec {
                 tool: Tool::EditHlrSmall,
                 lib: "hle_small",
                 host: "hle_small_host",
                 file: "src/lib.rs",
+                env: &[],
             },
         ),
         (
@@ -439,12 +441,14 @@ pub fn rows() -> Vec<Row> {
                 lib: "hse_heavy",
                 host: "hse_heavy_host",
                 file: "src/lib.rs",
+                env: &[],
             },
             edit::Spec {
                 tool: Tool::EditHlrHeavy,
                 lib: "hle_heavy",
                 host: "hle_heavy_host",
                 file: "src/lib.rs",
+                env: &[],
             },
         ),
     ] {
@@ -467,6 +471,30 @@ pub fn rows() -> Vec<Row> {
             ..latency.clone()
         };
         rows.push(row.clone());
+        // The same edits with the object rewriter off: what sharing the program's statics
+        // (rewriting the objects, linking at a fixed address) costs per patch.
+        rows.push(Row {
+            id: if heavy {
+                "edit-heavy-fresh"
+            } else {
+                "edit-small-fresh"
+            },
+            label: if heavy {
+                "**hotswap**, heavy hot crate, without the object rewriter \
+                 (`HOTSWAP_FRESH_STATICS=1`: statics start afresh in each patch; ratio to the \
+                 row above)"
+            } else {
+                "**hotswap**, small hot crate, without the object rewriter \
+                 (`HOTSWAP_FRESH_STATICS=1`: statics start afresh in each patch; ratio to the \
+                 row above)"
+            },
+            baseline: Some(id),
+            edit: Some(edit::Spec {
+                env: &[("HOTSWAP_FRESH_STATICS", "1")],
+                ..hotswap_spec
+            }),
+            ..row.clone()
+        });
         if !heavy {
             rows.push(Row {
                 id: "edit-main",
@@ -479,6 +507,7 @@ pub fn rows() -> Vec<Row> {
                     lib: "hse_main",
                     host: "hse_main",
                     file: "src/main.rs",
+                    env: &[],
                 }),
                 ..row.clone()
             });
