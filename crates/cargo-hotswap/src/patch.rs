@@ -109,7 +109,7 @@ pub fn build(
     };
     let scratch = scratch_dir(patch_dir, number)?;
     let objects = extract_objects(&crate_.rlib(), &scratch.join("objects"))?;
-    finish(
+    finish_or_float(
         crate_, linker, sharing, patch_dir, number, &scratch, objects, false, build, started,
         warnings,
     )
@@ -152,11 +152,59 @@ pub fn build_program(
     let names: Vec<String> = serde_json::from_slice(&list)
         .map_err(|err| Failure::Other(format!("the list of the patch's objects: {err}")))?;
     let objects = names.iter().map(|name| objects_dir.join(name)).collect();
-    finish(
+    finish_or_float(
         program, linker, sharing, patch_dir, number, &scratch, objects, true, build, started,
         warnings,
     )
 }
+
+/// [`finish`]; if linking at the fixed address fails (a linker without `-Ttext-segment`, such
+/// as lld or mold behind `cc`), links the patch anywhere instead: its statics then start
+/// afresh, as the CLI's fresh-copy warning says.
+#[allow(clippy::too_many_arguments)]
+fn finish_or_float(
+    crate_: &Invocation,
+    linker: &str,
+    sharing: &Sharing,
+    patch_dir: &Path,
+    number: u64,
+    scratch: &Path,
+    objects: Vec<PathBuf>,
+    binary: bool,
+    build: Duration,
+    started: Instant,
+    warnings: Vec<String>,
+) -> Result<Patch, Failure> {
+    let result = finish(
+        crate_,
+        linker,
+        sharing,
+        patch_dir,
+        number,
+        scratch,
+        objects.clone(),
+        binary,
+        build,
+        started,
+        warnings.clone(),
+    );
+    match result {
+        Err(Failure::Other(err)) if sharing.fixed.is_some() && err.starts_with(LINK_FAILED) => {
+            let anywhere = Sharing {
+                program: sharing.program,
+                fixed: None,
+            };
+            finish(
+                crate_, linker, &anywhere, patch_dir, number, scratch, objects, binary, build,
+                started, warnings,
+            )
+        }
+        other => other,
+    }
+}
+
+/// How [`link`]'s failure starts.
+const LINK_FAILED: &str = "linking the patch failed";
 
 /// Rewrites `objects` to share the program's data and links them.
 #[allow(clippy::too_many_arguments)]
@@ -378,7 +426,7 @@ fn link(
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);
         return Err(Failure::Other(format!(
-            "linking the patch failed:\n{}",
+            "{LINK_FAILED}:\n{}",
             String::from_utf8_lossy(&output.stderr)
         )));
     }
