@@ -49,6 +49,9 @@ pub enum Tool {
     /// The small crate's code in a package with only `src/main.rs` (the program's own binary
     /// crate is the hot one).
     EditMain,
+    /// A headless Bevy app whose system is in the hot crate (`cargo hotswap run`, and a plain
+    /// `cargo build` of the same edit).
+    EditBevy,
     /// The same edits with hot-lib-reloader.
     EditHlrSmall,
     EditHlrHeavy,
@@ -66,6 +69,7 @@ impl Tool {
             Tool::EditSmall => "edit-small",
             Tool::EditHeavy => "edit-heavy",
             Tool::EditMain => "edit-main",
+            Tool::EditBevy => "edit-bevy",
             Tool::EditHlrSmall => "edit-hlr-small",
             Tool::EditHlrHeavy => "edit-hlr-heavy",
             Tool::Cli => "cli",
@@ -86,6 +90,11 @@ impl Tool {
     }
 
     /// An edit-to-effect workspace of hot-lib-reloader.
+    /// An edit row of a framework's app (the `edit-frameworks` region).
+    pub fn is_framework_edit(self) -> bool {
+        matches!(self, Tool::EditBevy)
+    }
+
     pub fn is_hlr_edit(self) -> bool {
         matches!(self, Tool::EditHlrSmall | Tool::EditHlrHeavy)
     }
@@ -139,6 +148,7 @@ impl Tool {
                 return edit_files(self)
             }
             Tool::EditMain => return edit_main_files(),
+            Tool::EditBevy => return edit_bevy_files(),
             Tool::Cli => return Vec::new(),
         }
         .into_iter()
@@ -326,6 +336,49 @@ fn edit_main_files() -> Vec<(String, String)> {
                 .into(),
         ),
         ("hse_main/src/main.rs".into(), source),
+    ]
+}
+
+/// The Bevy edit workspace: `hse_bevy` (the `tick` system, `#[hot]`) and `hse_bevy_host` (the
+/// app), on the Bevy of the repository's `examples/bevy` (headless: `MinimalPlugins`).
+fn edit_bevy_files() -> Vec<(String, String)> {
+    const LIB: &str = include_str!("../fixtures/edit/bevy.rs");
+    const HOST: &str = include_str!("../fixtures/edit/bevy_host.rs");
+    const BEVY: &str =
+        "bevy = { version = \"0.19\", default-features = false, features = [\"std\"] }\n";
+    let package = |name: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n")
+    };
+    vec![
+        (
+            "Cargo.toml".into(),
+            "# Scratch workspace written by hotswap-bench (edit-to-effect, Bevy).\n[workspace]\n\
+             resolver = \"2\"\nmembers = [\"hse_bevy\", \"hse_bevy_host\"]\n"
+                .into(),
+        ),
+        (
+            "hse_bevy/Cargo.toml".into(),
+            format!(
+                "{}\n[dependencies]\nhotswap = {{ path = \"{{{{HOTSWAP}}}}\" }}\n{BEVY}\n\
+                 [lints.rust]\nunexpected_cfgs = {{ level = \"warn\", check-cfg = [\"cfg(hotswap)\"] }}\n",
+                package("hse_bevy")
+            ),
+        ),
+        (
+            "hse_bevy/src/lib.rs".into(),
+            LIB.replace("{{HOT}}", "#[hotswap::hot]"),
+        ),
+        (
+            "hse_bevy_host/Cargo.toml".into(),
+            format!(
+                "{}\n[dependencies]\nhse_bevy = {{ path = \"../hse_bevy\" }}\n{BEVY}",
+                package("hse_bevy_host")
+            ),
+        ),
+        (
+            "hse_bevy_host/src/main.rs".into(),
+            HOST.replace("{{CRATE}}", "hse_bevy"),
+        ),
     ]
 }
 
@@ -598,7 +651,12 @@ impl Builder {
         }
         if matches!(
             tool,
-            Tool::Hotswap | Tool::Scale | Tool::EditSmall | Tool::EditHeavy | Tool::EditMain
+            Tool::Hotswap
+                | Tool::Scale
+                | Tool::EditSmall
+                | Tool::EditHeavy
+                | Tool::EditMain
+                | Tool::EditBevy
         ) {
             // Same dependency versions as the repo itself.
             let lock = self.repo.join("Cargo.lock");

@@ -36,6 +36,8 @@ pub struct Spec {
     pub host: &'static str,
     /// Extra environment for `cargo hotswap run`.
     pub env: &'static [(&'static str, &'static str)],
+    /// Measure a plain `cargo build -p HOST` of each edit instead (no program runs).
+    pub plain_build: bool,
 }
 
 /// What an edit row measured.
@@ -322,6 +324,73 @@ pub fn hotswap(
         |_| Ok(Vec::new()),
     );
     program.stop();
+    result.map(|()| measured)
+}
+
+/// A plain `cargo build -p HOST` after each edit (how long a rebuild takes before the program
+/// could be restarted by hand): the same saves as [`hotswap`]'s, each timed from the rename to
+/// the end of the build. One warm-up edit, reported apart.
+pub fn plain_build(builder: &mut Builder, spec: Spec, edits: usize) -> Result<Measured, String> {
+    let root = builder.workspace(spec.tool)?;
+    let build = |builder: &mut Builder| -> Result<(), String> {
+        let mut command = builder.cargo(spec.tool)?;
+        command.args(["build", "-p", spec.host]);
+        let output = command
+            .output()
+            .map_err(|err| format!("cannot run cargo: {err}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "cargo build -p {} failed: {}",
+                spec.host,
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            ));
+        }
+        Ok(())
+    };
+    eprintln!(
+        "hotswap-bench: edit to effect: plain cargo build -p {}",
+        spec.host
+    );
+    build(builder)?;
+    let source = root.join(spec.lib).join(spec.file);
+    let original = std::fs::read_to_string(&source).map_err(|err| err.to_string())?;
+    if !original.contains(LABEL_LINE) {
+        return Err(format!("{} has no `{LABEL_LINE}`", source.display()));
+    }
+    let hidden = source.with_file_name(".plain-build.hotswap-bench");
+    let mut measured = Measured {
+        run: format!(
+            "`CARGO_TARGET_DIR=<repo>/target/bench cargo build -p {}` in `$WORK/ws/{}` after \
+             each of {edits} + 1 edits of `{}/{}`",
+            spec.host,
+            spec.tool.dir_name(),
+            spec.lib,
+            spec.file
+        ),
+        ..Measured::default()
+    };
+    let result = (|| {
+        for k in 1..=edits + 1 {
+            let text = original.replace(LABEL_LINE, &format!("let label = \"edit-{k}\";"));
+            std::fs::write(&hidden, &text).map_err(|err| err.to_string())?;
+            let saved = Instant::now();
+            std::fs::rename(&hidden, &source).map_err(|err| err.to_string())?;
+            build(builder)?;
+            let ms = saved.elapsed().as_secs_f64() * 1e3;
+            if k == 1 {
+                measured.first_ms = Some(ms);
+            } else {
+                measured.ms.push(ms);
+            }
+        }
+        Ok(())
+    })();
+    let _ = std::fs::write(&source, &original);
     result.map(|()| measured)
 }
 

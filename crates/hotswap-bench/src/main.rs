@@ -423,6 +423,7 @@ pub fn rows() -> Vec<Row> {
                 host: "hse_small_host",
                 file: "src/lib.rs",
                 env: &[],
+                plain_build: false,
             },
             edit::Spec {
                 tool: Tool::EditHlrSmall,
@@ -430,6 +431,7 @@ pub fn rows() -> Vec<Row> {
                 host: "hle_small_host",
                 file: "src/lib.rs",
                 env: &[],
+                plain_build: false,
             },
         ),
         (
@@ -442,6 +444,7 @@ pub fn rows() -> Vec<Row> {
                 host: "hse_heavy_host",
                 file: "src/lib.rs",
                 env: &[],
+                plain_build: false,
             },
             edit::Spec {
                 tool: Tool::EditHlrHeavy,
@@ -449,6 +452,7 @@ pub fn rows() -> Vec<Row> {
                 host: "hle_heavy_host",
                 file: "src/lib.rs",
                 env: &[],
+                plain_build: false,
             },
         ),
     ] {
@@ -508,6 +512,7 @@ pub fn rows() -> Vec<Row> {
                     host: "hse_main",
                     file: "src/main.rs",
                     env: &[],
+                    plain_build: false,
                 }),
                 ..row.clone()
             });
@@ -527,6 +532,44 @@ pub fn rows() -> Vec<Row> {
             ..row
         });
     }
+    // A Bevy app: `cargo hotswap run` against a plain `cargo build` of the same edit.
+    let bevy = edit::Spec {
+        tool: Tool::EditBevy,
+        lib: "hse_bevy",
+        host: "hse_bevy_host",
+        file: "src/lib.rs",
+        env: &[],
+        plain_build: false,
+    };
+    let template = rows
+        .iter()
+        .find(|r| r.id == "edit-small")
+        .cloned()
+        .expect("the edit rows above");
+    rows.push(Row {
+        id: "edit-bevy",
+        tool: Tool::EditBevy,
+        label: "**hotswap** `cargo hotswap run`, a headless Bevy app (its `tick` system, in the \
+                hot crate, edited)",
+        baseline: Some("edit-bevy-cargo"),
+        edit: Some(bevy),
+        opt_in: true,
+        ..template.clone()
+    });
+    rows.push(Row {
+        id: "edit-bevy-cargo",
+        tool: Tool::EditBevy,
+        role: Role::Baseline,
+        label: "**baseline**: plain `cargo build` of the same Bevy app after the same edit (no \
+                program runs: the time before a restart by hand could begin)",
+        baseline: None,
+        edit: Some(edit::Spec {
+            plain_build: true,
+            ..bevy
+        }),
+        opt_in: true,
+        ..template
+    });
     rows
 }
 
@@ -804,7 +847,9 @@ fn main() {
             continue;
         }
         let result = builder.get(&row.host).and_then(|host| {
-            if row.tool.is_hlr_edit() {
+            if spec.plain_build {
+                edit::plain_build(&mut builder, spec, plan.edits)
+            } else if row.tool.is_hlr_edit() {
                 edit::hot_lib_reloader(&mut builder, &host, spec, plan.edits)
             } else {
                 edit::hotswap(&mut builder, &host, spec, plan.edits)

@@ -225,8 +225,25 @@ pub fn sections(
         );
         sections.push(("scale".into(), text, true));
     }
-    if let Some(table) = edit_table(rows, outcomes) {
+    if let Some(table) = edit_table(rows, outcomes, false) {
         sections.push(("edit".into(), table, false));
+    }
+    if let Some(table) = edit_table(rows, outcomes, true) {
+        // The frameworks' edit rows (opt-in: their first build takes minutes): their own run
+        // line and commands, so `--only 'edit-bevy*' --write` can rewrite them alone.
+        let (own_rows, own_outcomes): (Vec<Row>, Vec<Outcome>) = rows
+            .iter()
+            .zip(outcomes)
+            .filter(|(row, _)| row.kind == Kind::Edit && row.tool.is_framework_edit())
+            .map(|(row, outcome)| (row.clone(), outcome.clone()))
+            .unzip();
+        let text = format!(
+            "{}\n\n{table}\nProblems: {}\n\n{}",
+            context.brief,
+            problems(&own_rows, &own_outcomes),
+            commands(&own_rows, &own_outcomes)
+        );
+        sections.push(("edit-frameworks".into(), text, true));
     }
     sections.push(("problems".into(), problems(rows, outcomes), false));
     sections.push(("commands".into(), commands(rows, outcomes), false));
@@ -572,11 +589,12 @@ fn swaps_table(
     Some(out)
 }
 
-fn edit_table(rows: &[Row], outcomes: &[Outcome]) -> Option<String> {
+/// The edit-to-effect table of the small and heavy crates, or (`frameworks`) of the Bevy app.
+fn edit_table(rows: &[Row], outcomes: &[Outcome], frameworks: bool) -> Option<String> {
     let in_table: Vec<(&Row, &Outcome)> = rows
         .iter()
         .zip(outcomes)
-        .filter(|(row, _)| row.kind == Kind::Edit)
+        .filter(|(row, _)| row.kind == Kind::Edit && row.tool.is_framework_edit() == frameworks)
         .collect();
     if in_table.is_empty() {
         return None;
