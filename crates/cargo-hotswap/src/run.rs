@@ -390,9 +390,10 @@ impl Session {
         if !unoptimised && !fresh {
             self.warn_once(
                 "opt-level",
-                "statics and thread-locals of hot crates are shared with patches only at \
-                 opt-level 0 (the dev profile): optimised builds rename their internal symbols, \
-                 so each patch starts them afresh",
+                "private statics of hot crates are shared with patches only at opt-level 0 (the \
+                 dev profile): optimised builds rename their internal symbols, so each patch \
+                 starts them afresh (a library's thread-locals too; a binary crate's are shared \
+                 where their names stay, and a restart names one that did not)",
             );
         }
         let built = match self.program_data().map(|_| ()) {
