@@ -786,12 +786,14 @@ fn server_is_patched_under_open_connections() {
 // Release builds
 // ---------------------------------------------------------------------------------------------
 
-const EXAMPLES: [&str; 5] = [
+/// The examples' packages (and binaries).
+const EXAMPLES: [&str; 6] = [
     "minimal",
     "game-of-life",
     "server",
     "state-migration",
     "single-file",
+    "bevy-game",
 ];
 
 /// `cargo build --release` in the repository with `args`, into the shared target directory.
@@ -958,6 +960,22 @@ fn release_builds_of_the_examples_are_plain_programs() {
         "frame 1 bounces 0 |  o                     |\n\
          frame 2 bounces 0 |   o                    |\n\
          frame 3 bounces 0 |    o                   |\n"
+    );
+    // The Bevy game: its pid, then one line per tick of `MinimalPlugins`' loop, then it exits.
+    let out = run_plain(&release("bevy-game"), &["3"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.len() == 4 && lines[0].starts_with("bevy-game pid "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "tick 1 pos 1,0 10,9 -3,4",
+            "tick 2 pos 2,0 10,8 -1,5",
+            "tick 3 pos 3,0 10,7 1,6"
+        ],
+        "{out}"
     );
 
     // The search sees the machinery in a hot build.
