@@ -1,14 +1,17 @@
 //! Build the program in hot mode with cargo, in `<target>/hotswap`, through our rustc wrapper.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
 use crate::capture::{
     CAPTURE_DIR_ENV, HOT_CRATES_ENV, HOT_PROGRAM_ENV, INNER_WRAPPER_ENV, ROLE_ENV, ROLE_WRAPPER,
 };
+use crate::progress::{self, BuildProgress};
 use crate::project::{cargo, Program, Project};
 use crate::report;
 
@@ -32,6 +35,8 @@ struct Message {
     message: Option<Rendered>,
     #[serde(default)]
     success: Option<bool>,
+    #[serde(default)]
+    fresh: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -117,27 +122,40 @@ pub fn build(
     if options.release {
         command.arg("--release");
     }
-    if !options.features.is_empty() {
-        command.arg("--features").arg(options.features.join(","));
-    }
-    if options.all_features {
-        command.arg("--all-features");
-    }
-    if options.no_default_features {
-        command.arg("--no-default-features");
+    let feature_args = feature_args(options);
+    command.args(&feature_args);
+    let started = Instant::now();
+    let link_log = crate::linker::link_log(&project.capture_dir());
+    let _ = std::fs::remove_file(&link_log);
+    let state = Arc::new(Mutex::new(BuildProgress::default()));
+    // The total, estimated while cargo starts (a second `cargo metadata`, with dependencies).
+    {
+        let state = Arc::clone(&state);
+        let root = project.root.clone();
+        let package = program.package.clone();
+        std::thread::spawn(move || {
+            let total = progress::estimate_units(&root, &package, &feature_args);
+            if let Ok(mut state) = state.lock() {
+                state.total = total;
+            }
+        });
     }
     let mut child = command
         .spawn()
         .map_err(|err| format!("cannot run cargo: {err}"))?;
     // Cargo's own errors (bad manifest, …) arrive on stderr; keep the last lines for the report.
     let stderr = child.stderr.take().expect("piped");
+    let status_state = Arc::clone(&state);
     let cargo_errors = std::thread::spawn(move || {
         let mut kept = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let plain = report::strip_ansi(&line);
             let trimmed = plain.trim_start();
-            if trimmed.starts_with("Compiling") {
-                report::progress(&format!("building (hot mode): {trimmed}"));
+            if let Some(name) = progress::compiling(trimmed) {
+                if let Ok(mut state) = status_state.lock() {
+                    state.current = Some(name.to_owned());
+                    show(&mut state, false);
+                }
             } else if !(trimmed.starts_with("Finished") || trimmed.starts_with("Blocking")) {
                 kept.push(line);
             }
@@ -147,18 +165,19 @@ pub fn build(
     let stdout = child.stdout.take().expect("piped");
     let mut executable = None;
     let mut success = false;
-    let mut compiled = 0usize;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         let Ok(message) = serde_json::from_str::<Message>(&line) else {
             continue;
         };
         match message.reason.as_str() {
             "compiler-artifact" => {
-                compiled += 1;
-                let name = message.target.as_ref().map_or("", |t| t.name.as_str());
-                report::progress(&format!(
-                    "building (hot mode): {compiled} crates, last {name}"
-                ));
+                if let Ok(mut state) = state.lock() {
+                    state.done += 1;
+                    if message.fresh != Some(true) {
+                        state.compiled += 1;
+                    }
+                    show(&mut state, true);
+                }
                 if message
                     .target
                     .as_ref()
@@ -180,6 +199,12 @@ pub fn build(
                     {
                         report::diagnostics(&[text]);
                     }
+                }
+            }
+            "build-script-executed" => {
+                if let Ok(mut state) = state.lock() {
+                    state.done += 1;
+                    show(&mut state, true);
                 }
             }
             "build-finished" => success = message.success.unwrap_or(false),
@@ -211,5 +236,54 @@ pub fn build(
             }
         ));
     }
-    executable.ok_or_else(|| format!("cargo built no executable named `{}`", program.name))
+    let executable =
+        executable.ok_or_else(|| format!("cargo built no executable named `{}`", program.name))?;
+    let link = program_link_time(&link_log, &program.name);
+    if let Ok(state) = state.lock() {
+        report::info(&state.summary(started.elapsed(), link));
+    }
+    Ok(executable)
+}
+
+/// Cargo's feature flags of `options`, for the build and for `cargo metadata`.
+fn feature_args(options: &BuildOptions) -> Vec<String> {
+    let mut args = Vec::new();
+    if !options.features.is_empty() {
+        args.push("--features".to_owned());
+        args.push(options.features.join(","));
+    }
+    if options.all_features {
+        args.push("--all-features".to_owned());
+    }
+    if options.no_default_features {
+        args.push("--no-default-features".to_owned());
+    }
+    args
+}
+
+/// Shows the progress: redrawn in place on a terminal; otherwise a plain line when one is due
+/// (`unit`: a unit just finished; a new crate started alone does not print a plain line).
+fn show(state: &mut BuildProgress, unit: bool) {
+    if std::io::stderr().is_terminal() {
+        report::progress(&state.line());
+    } else if unit && state.plain_due(Instant::now()) {
+        report::info(&state.line());
+    }
+}
+
+/// How long the link of the program `name` took, as the linker role recorded it in this
+/// build's `log` (none if cargo did not link it again).
+fn program_link_time(log: &Path, name: &str) -> Option<Duration> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let crate_name = name.replace('-', "_");
+    let total: f64 = text
+        .lines()
+        .filter_map(|line| {
+            let (seconds, output) = line.split_once('\t')?;
+            let file = Path::new(output).file_name()?.to_str()?;
+            let (stem, _hash) = file.rsplit_once('-')?;
+            (stem == crate_name).then(|| seconds.parse::<f64>().ok())?
+        })
+        .sum();
+    (total > 0.0).then(|| Duration::from_secs_f64(total))
 }

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -142,8 +141,42 @@ pub fn route_link_through_us(args: &mut Vec<String>, command: &mut Command) {
     command.env(REAL_LINKER_ENV, real.unwrap_or_else(|| "cc".into()));
 }
 
+/// Where the linker role notes how long each link of a build took (`<seconds>\t<output>` a
+/// line), for the build's summary; the CLI removes it before each build.
+pub fn link_log(capture_dir: &Path) -> PathBuf {
+    capture_dir.join("links.log")
+}
+
 pub fn main() -> i32 {
+    let started = std::time::Instant::now();
     let args = expand_response_files(std::env::args_os().skip(1).collect());
+    let patch_mode = std::env::var_os(PATCH_OBJECTS_ENV).is_some();
+    let code = link(args.clone());
+    if let Some(dir) = std::env::var_os(CAPTURE_DIR_ENV).filter(|_| code == 0 && !patch_mode) {
+        let output = args
+            .iter()
+            .position(|a| a == "-o")
+            .and_then(|at| args.get(at + 1));
+        if let Some(output) = output {
+            use std::io::Write;
+            let line = format!(
+                "{:.6}\t{}\n",
+                started.elapsed().as_secs_f64(),
+                Path::new(output).display()
+            );
+            // One short append per link: whole lines even when links run side by side.
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(link_log(Path::new(&dir)))
+                .and_then(|mut log| log.write_all(line.as_bytes()));
+        }
+    }
+    code
+}
+
+/// Links (or, in patch mode, keeps the objects); returns the exit code.
+fn link(args: Vec<OsString>) -> i32 {
     let real = std::env::var(REAL_LINKER_ENV).unwrap_or_else(|_| "cc".into());
     if let Some(dir) = std::env::var_os(PATCH_OBJECTS_ENV) {
         return match keep_for_patch(Path::new(&dir), &args) {
@@ -188,9 +221,14 @@ pub fn main() -> i32 {
             };
         }
     }
-    let err = command.args(&args).exec();
-    eprintln!("cargo-hotswap: cannot run the linker `{real}`: {err}");
-    1
+    // Waited for, not `exec`ed: the time of the link goes into the build's summary.
+    match command.args(&args).status() {
+        Ok(status) => status.code().unwrap_or(1),
+        Err(err) => {
+            eprintln!("cargo-hotswap: cannot run the linker `{real}`: {err}");
+            1
+        }
+    }
 }
 
 /// The hot crates' names, as the CLI set them for the build.

@@ -22,6 +22,7 @@ mod init;
 mod layout;
 mod linker;
 mod patch;
+mod progress;
 mod project;
 // Not called yet: `run.rs` (owned elsewhere) calls `reach::analyse` between building a patch
 // and delivering it.

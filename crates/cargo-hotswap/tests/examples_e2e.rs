@@ -787,13 +787,15 @@ fn server_is_patched_under_open_connections() {
 // ---------------------------------------------------------------------------------------------
 
 /// The examples' packages (and binaries).
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 8] = [
     "minimal",
     "game-of-life",
     "server",
     "state-migration",
     "single-file",
     "bevy-game",
+    "reload-feature",
+    "serialized-state",
 ];
 
 /// `cargo build --release` in the repository with `args`, into the shared target directory.
@@ -976,6 +978,19 @@ fn release_builds_of_the_examples_are_plain_programs() {
             "tick 3 pos 3,0 10,7 1,6"
         ],
         "{out}"
+    );
+    // Without its `reload` feature, reload-feature is plain (and says so).
+    let out = run_plain(&release("reload-feature"), &["2"]);
+    assert_eq!(
+        out,
+        "hot reload: off\n\
+         step 1: from the compiled-in code\n\
+         step 2: from the compiled-in code\n"
+    );
+    let out = run_plain(&release("serialized-state"), &["2"]);
+    assert_eq!(
+        out,
+        "day 1: apple=4 pear=6 plum=2\nday 2: apple=5 pear=7 plum=3\n"
     );
 
     // The search sees the machinery in a hot build.

@@ -36,6 +36,55 @@ fn patch(cli: &Cli, scratch: &Scratch, source: &str, version: u64) -> (usize, St
     (before, line.text)
 }
 
+/// The first build's report, on stderr that is not a terminal (the command's lines before the
+/// `started` line `started_seq`): plain progress lines `building (hot mode): N/~M crates` (not
+/// redrawn), and one summary `built in T s: K crates compiled...` after them. (Nothing about how
+/// long it took.)
+fn assert_build_progress(cli: &Cli, started_seq: usize) {
+    let lines: Vec<(usize, String)> = cli
+        .texts(Stream::Err, 0)
+        .into_iter()
+        .filter(|(seq, _)| *seq < started_seq)
+        .collect();
+    let counted = |text: &str| -> bool {
+        let Some(rest) = text.strip_prefix("[hotswap] building (hot mode): ") else {
+            return false;
+        };
+        let Some((done, rest)) = rest.split_once('/') else {
+            return false;
+        };
+        let total = rest.trim_start_matches('~');
+        let digits = total.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+        done.parse::<u64>().is_ok_and(|done| done >= 1)
+            && digits > 0
+            && total[digits..].starts_with(" crates")
+    };
+    let progress = lines.iter().find(|(_, text)| counted(text));
+    let summary = lines
+        .iter()
+        .filter(|(_, text)| text.starts_with("[hotswap] built in "))
+        .collect::<Vec<_>>();
+    let transcript = || cli.transcript();
+    let Some((progress_seq, _)) = progress else {
+        panic!(
+            "no `building (hot mode): N/M crates` line\n{}",
+            transcript()
+        );
+    };
+    assert_eq!(summary.len(), 1, "one summary line\n{}", transcript());
+    let (summary_seq, summary) = summary[0];
+    assert!(
+        summary_seq > progress_seq && summary.contains(" compiled"),
+        "{summary:?}\n{}",
+        transcript()
+    );
+    assert!(
+        lines.iter().all(|(_, text)| !text.contains('\r')),
+        "a progress line was redrawn on stderr that is not a terminal\n{}",
+        transcript()
+    );
+}
+
 /// After a patch: the program's private directory holds no patch file (the staged copy is
 /// deleted once loaded), and the command's holds nothing but its socket (the built patch is
 /// deleted once the program answered).
@@ -107,6 +156,7 @@ fn edits_patch_the_running_program_and_keep_its_state() {
     // As cargo runs a subcommand: `cargo-hotswap hotswap run`.
     let (mut cli, started) = scratch.run(&["hotswap", "run"]);
     let pid = started.pid;
+    assert_build_progress(&cli, started.seq);
     let (first_line, host_type) = host_line(&cli, pid, 0);
     // The v1 line that made `run` return was printed by the compiled-in code.
 

@@ -97,7 +97,9 @@ pub fn derive(input: TokenStream, migrate: bool) -> syn::Result<TokenStream> {
                     &::hotswap::__private::StateEntry::of::<#ident>();
             }
             // What the runtime finds in a patch (through the registration section, like the
-            // entries of `#[hot]` functions; not exported, for the same reason).
+            // entries of `#[hot]` functions; not exported, for the same reason). Its name keeps
+            // the crate's and the type's spelling.
+            #[allow(non_upper_case_globals)]
             static #symbol: ::hotswap::__private::StateEntry =
                 ::hotswap::__private::StateEntry::of::<#ident>();
             #[::hotswap::__private::linkme::distributed_slice(::hotswap::__private::STATES)]
