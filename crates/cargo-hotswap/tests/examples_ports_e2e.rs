@@ -13,7 +13,8 @@
 mod examples_support;
 mod support;
 
-use examples_support::{Example, Stream, OUTPUT};
+use examples_support::{Example, Stream, OUTPUT, PATCH};
+use support::RESTART;
 
 /// The number right after `prefix` in `text`.
 fn number_after(text: &str, prefix: &str) -> Option<u64> {
@@ -301,4 +302,58 @@ fn serialized_state_renames_and_adds_a_field_of_its_records() {
         "{prices:?}"
     );
     session.interrupt_and_check(pid, 130);
+}
+
+/// A change inside the record type alone (`Item` gains a field, `Shelf`'s own fields stay as
+/// they were) is one the runtime would not migrate: the program's `Vec<Item>` holds records of
+/// the old layout. The command restarts the program instead, naming `Item` and the `State`
+/// it sits in, and carries the shelf over to the new process through serde.
+///
+/// Fails if: the edit is patched (the new code would read old records with the new layout), the
+/// reason does not say why, or the restarted program starts its shelf from scratch.
+#[test]
+fn a_record_change_the_runtime_would_not_migrate_restarts_with_the_shelf_carried() {
+    let _serial = support::serial();
+    let example = Example::copy("serialized-state");
+    let (session, pid) = example.run(&["run"]);
+    session.wait_out("`day 3: ...`", 0, OUTPUT, |t| t.starts_with("day 3:"));
+    let edited = example.edited(
+        "src/lib.rs",
+        &[
+            (
+                "    pub name: String,\n    pub count: u32,\n}",
+                "    pub name: String,\n    pub count: u32,\n    #[serde(default)]\n    \
+                 pub price: u32,\n}",
+            ),
+            ("        count,\n", "        count,\n        price: 0,\n"),
+            (
+                "format!(\" {}={}\", item.name, item.count)",
+                "format!(\" {}={}@{}\", item.name, item.count, item.price)",
+            ),
+        ],
+    );
+    let before = session.mark();
+    example.save("src/lib.rs", &edited);
+    let patched = format!("[hotswap] {}: patched ", example.package);
+    let outcome = session.wait_for("the outcome of the save", before, PATCH, |line| {
+        support::is_save_outcome(line, &patched)
+    });
+    assert!(
+        outcome
+            .text
+            .starts_with("[hotswap] restarting `serialized-state`: ")
+            && outcome.text.contains(": `Item` ")
+            && outcome.text.contains("inside `State<Shelf>`"),
+        "expected a restart naming `Item` inside the State, got {:?}\n{}",
+        outcome.text,
+        session.transcript()
+    );
+    let restarted = session.wait_started(outcome.seq, RESTART);
+    assert_ne!(restarted, pid);
+    // The new process's first day carries on from the old one's shelf.
+    let line = session.wait_out("a day with prices", outcome.seq, OUTPUT, |t| {
+        t.starts_with("day ") && t.contains('@')
+    });
+    let day = number_after(&line.text, "day ").unwrap();
+    assert!(day > 3, "the shelf was not carried over: {:?}", line.text);
 }

@@ -10,7 +10,9 @@
 //! The runtime sees a change of `Shelf`, the type in the `State`, by its own fields (name, type,
 //! offset, size): `items: Vec<Item>` becoming `items: Vec<Product>` is one. A change inside
 //! `Item` alone leaves `Shelf`'s fields as they were (a `Vec` is the same three words whatever
-//! it holds), and is not migrated: rename the record type when you change it, as here.
+//! it holds), so the runtime would not migrate it: `cargo hotswap run` restarts the program
+//! instead, naming `Item`, and carries the shelf over through serde. Rename the record type when
+//! you change it, as here, to keep the edit live.
 
 use serde::{Deserialize, Serialize};
 

@@ -92,6 +92,18 @@ pub(super) fn compare(
     }
 
     let mut traits_reported: HashSet<String> = HashSet::new();
+    let mut states_seen: HashSet<&str> = HashSet::new();
+    for &(root, name) in &reached {
+        // `State<T>` itself, or a reference to one (named like it, with `&mut ` before).
+        let state = name
+            .trim_start_matches(['&', '*'])
+            .trim_start_matches("mut ")
+            .trim_start_matches("const ");
+        if is_migrated(state) && states_seen.insert(state) {
+            let label = &roots[root].label;
+            changes.extend(unmigrated_change(old, new, state, label, &is_hot));
+        }
+    }
     for (root, name) in reached {
         let root = &roots[root].label;
         if is_hot(name) {
@@ -155,6 +167,50 @@ fn walk<'t>(
         }
         queue.extend(ty.edges.iter().filter(|&&next| !seen[next as usize]));
     }
+}
+
+/// A change inside the value of `state` (`hotswap::state::State<game::Shelf>`) that the runtime
+/// would not migrate: it migrates a `State<T>` when `T`'s own fields change (their names,
+/// types, offsets, sizes: what `#[derive(Migrate)]` describes), so a type deeper inside
+/// (`Item` of `items: Vec<Item>`) that changed while `T`'s fields kept their names and sizes
+/// would be read by the new code with the new layout from memory the old code wrote.
+fn unmigrated_change(
+    old: &Snapshot,
+    new: &Snapshot,
+    state: &str,
+    root: &str,
+    is_hot: &dyn Fn(&str) -> bool,
+) -> Option<LayoutChange> {
+    let inner = state.split_once('<')?.1.strip_suffix('>')?;
+    let (before, after) = (old.types.get(inner)?, new.types.get(inner)?);
+    let start = *old.types.by_name.get(inner)?;
+    if describe(before, after, &old.types, &new.types).is_some() {
+        // `T` itself changed: the runtime migrates the value.
+        return None;
+    }
+    let mut old_seen = vec![false; old.types.types.len()];
+    let mut deeper: Vec<&str> = Vec::new();
+    walk(&old.types, &[start], &mut old_seen, |ty| {
+        if ty.name != inner {
+            deeper.push(ty.name.as_str());
+        }
+    });
+    deeper
+        .into_iter()
+        .filter(|name| is_hot(name))
+        .find_map(|name| {
+            let (was, is) = (old.types.get(name)?, new.types.get(name)?);
+            let change = describe(was, is, &old.types, &new.types)?;
+            Some(LayoutChange {
+                root: root.to_owned(),
+                type_name: name.to_owned(),
+                change: format!(
+                    "{change}, inside `{}` whose own fields did not change, so the runtime would \
+                 not migrate it",
+                    short_name(state)
+                ),
+            })
+        })
 }
 
 /// `hotswap::State<T>` (and its borrow `StateMut`): the program holds a pointer to a value

@@ -346,6 +346,35 @@ pub fn __hotswap_impl_step(g: &mut hotswap::state::State<Game>) -> u64 { let _ =
     assert_eq!(changes(old, &new), Vec::<String>::new());
 }
 
+/// The runtime migrates a `State<T>` when `T`'s own fields change; a type deeper inside (the
+/// record of a `Vec`) that changed while `T`'s fields kept their names and sizes would not be
+/// migrated, and the new code would read the old memory: a change to report.
+#[test]
+fn a_change_inside_a_state_that_the_runtime_would_not_migrate_is_reported() {
+    let old = r#"
+pub mod hotswap { pub mod state {
+    pub struct State<T> { cell: std::sync::Arc<u8>, _owns: std::marker::PhantomData<T> }
+} }
+pub struct Item { pub count: u32 }
+pub struct Shelf { pub items: Vec<Item> }
+pub fn __hotswap_impl_step(s: &mut hotswap::state::State<Shelf>) -> u64 { let _ = s; 0 }
+"#;
+    let deeper = old.replace("pub count: u32 }", "pub count: u32, pub price: u32 }");
+    let found = changes(old, &deeper);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("`game::step`: `Item` grew from 4 to 8 bytes (field `price: u32` added)")
+            && found[0].ends_with("inside `State<Shelf>` whose own fields did not change, so the runtime would not migrate it"),
+        "{found:?}"
+    );
+    // `Shelf` itself changing is migrated (the runtime sees it), deeper changes with it.
+    let both = deeper.replace(
+        "pub items: Vec<Item> }",
+        "pub items: Vec<Item>, pub day: u32 }",
+    );
+    assert_eq!(changes(old, &both), Vec::<String>::new());
+}
+
 #[test]
 fn a_nested_type_of_the_crate_is_reported_with_its_container() {
     let old = r#"
