@@ -3,7 +3,7 @@
 //! edited while the window is open. The test reads the program's state from the lines it
 //! prints, and what the window shows from screenshots of the display.
 //!
-//! Needs `Xvfb` and ImageMagick (`import`, `convert`) and Mesa's software OpenGL; .ci/run
+//! Needs `Xvfb`, ImageMagick's `import` and Mesa's software OpenGL; .ci/run
 //! installs them. Without them the test fails (it never passes without having looked).
 
 mod examples_support;
@@ -11,7 +11,7 @@ mod support;
 
 use std::time::Duration;
 
-use examples_support::{Example, Stream, Xvfb, OUTPUT, SCREEN};
+use examples_support::{Example, Stream, Xvfb, OUTPUT};
 
 /// The banner's colour in the example, as written, and the edit the test makes.
 const OLD: [u8; 3] = [40, 110, 200];
@@ -62,7 +62,6 @@ fn pixels_of(screen: &[[u8; 3]], colour: [u8; 3]) -> Vec<usize> {
 fn egui_example_is_patched_and_keeps_its_state() {
     let _serial = support::serial();
     let xvfb = Xvfb::start();
-    let shots = tempfile::tempdir().unwrap();
     let example = Example::copy("egui");
     let every = 30;
     let mut command = example.command(&["run"]);
@@ -84,7 +83,7 @@ fn egui_example_is_patched_and_keeps_its_state() {
     session.wait_out("a second report", first.seq + 1, OUTPUT, |t| {
         parse_report(t).is_some_and(|r| r.banner == old)
     });
-    let before_shot = xvfb.screenshot(&shots.path().join("before.png"));
+    let before_shot = xvfb.screenshot();
     let banner = pixels_of(&before_shot, OLD);
     // The banner: 640 × 120 pixels, less its text.
     assert!(
@@ -119,7 +118,7 @@ fn egui_example_is_patched_and_keeps_its_state() {
         OUTPUT,
         |t| parse_report(t).is_some_and(|r| r.banner == new),
     );
-    let after_shot = xvfb.screenshot(&shots.path().join("after.png"));
+    let after_shot = xvfb.screenshot();
     let changed = banner.iter().filter(|&&i| after_shot[i] == NEW).count();
     assert_eq!(
         changed,
@@ -164,6 +163,5 @@ fn egui_example_is_patched_and_keeps_its_state() {
         .filter(|t| t.starts_with("[hotswap] restart"))
         .collect();
     assert!(restarts.is_empty(), "{restarts:?}");
-    let _ = SCREEN;
     session.interrupt_and_check(pid, 130);
 }

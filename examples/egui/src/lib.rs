@@ -48,7 +48,7 @@ impl eframe::App for App {
         const BANNER: egui::Color32 = egui::Color32::from_rgb(40, 110, 200);
 
         self.frames += 1;
-        if self.report_every > 0 && self.frames % self.report_every == 0 {
+        if self.report_every > 0 && self.frames.is_multiple_of(self.report_every) {
             println!(
                 "frame {} clicks {} count {} text {:?} banner #{:02x}{:02x}{:02x}",
                 self.frames,

@@ -637,17 +637,11 @@ impl Xvfb {
         out
     }
 
-    /// A screenshot of the whole screen saved as the PNG `file` (`import -window root`; never
-    /// `import -window NAME`, which grabs the server), and its pixels as RGB, row by row.
-    pub fn screenshot(&self, file: &Path) -> Vec<[u8; 3]> {
-        let file = file.to_str().expect("a UTF-8 path");
-        self.tool("import", &["-window", "root", &format!("png:{file}")]);
-        let raw = self.tool("convert", &[file, "-depth", "8", "rgb:-"]);
-        assert_eq!(
-            raw.len(),
-            SCREEN.0 * SCREEN.1 * 3,
-            "not an RGB screen: {file}"
-        );
+    /// A screenshot of the whole screen (`import -window root`; never `import -window NAME`,
+    /// which grabs the server), as RGB pixels row by row.
+    pub fn screenshot(&self) -> Vec<[u8; 3]> {
+        let raw = self.tool("import", &["-window", "root", "-depth", "8", "rgb:-"]);
+        assert_eq!(raw.len(), SCREEN.0 * SCREEN.1 * 3, "not an RGB screen");
         raw.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect()
     }
 }
