@@ -3,7 +3,7 @@
 //! edited while the window is open. The test reads the program's state from the lines it
 //! prints, and what the window shows from screenshots of the display.
 //!
-//! Needs `Xvfb`, ImageMagick's `import` and Mesa's software OpenGL; .ci/run
+//! Needs `Xvfb`, `xdotool`, ImageMagick's `import` and Mesa's software OpenGL; .ci/run
 //! installs them. Without them the test fails (it never passes without having looked).
 
 mod examples_support;
@@ -25,17 +25,20 @@ const FIRST_BUILD: Duration = Duration::from_secs(1500);
 #[derive(Debug, PartialEq)]
 struct Report {
     frame: u64,
+    clicks: u64,
     text: String,
     banner: String,
 }
 
 fn parse_report(line: &str) -> Option<Report> {
     let rest = line.strip_prefix("frame ")?;
-    let (frame, rest) = rest.split_once(' ')?;
+    let (frame, rest) = rest.split_once(" clicks ")?;
+    let (clicks, rest) = rest.split_once(' ')?;
     let (_, rest) = rest.split_once(" text ")?;
     let (text, banner) = rest.rsplit_once(" banner ")?;
     Some(Report {
         frame: frame.parse().ok()?,
+        clicks: clicks.parse().ok()?,
         text: text.strip_prefix('"')?.strip_suffix('"')?.to_owned(),
         banner: banner.to_owned(),
     })
@@ -74,10 +77,43 @@ fn egui_example_is_patched_and_keeps_its_state() {
     session.wait_out("`egui-app pid N`", 0, OUTPUT, |t| {
         t == format!("egui-app pid {pid}")
     });
+    // Where the `+1` button and the text field are (the window is at the screen's top left
+    // corner: there is no window manager to move it).
+    let widgets = session.wait_out("`widgets plus X Y text X Y`", 0, OUTPUT, |t| {
+        t.starts_with("widgets plus ")
+    });
+    let at: Vec<&str> = widgets.text.split(' ').collect();
+    let (plus, field) = ((at[2], at[3]), (at[5], at[6]));
+    // A report: the window is shown and has drawn frames (eframe shows it after the first).
+    session.wait_out("a first report", widgets.seq + 1, OUTPUT, |t| {
+        parse_report(t).is_some()
+    });
+    // Click `+1` twice and type in the field, as a user does (`xdotool`: X input events).
+    for clicks in 1..=2 {
+        let since = session.mark();
+        xvfb.tool("xdotool", &["mousemove", plus.0, plus.1, "click", "1"]);
+        session.wait_out(
+            &format!("a report of {clicks} clicks"),
+            since,
+            OUTPUT,
+            |t| parse_report(t).is_some_and(|r| r.clicks == clicks),
+        );
+    }
+    let window = xvfb.tool("xdotool", &["search", "--name", "hotswap egui"]);
+    let window = String::from_utf8(window).unwrap();
+    let window = window.lines().next().expect("the app's window").to_owned();
+    xvfb.tool("xdotool", &["windowfocus", "--sync", &window]);
+    xvfb.tool("xdotool", &["mousemove", field.0, field.1, "click", "1"]);
+    let since = session.mark();
+    xvfb.tool("xdotool", &["type", " world"]);
+    session.wait_out("a report of the typed text", since, OUTPUT, |t| {
+        parse_report(t).is_some_and(|r| r.text == "hello world")
+    });
+
     // Two reports: the window has drawn at least `every` frames (each frame's `update` runs
     // after the last one was drawn).
     let old = hex(OLD);
-    let first = session.wait_out("a report", 0, OUTPUT, |t| {
+    let first = session.wait_out("a report", since, OUTPUT, |t| {
         parse_report(t).is_some_and(|r| r.banner == old)
     });
     session.wait_out("a second report", first.seq + 1, OUTPUT, |t| {
@@ -151,10 +187,18 @@ fn egui_example_is_patched_and_keeps_its_state() {
             "the frames did not count on\n{}",
             session.transcript()
         );
-        assert_eq!(report.text, "hello", "the text was lost: {report:?}");
     }
     let switch = reports.iter().position(|r| r.banner == new).unwrap();
     assert!(switch >= 2 && reports[..switch].iter().all(|r| r.banner == old));
+    // What was clicked and typed before the edit is still there after it.
+    for report in &reports[switch - 2..] {
+        assert_eq!(
+            (report.clicks, report.text.as_str()),
+            (2, "hello world"),
+            "the state was lost: {report:?}\n{}",
+            session.transcript()
+        );
+    }
     assert!(reports[switch..].iter().all(|r| r.banner == new));
     let restarts: Vec<String> = session
         .texts(Stream::Err, 0)

@@ -76,12 +76,15 @@ impl eframe::App for App {
                 );
             });
 
+        let mut widgets = Vec::new();
         egui::CentralPanel::default().show(ctx, |ui| {
             ui.horizontal(|ui| {
-                if ui.button("+1").clicked() {
+                let plus = ui.button("+1");
+                if plus.clicked() {
                     self.clicks += 1;
                     self.count += 1;
                 }
+                widgets.push(plus.rect);
                 if ui.button("-1").clicked() {
                     self.count -= 1;
                 }
@@ -92,11 +95,22 @@ impl eframe::App for App {
             });
             ui.horizontal(|ui| {
                 ui.label("text:");
-                ui.text_edit_singleline(&mut self.text);
+                widgets.push(ui.text_edit_singleline(&mut self.text).rect);
             });
             ui.separator();
             plot(ui, self.frames);
         });
+
+        if self.frames == 1 && self.report_every > 0 {
+            // Where to click (for scripts: `xdotool`): the centres of the `+1` button and of
+            // the text field, in pixels from the window's top left corner.
+            let ppp = ctx.pixels_per_point();
+            let at = |rect: &egui::Rect| {
+                let c = rect.center();
+                format!("{} {}", (c.x * ppp).round(), (c.y * ppp).round())
+            };
+            println!("widgets plus {} text {}", at(&widgets[0]), at(&widgets[1]));
+        }
 
         if self.frame_limit > 0 && self.frames >= self.frame_limit {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
