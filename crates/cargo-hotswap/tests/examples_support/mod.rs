@@ -78,11 +78,12 @@ impl Example {
         let tool = private_tool(&format!("hs-example-{name}-tool-"));
         // The repository's lock file: the same dependency versions, already downloaded.
         hotswap_testkit::copy_lock_file(root.path());
+        let package = package_name(&root.path().join(&dir).join("Cargo.toml"));
         Example {
             dir: root.path().join(&dir),
             root,
             tool,
-            package: name.to_owned(),
+            package,
         }
     }
 
@@ -133,8 +134,14 @@ impl Example {
 
     /// Starts `cargo hotswap <args>` here and waits until it started the program.
     pub fn run(&self, args: &[&str]) -> (Session, u32) {
-        let session = Session::spawn(&self.package, self.command(args));
-        let pid = session.wait_started(0, FIRST_BUILD);
+        self.run_command(self.command(args), FIRST_BUILD)
+    }
+
+    /// Starts `command` (made by [`Example::command`], with more settings) and waits until it
+    /// started the program, at most `first_build` (a bound on a hang, not a measure).
+    pub fn run_command(&self, command: Command, first_build: Duration) -> (Session, u32) {
+        let session = Session::spawn(&self.package, command);
+        let pid = session.wait_started(0, first_build);
         (session, pid)
     }
 
@@ -170,7 +177,27 @@ impl Example {
 /// What the outer `cargo test` (or a developer's shell) may have set that would change the
 /// build of the copy or confuse the command, besides what [`cli_command`] cleans: the examples'
 /// own settings.
-const EXAMPLE_ENV: &[&str] = &["HOTSWAP_ON_PANIC", "LIFE_HEADLESS", "PORT"];
+const EXAMPLE_ENV: &[&str] = &[
+    "HOTSWAP_ON_PANIC",
+    "LIFE_HEADLESS",
+    "PORT",
+    "EGUI_APP_TEXT",
+    "EGUI_APP_REPORT_EVERY",
+    "EGUI_APP_FRAMES",
+];
+
+/// The `[package] name` of the manifest at `path` (the example's directory name may differ:
+/// `examples/egui` is the package `egui-app`).
+fn package_name(path: &Path) -> String {
+    let manifest: toml_edit::DocumentMut = std::fs::read_to_string(path)
+        .unwrap()
+        .parse()
+        .expect("the example's Cargo.toml parses");
+    manifest["package"]["name"]
+        .as_str()
+        .expect("the example's package has a name")
+        .to_owned()
+}
 
 fn temp_dir(name: &str) -> tempfile::TempDir {
     hotswap_testkit::temp_dir(&format!("hs-example-{name}-"))
@@ -518,4 +545,111 @@ fn invalid(message: String) -> std::io::Error {
 /// The path of a binary of the shared end-to-end target directory's `profile`.
 pub fn e2e_binary(profile: &str, name: &str) -> PathBuf {
     e2e_target_dir().join(profile).join(name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// A virtual X display (the egui example)
+// ---------------------------------------------------------------------------------------------
+
+/// The width and height of the [`Xvfb`] screen, in pixels.
+pub const SCREEN: (usize, usize) = (800, 600);
+
+/// An `Xvfb` server on a display number it picked itself (`-displayfd`: no race with another
+/// server), killed when dropped (on every exit path of a test, panics too).
+pub struct Xvfb {
+    child: std::process::Child,
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+}
+
+impl Xvfb {
+    /// Starts the server and waits until it is ready (it writes the display number once it
+    /// accepts clients). Panics, naming the package, if `Xvfb` is not installed: the tests that
+    /// need it must not pass without it (.ci/run installs it).
+    pub fn start() -> Xvfb {
+        let screen = format!("{}x{}x24", SCREEN.0, SCREEN.1);
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                &screen,
+                "-nolisten",
+                "tcp",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start Xvfb ({err}): install it (apt-get install xvfb)")
+            });
+        let mut line = String::new();
+        let read = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        let number = line.trim();
+        if read.is_err() || number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("Xvfb did not report a display ({read:?}, {line:?}, {status:?})");
+        }
+        Xvfb {
+            display: format!(":{number}"),
+            child,
+        }
+    }
+
+    /// Runs `program args` on this display to its end (bounded: a hang fails the test) and
+    /// returns its stdout.
+    pub fn tool(&self, program: &str, args: &[&str]) -> Vec<u8> {
+        let mut child = Command::new(program)
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot run {program} ({err}): install it (apt-get install imagemagick)")
+            });
+        let mut out = Vec::new();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let _ = stdout.read_to_end(&mut out);
+            out
+        });
+        let deadline = std::time::Instant::now() + PATCH;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{program} {args:?} did not finish");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = reader.join().unwrap();
+        let mut err = String::new();
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        assert!(status.success(), "{program} {args:?}: {status}: {err}");
+        out
+    }
+
+    /// A screenshot of the whole screen (`import -window root`; never `import -window NAME`,
+    /// which grabs the server), as RGB pixels row by row.
+    pub fn screenshot(&self) -> Vec<[u8; 3]> {
+        let raw = self.tool("import", &["-window", "root", "-depth", "8", "rgb:-"]);
+        assert_eq!(raw.len(), SCREEN.0 * SCREEN.1 * 3, "not an RGB screen");
+        raw.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect()
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // Our own child, by its pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
