@@ -36,6 +36,8 @@ pub enum Failure {
     Compile(Vec<String>),
     /// The patch cannot be applied; the program must restart: why.
     Refused(String),
+    /// The linker failed: its message.
+    Link(String),
     /// Anything else: a message.
     Other(String),
 }
@@ -109,10 +111,15 @@ pub fn build(
     };
     let scratch = scratch_dir(patch_dir, number)?;
     let objects = extract_objects(&crate_.rlib(), &scratch.join("objects"))?;
-    finish_or_float(
-        crate_, linker, sharing, patch_dir, number, &scratch, objects, false, build, started,
-        warnings,
-    )
+    let job = Job {
+        crate_,
+        linker,
+        patch_dir,
+        number,
+        binary: false,
+    };
+    let linked = link_objects_or_float(&job, sharing, &scratch, &objects)?;
+    Ok(linked.into_patch(build, started.elapsed(), warnings, Vec::new()))
 }
 
 /// Compiles the program's binary crate `program` again and links `patch_dir/<crate>-<number>.so`
@@ -151,76 +158,84 @@ pub fn build_program(
         .map_err(|err| Failure::Other(format!("the patch's objects were not kept: {err}")))?;
     let names: Vec<String> = serde_json::from_slice(&list)
         .map_err(|err| Failure::Other(format!("the list of the patch's objects: {err}")))?;
-    let objects = names.iter().map(|name| objects_dir.join(name)).collect();
-    finish_or_float(
-        program, linker, sharing, patch_dir, number, &scratch, objects, true, build, started,
-        warnings,
-    )
-}
-
-/// [`finish`]; if linking at the fixed address fails (a linker without `-Ttext-segment`, such
-/// as lld or mold behind `cc`), links the patch anywhere instead: its statics then start
-/// afresh, as the CLI's fresh-copy warning says.
-#[allow(clippy::too_many_arguments)]
-fn finish_or_float(
-    crate_: &Invocation,
-    linker: &str,
-    sharing: &Sharing,
-    patch_dir: &Path,
-    number: u64,
-    scratch: &Path,
-    objects: Vec<PathBuf>,
-    binary: bool,
-    build: Duration,
-    started: Instant,
-    warnings: Vec<String>,
-) -> Result<Patch, Failure> {
-    let result = finish(
-        crate_,
+    let objects: Vec<PathBuf> = names.iter().map(|name| objects_dir.join(name)).collect();
+    let job = Job {
+        crate_: program,
         linker,
-        sharing,
         patch_dir,
         number,
-        scratch,
-        objects.clone(),
-        binary,
-        build,
-        started,
-        warnings.clone(),
-    );
-    match result {
-        Err(Failure::Other(err)) if sharing.fixed.is_some() && err.starts_with(LINK_FAILED) => {
+        binary: true,
+    };
+    let linked = link_objects_or_float(&job, sharing, &scratch, &objects)?;
+    Ok(linked.into_patch(build, started.elapsed(), warnings, objects))
+}
+
+/// What a patch of objects is linked from and into.
+struct Job<'a> {
+    crate_: &'a Invocation,
+    linker: &'a str,
+    patch_dir: &'a Path,
+    number: u64,
+    /// A binary crate's objects (local-exec thread-locals, a `main` to keep local).
+    binary: bool,
+}
+
+/// A patch linked from rewritten objects.
+struct Linked {
+    file: PathBuf,
+    shared: Shared,
+    fixed: Option<Fixed>,
+}
+
+impl Linked {
+    fn into_patch(
+        self,
+        build: Duration,
+        link: Duration,
+        warnings: Vec<String>,
+        objects: Vec<PathBuf>,
+    ) -> Patch {
+        Patch {
+            file: self.file,
+            build,
+            link,
+            warnings,
+            objects,
+            changed_initialisers: self.shared.changed_initialisers,
+            shared: self.shared.names,
+            fixed: self.fixed,
+        }
+    }
+}
+
+/// [`link_objects`]; if linking at the fixed address fails (a linker without
+/// `-Ttext-segment`, such as lld or mold behind `cc`), links the patch anywhere instead: its
+/// statics then start afresh, as the CLI's fresh-copy warning says.
+fn link_objects_or_float(
+    job: &Job,
+    sharing: &Sharing,
+    scratch: &Path,
+    objects: &[PathBuf],
+) -> Result<Linked, Failure> {
+    match link_objects(job, sharing, scratch, objects) {
+        Err(Failure::Link(_)) if sharing.fixed.is_some() => {
             let anywhere = Sharing {
                 program: sharing.program,
                 fixed: None,
             };
-            finish(
-                crate_, linker, &anywhere, patch_dir, number, scratch, objects, binary, build,
-                started, warnings,
-            )
+            link_objects(job, &anywhere, scratch, objects)
         }
         other => other,
     }
 }
 
-/// How [`link`]'s failure starts.
-const LINK_FAILED: &str = "linking the patch failed";
-
 /// Rewrites `objects` to share the program's data and links them.
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    crate_: &Invocation,
-    linker: &str,
+fn link_objects(
+    job: &Job,
     sharing: &Sharing,
-    patch_dir: &Path,
-    number: u64,
     scratch: &Path,
-    objects: Vec<PathBuf>,
-    binary: bool,
-    build: Duration,
-    started: Instant,
-    warnings: Vec<String>,
-) -> Result<Patch, Failure> {
+    objects: &[PathBuf],
+) -> Result<Linked, Failure> {
     let placement = match sharing.fixed {
         Some((_, load_bias)) => Placement::Fixed { load_bias },
         None => Placement::Anywhere,
@@ -229,12 +244,12 @@ fn finish(
     // the link takes rewritten copies.
     let mut shared = Shared::default();
     let mut inputs: Vec<OsString> = Vec::with_capacity(objects.len());
-    for path in &objects {
+    for path in objects {
         let bytes = std::fs::read(path)
             .map_err(|err| Failure::Other(format!("cannot read {}: {err}", path.display())))?;
         let rewritten =
-            rewrite::rewrite_object(&bytes, sharing.program, placement, binary, &mut shared)
-                .map_err(|refusal| Failure::Refused(refusal.describe(&crate_.crate_name)))?;
+            rewrite::rewrite_object(&bytes, sharing.program, placement, job.binary, &mut shared)
+                .map_err(|refusal| Failure::Refused(refusal.describe(&job.crate_.crate_name)))?;
         let input = match rewritten {
             None => path.clone(),
             Some(bytes) => {
@@ -249,22 +264,20 @@ fn finish(
         inputs.push(input.into_os_string());
     }
     // `main` too, for a binary crate: the program's is the one that runs.
-    let script = if binary {
+    let script = if job.binary {
         VERSION_SCRIPT.replacen("local: ", "local: main; ", 1)
     } else {
         VERSION_SCRIPT.to_owned()
     };
-    let fixed = sharing.fixed.map(|(base, _)| (base, shared.script()));
+    let symbols = shared.script();
     let file = link(
-        linker,
-        patch_dir,
-        &crate_.crate_name,
-        number,
+        job.linker,
+        job.patch_dir,
+        &job.crate_.crate_name,
+        job.number,
         &script,
         &inputs,
-        fixed
-            .as_ref()
-            .map(|(base, script)| (*base, script.as_str())),
+        sharing.fixed.map(|(base, _)| (base, symbols.as_str())),
     )?;
     let fixed = match sharing.fixed {
         Some((base, _)) => Some(Fixed {
@@ -273,14 +286,9 @@ fn finish(
         }),
         None => None,
     };
-    Ok(Patch {
+    Ok(Linked {
         file,
-        build,
-        link: started.elapsed(),
-        warnings,
-        objects: if binary { objects } else { Vec::new() },
-        changed_initialisers: shared.changed_initialisers,
-        shared: shared.names,
+        shared,
         fixed,
     })
 }
@@ -425,8 +433,8 @@ fn link(
     let output = output?;
     if !output.status.success() {
         let _ = std::fs::remove_file(&partial);
-        return Err(Failure::Other(format!(
-            "{LINK_FAILED}:\n{}",
+        return Err(Failure::Link(format!(
+            "linking the patch failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
         )));
     }

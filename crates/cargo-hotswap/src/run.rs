@@ -435,7 +435,7 @@ impl Session {
                     self.program.name
                 ));
             }
-            Err(Failure::Other(err)) => report::error(&format!(
+            Err(Failure::Other(err) | Failure::Link(err)) => report::error(&format!(
                 "{err}\n`{}` keeps running the last good code.",
                 self.program.name
             )),
