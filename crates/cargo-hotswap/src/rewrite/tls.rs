@@ -19,7 +19,7 @@
 use object::elf as E;
 use object::read::elf::{Rela, SectionHeader, Sym};
 
-use super::elf::{Edits, Object};
+use super::elf::{Edits, Object, Relocations};
 use super::{shown, Program, Refusal, Shared};
 
 /// `lea x@tlsld(%rip),%rdi` (the `R_X86_64_TLSLD` field is its last 4 bytes).
@@ -73,6 +73,33 @@ fn displacement(program: &Program, name: &str, into: u64) -> Result<[u8; 4], Ref
         .map_err(|_| Refusal::Other(format!("{} is out of reach", shown(name, true))))
 }
 
+/// Writes into the field of relocation `index` of `relocations` (a `TPOFF32` or `DTPOFF32`
+/// against one of the program's thread-locals) the program's displacement of that variable from
+/// the thread pointer, and disables the relocation.
+fn write_displacement(
+    object: &Object,
+    program: &Program,
+    relocations: &Relocations,
+    index: usize,
+    edits: &mut Edits,
+    shared: &mut Shared,
+) -> Result<(), Refusal> {
+    let endian = object.endian;
+    let rela = &relocations.entries[index];
+    let symbol = object
+        .symbol(rela.r_sym(endian, false))
+        .ok_or_else(|| Refusal::Other("a relocation to no symbol".into()))?;
+    let (name, into) = target(object, symbol, rela.r_addend(endian))?;
+    let value = displacement(program, &name, into)?;
+    let field = object
+        .file_offset(relocations.target, rela.r_offset(endian))
+        .ok_or_else(|| Refusal::Other("a relocation outside its section".into()))?;
+    edits.write(field, &value);
+    edits.disable(object.entry_offset(relocations.index, index));
+    shared.note(&name);
+    Ok(())
+}
+
 /// A binary crate's `R_X86_64_TPOFF32` fields.
 pub fn local_exec(
     object: &Object,
@@ -86,18 +113,7 @@ pub fn local_exec(
             if rela.r_type(endian, false) != E::R_X86_64_TPOFF32 {
                 continue;
             }
-            let sym = rela.r_sym(endian, false);
-            let symbol = object
-                .symbol(sym)
-                .ok_or_else(|| Refusal::Other("a relocation to no symbol".into()))?;
-            let (name, into) = target(object, symbol, rela.r_addend(endian))?;
-            let value = displacement(program, &name, into)?;
-            let field = object
-                .file_offset(relocations.target, rela.r_offset(endian))
-                .ok_or_else(|| Refusal::Other("a relocation outside its section".into()))?;
-            edits.write(field, &value);
-            edits.disable(object.entry_offset(relocations.index, index));
-            shared.note(&name);
+            write_displacement(object, program, &relocations, index, edits, shared)?;
         }
     }
     Ok(())
@@ -163,18 +179,7 @@ pub fn local_dynamic(
                     edits.disable(object.entry_offset(relocations.index, call));
                 }
                 E::R_X86_64_DTPOFF32 => {
-                    let sym = rela.r_sym(endian, false);
-                    let symbol = object
-                        .symbol(sym)
-                        .ok_or_else(|| Refusal::Other("a relocation to no symbol".into()))?;
-                    let (name, into) = target(object, symbol, rela.r_addend(endian))?;
-                    let value = displacement(program, &name, into)?;
-                    let field = object
-                        .file_offset(relocations.target, offset as u64)
-                        .ok_or_else(|| bad("outside its section"))?;
-                    edits.write(field, &value);
-                    edits.disable(object.entry_offset(relocations.index, index));
-                    shared.note(&name);
+                    write_displacement(object, program, &relocations, index, edits, shared)?;
                 }
                 E::R_X86_64_TLSGD | E::R_X86_64_GOTTPOFF | E::R_X86_64_TPOFF32 => {
                     // General-dynamic or initial-exec in a section that also uses local-dynamic:
