@@ -97,6 +97,19 @@ fn lib(tag: &str, extra: &str, extra_out: &str) -> String {
         .replace("EXTRA", extra)
 }
 
+/// Waits for two of the program's lines starting with `prefix` after its line `since`.
+fn two_lines(cli: &support::Cli, since: usize, prefix: &str) {
+    let first = cli.wait_out(&format!("`{prefix}...`"), since, OUTPUT, |t| {
+        t.starts_with(prefix)
+    });
+    cli.wait_out(
+        &format!("a second `{prefix}...`"),
+        first.seq + 1,
+        OUTPUT,
+        |t| t.starts_with(prefix),
+    );
+}
+
 fn number(text: &str, key: &str) -> u64 {
     support::field(text, key)
         .and_then(|v| v.parse().ok())
@@ -146,25 +159,9 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
         );
         // Two lines of each thread from the new code.
         let step = format!("step tag={tag} ");
-        let first = cli.wait_out(&format!("a {tag} step"), host.seq, OUTPUT, |t| {
-            t.starts_with(&step)
-        });
-        cli.wait_out(
-            &format!("a second {tag} step"),
-            first.seq + 1,
-            OUTPUT,
-            |t| t.starts_with(&step),
-        );
+        two_lines(&cli, host.seq, &step);
         let worker = format!("worker tag={tag} ");
-        let first = cli.wait_out(&format!("a {tag} worker line"), host.seq, OUTPUT, |t| {
-            t.starts_with(&worker)
-        });
-        cli.wait_out(
-            &format!("a second {tag} worker line"),
-            first.seq + 1,
-            OUTPUT,
-            |t| t.starts_with(&worker),
-        );
+        two_lines(&cli, host.seq, &worker);
     }
     let out: Vec<String> = cli
         .texts(Stream::Out, host.seq)
@@ -240,15 +237,7 @@ fn private_statics_and_thread_locals_keep_their_values_across_patches() {
             cli.transcript()
         );
         let step = format!("step tag={tag} ");
-        let first = cli.wait_out(&format!("a {tag} step"), host.seq, OUTPUT, |t| {
-            t.starts_with(&step)
-        });
-        cli.wait_out(
-            &format!("a second {tag} step"),
-            first.seq + 1,
-            OUTPUT,
-            |t| t.starts_with(&step),
-        );
+        two_lines(&cli, host.seq, &step);
     }
     for line in cli
         .texts(Stream::Out, host.seq)
