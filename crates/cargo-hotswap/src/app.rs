@@ -14,10 +14,16 @@ pub struct App {
     child: Arc<Mutex<Child>>,
 }
 
-/// Starts the program; `carried` names the file of `State` values carried over a restart.
+/// Environment variable holding the path of the library `run --lib` built, for its host.
+pub const LIBRARY_ENV: &str = "HOTSWAP_LIBRARY";
+
+/// Starts the program (or a library's host, given the library's path); `carried` names the
+/// file of `State` values carried over a restart.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     executable: &Path,
     args: &[String],
+    library: Option<&Path>,
     rollback_on_panic: bool,
     socket: &Path,
     carried: Option<&Path>,
@@ -28,6 +34,9 @@ pub fn start(
     command
         .args(args)
         .env(hotswap::protocol::CONTROL_ENV, socket);
+    if let Some(library) = library {
+        command.env(LIBRARY_ENV, library);
+    }
     match carried {
         Some(file) => command.env(hotswap::protocol::CARRY_ENV, file),
         None => command.env_remove(hotswap::protocol::CARRY_ENV),

@@ -105,6 +105,29 @@ impl Invocation {
         self.crate_types.iter().any(|t| t == "bin") && !self.crate_name.starts_with("build_script_")
     }
 
+    /// Whether this command builds a C-compatible shared library (`cdylib`).
+    pub fn is_cdylib(&self) -> bool {
+        self.crate_types.iter().any(|t| t == "cdylib")
+    }
+
+    /// The executable or shared library this command links (`<out-dir>/<crate><extra>`, or
+    /// `<out-dir>/lib<crate><extra>.so`), if it links one.
+    pub fn artifact(&self) -> Option<PathBuf> {
+        if self.is_program() {
+            Some(
+                self.out_dir
+                    .join(format!("{}{}", self.crate_name, self.extra_filename)),
+            )
+        } else if self.is_cdylib() {
+            Some(self.out_dir.join(format!(
+                "lib{}{}.so",
+                self.crate_name, self.extra_filename
+            )))
+        } else {
+            None
+        }
+    }
+
     /// The source files the last run of this command read, from the dep-info file rustc wrote
     /// next to its output (`<out-dir>/<crate><extra>.d`; cargo asks for one with
     /// `--emit=dep-info,link`). Empty when there is none.
@@ -241,12 +264,14 @@ pub fn wrapper_main() -> i32 {
             ensure_type_info(&mut args);
         }
         let is_program = invocation.is_program();
-        if is_program
-            && std::env::var(HOT_PROGRAM_ENV).is_ok_and(|name| name == invocation.crate_name)
-        {
+        let is_hot_artifact = (is_program || invocation.is_cdylib())
+            && std::env::var(HOT_PROGRAM_ENV).is_ok_and(|name| name == invocation.crate_name);
+        if is_hot_artifact {
             ensure_type_info(&mut args);
         }
-        if is_program {
+        // Every executable, and the library a foreign host loads (`run --lib`), are linked by
+        // the linker role.
+        if is_program || is_hot_artifact {
             crate::linker::route_link_through_us(&mut args, &mut command);
         }
         invocation.args = args.clone();

@@ -32,6 +32,11 @@ enum Command {
         /// Example to run.
         #[arg(long)]
         example: Option<String>,
+        /// Build the package's `cdylib` instead and run the command after `--` as its host
+        /// (a C program, `python3 app.py`, …): every process that loads the library is patched.
+        /// The library's path is in the host's environment as `HOTSWAP_LIBRARY`.
+        #[arg(long, conflicts_with_all = ["bin", "example"])]
+        lib: bool,
         /// Features to activate (comma or space separated).
         #[arg(short = 'F', long, value_delimiter = ',')]
         features: Vec<String>,
@@ -51,7 +56,7 @@ enum Command {
         /// still reaches the caller).
         #[arg(long)]
         rollback_on_panic: bool,
-        /// Arguments for the program.
+        /// Arguments for the program (with `--lib`: the host command and its arguments).
         #[arg(last = true)]
         args: Vec<String>,
     },
@@ -109,6 +114,7 @@ pub fn main() -> i32 {
             package,
             bin,
             example,
+            lib,
             features,
             all_features,
             no_default_features,
@@ -129,6 +135,7 @@ pub fn main() -> i32 {
             },
             args,
             rollback_on_panic,
+            library: lib,
         }),
         Command::Init {
             manifest_path,

@@ -20,8 +20,14 @@ use crate::run::Event;
 pub struct Connection {
     pub id: u64,
     stream: UnixStream,
+    /// The process id it said hello with.
+    pub pid: u32,
     /// The address range the program reserved for patches at a fixed address (its `Hello`).
     pub reserved: Option<hotswap::protocol::Reservation>,
+    /// Where the next patch at a fixed address goes in that range.
+    pub next_fixed: Option<u64>,
+    /// The executable or library the process runs the runtime from (its `Hello`).
+    pub image: Option<hotswap::protocol::Image>,
 }
 
 impl Connection {
@@ -155,7 +161,13 @@ fn read(id: u64, stream: UnixStream, events: Sender<Event>, peers: Peers) {
         let Ok(message) = serde_json::from_slice::<ToCli>(&line) else {
             continue;
         };
-        if let ToCli::Hello { pid, reserved, .. } = &message {
+        if let ToCli::Hello {
+            pid,
+            reserved,
+            image,
+            ..
+        } = &message
+        {
             if let Some(stream) = writer.take() {
                 if let Ok(clone) = stream.try_clone() {
                     said_hello = Some(*pid);
@@ -171,7 +183,10 @@ fn read(id: u64, stream: UnixStream, events: Sender<Event>, peers: Peers) {
                 let connection = Connection {
                     id,
                     stream,
+                    pid: *pid,
                     reserved: *reserved,
+                    next_fixed: reserved.map(|r| r.start),
+                    image: image.clone(),
                 };
                 if events.send(Event::Connected(connection)).is_err() {
                     break;

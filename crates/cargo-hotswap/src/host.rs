@@ -30,6 +30,8 @@ struct Message {
     #[serde(default)]
     executable: Option<PathBuf>,
     #[serde(default)]
+    filenames: Vec<PathBuf>,
+    #[serde(default)]
     target: Option<MessageTarget>,
     #[serde(default)]
     message: Option<Rendered>,
@@ -71,7 +73,8 @@ fn tool(project: &Project) -> Result<PathBuf, String> {
     .clone()
 }
 
-/// Builds the program; returns the executable. Compiler errors are shown as cargo shows them.
+/// Builds the program (or, for `run --lib`, the library); returns the executable (the
+/// library). Compiler errors are shown as cargo shows them.
 pub fn build(
     project: &Project,
     program: &Program,
@@ -96,12 +99,13 @@ pub fn build(
         ))
         .arg("-p")
         .arg(&program.package)
-        .arg(if program.is_example {
-            "--example"
+        .args(if program.library {
+            vec!["--lib".to_owned()]
+        } else if program.is_example {
+            vec!["--example".to_owned(), program.name.clone()]
         } else {
-            "--bin"
+            vec!["--bin".to_owned(), program.name.clone()]
         })
-        .arg(&program.name)
         .arg("--target-dir")
         .arg(&project.target_dir)
         .current_dir(&project.root)
@@ -185,6 +189,11 @@ pub fn build(
                 {
                     if let Some(exe) = message.executable {
                         executable = Some(exe);
+                    } else if program.library {
+                        executable = message
+                            .filenames
+                            .into_iter()
+                            .find(|f| f.extension().is_some_and(|e| e == "so"));
                     }
                 }
             }
@@ -236,8 +245,17 @@ pub fn build(
             }
         ));
     }
-    let executable =
-        executable.ok_or_else(|| format!("cargo built no executable named `{}`", program.name))?;
+    let executable = executable.ok_or_else(|| {
+        format!(
+            "cargo built no {} named `{}`",
+            if program.library {
+                "shared library"
+            } else {
+                "executable"
+            },
+            program.name
+        )
+    })?;
     let link = program_link_time(&link_log, &program.name);
     if let Ok(state) = state.lock() {
         report::info(&state.summary(started.elapsed(), link));
@@ -281,7 +299,10 @@ fn program_link_time(log: &Path, name: &str) -> Option<Duration> {
         .filter_map(|line| {
             let (seconds, output) = line.split_once('\t')?;
             let file = Path::new(output).file_name()?.to_str()?;
-            let (stem, _hash) = file.rsplit_once('-')?;
+            let stem = match file.strip_prefix("lib").and_then(|f| f.strip_suffix(".so")) {
+                Some(library) => library,
+                None => file.rsplit_once('-')?.0,
+            };
             (stem == crate_name).then(|| seconds.parse::<f64>().ok())?
         })
         .sum();

@@ -7,6 +7,11 @@
 //! - every global symbol is exported (`--export-dynamic`), so a patch's undefined symbols
 //!   resolve against the running program: one logger, one allocator, one copy of each static.
 //!
+//! A library that a foreign host loads (`run --lib`: the package's `cdylib`) is linked the
+//! same way, except that instead of `--export-dynamic` rustc's version script (which exports
+//! only the `#[no_mangle]` items) is replaced by one that exports every global symbol: a patch
+//! is linked against the library itself and resolves its symbols there.
+//!
 //! It also keeps what [`crate::reach`] needs to know what else runs the hot crates' code: the
 //! program's own object files (rustc deletes them after linking) and the list of linked rlibs
 //! of crates that depend on a hot crate.
@@ -34,6 +39,7 @@ const REAL_LINKER_ENV: &str = "HOTSWAP_REAL_LINKER";
 /// of which executable, and with which linker. Patches are built from these.
 #[derive(Serialize, Deserialize, Debug, Default)]
 pub struct Linked {
+    /// The executable, or the shared library of `run --lib`.
     pub executable: PathBuf,
     pub linker: String,
     /// Capture of each hot crate, by crate name.
@@ -52,15 +58,35 @@ pub struct Linked {
     pub program: Option<Invocation>,
 }
 
+/// The key of an executable or library name (`my-tool`, `libgame.so`) in the captures
+/// directory.
+fn key(name: &str) -> String {
+    name.strip_suffix(".so").unwrap_or(name).replace('-', "_")
+}
+
+/// The prefix rustc gives the codegen units of the crate it links into `output`:
+/// `<crate><extra>.` — the executable's file name, or the library's without `lib` and `.so`.
+fn object_prefix(output: &Path) -> String {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".so")
+        .and_then(|n| n.strip_prefix("lib"))
+        .unwrap_or(&name);
+    format!("{stem}.")
+}
+
 impl Linked {
     pub fn path(capture_dir: &Path, executable_name: &str) -> PathBuf {
-        let key = executable_name.replace('-', "_");
+        let key = key(executable_name);
         capture_dir.join(format!("linked-{key}.json.link"))
     }
 
     /// Where the program's object files are kept (one set per executable, the last link's).
     pub fn objects_dir(capture_dir: &Path, executable_name: &str) -> PathBuf {
-        let key = executable_name.replace('-', "_");
+        let key = key(executable_name);
         capture_dir.join(format!("objects-{key}"))
     }
 
@@ -80,13 +106,7 @@ impl Linked {
     /// replace; the allocator shim left out, as [`keep_for_patch`] leaves it out of a patch),
     /// and the others (rustc's `symbols.o`, the shim, objects given with `-C link-arg`).
     pub fn program_objects(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let prefix = format!(
-            "{}.",
-            self.executable
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default()
-        );
+        let prefix = object_prefix(&self.executable);
         self.objects.iter().cloned().partition(|path| {
             let name = path
                 .file_name()
@@ -324,7 +344,35 @@ fn rewrite(
             out.push(arg.clone());
         }
     }
-    out.push("-Wl,--export-dynamic".into());
+    // A shared library exports what its version script says: all of it, in place of rustc's
+    // list of `#[no_mangle]` items. An executable exports everything with `--export-dynamic`.
+    let shared_library = args.iter().any(|a| a == "-shared");
+    if shared_library && program.is_some() {
+        let script = capture_dir.join("export-all.ver");
+        std::fs::write(&script, "{\n  global: *;\n};\n")
+            .map_err(|err| format!("cannot write {}: {err}", script.display()))?;
+        let mut replaced = false;
+        for arg in out.iter_mut() {
+            if arg.to_string_lossy().starts_with("-Wl,--version-script=") {
+                let mut ours = OsString::from("-Wl,--version-script=");
+                ours.push(&script);
+                *arg = ours;
+                replaced = true;
+            }
+        }
+        if !replaced {
+            return Err("rustc gave the library's link no version script to replace".into());
+        }
+        // A patch names the library as a dependency by this name, which the loader matches
+        // with the library the host already loaded, wherever it loaded it from.
+        if let Some(name) = output.as_deref().and_then(Path::file_name) {
+            let mut soname = OsString::from("-Wl,-soname,");
+            soname.push(name);
+            out.push(soname);
+        }
+    } else {
+        out.push("-Wl,--export-dynamic".into());
+    }
     // Rlibs carry a metadata member without a `.note.GNU-stack` section; linked whole it
     // would otherwise ask for an executable stack.
     out.push("-Wl,-z,noexecstack".into());
@@ -335,10 +383,10 @@ fn rewrite(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         // Cargo links into deps/<name>-<hash> and then hard-links to <name>; key by the
-        // stem before the hash so the CLI finds it from the final name.
-        let key = name
-            .rsplit_once('-')
-            .map_or(name.as_str(), |(stem, _)| stem);
+        // stem before the hash so the CLI finds it from the final name (a library:
+        // deps/lib<name>.so, no hash).
+        let stem = name.strip_suffix(".so").unwrap_or(&name);
+        let key = stem.rsplit_once('-').map_or(stem, |(stem, _)| stem);
         // Only worth keeping when there is a hot crate to compare against.
         let objects = if hot.is_empty() && program.is_none() {
             Vec::new()
@@ -368,12 +416,8 @@ fn rewrite(
 fn hot_program(all: &[Invocation], executable: &Path) -> Option<Invocation> {
     let hot = std::env::var(capture::HOT_PROGRAM_ENV).ok()?;
     all.iter()
-        .filter(|inv| inv.is_program() && inv.crate_name == hot)
-        .find(|inv| {
-            inv.out_dir
-                .join(format!("{}{}", inv.crate_name, inv.extra_filename))
-                == executable
-        })
+        .filter(|inv| inv.crate_name == hot)
+        .find(|inv| inv.artifact().as_deref() == Some(executable))
         .cloned()
 }
 
@@ -391,13 +435,7 @@ pub fn keep_for_patch(dir: &Path, args: &[OsString]) -> Result<(), String> {
         }
     }
     let output = output.ok_or("rustc gave the linker no `-o`")?;
-    let prefix = format!(
-        "{}.",
-        output
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    );
+    let prefix = object_prefix(&output);
     std::fs::create_dir_all(dir)
         .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
     let mut kept: Vec<String> = Vec::new();

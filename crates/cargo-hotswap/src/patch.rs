@@ -68,14 +68,20 @@ pub struct Sharing<'a> {
     /// Link at this address (inside the program's reservation), with the executable's load
     /// bias: statics are shared too. `None`: thread-locals only.
     pub fixed: Option<(u64, u64)>,
+    /// The library a host loaded (`run --lib`), which the patch is linked against: its
+    /// symbols are not in the host's global scope (Python loads extensions `RTLD_LOCAL`), so
+    /// the patch names it as a dependency, by its `SONAME`, which the loader finds already
+    /// loaded. `None`: the patch resolves against the executable.
+    pub library: Option<&'a Path>,
 }
 
 /// Compiles library `crate_` again and links `patch_dir/<crate>-<number>.so` from its rlib, or,
-/// when it may share the program's data, from its objects rewritten to do so.
+/// when it may share the program's data (`share`), from its objects rewritten to do so.
 pub fn build(
     crate_: &Invocation,
     linker: &str,
-    sharing: Option<&Sharing>,
+    sharing: &Sharing,
+    share: bool,
     patch_dir: &Path,
     number: u64,
 ) -> Result<Patch, Failure> {
@@ -83,12 +89,13 @@ pub fn build(
     let warnings = compile(crate_.command())?;
     let build = started.elapsed();
     let started = Instant::now();
-    let Some(sharing) = sharing else {
-        let inputs = [
+    if !share {
+        let mut inputs = vec![
             OsString::from("-Wl,--whole-archive"),
             crate_.rlib().into_os_string(),
             OsString::from("-Wl,--no-whole-archive"),
         ];
+        inputs.extend(sharing.library.map(|l| l.as_os_str().to_owned()));
         let file = link(
             linker,
             patch_dir,
@@ -108,7 +115,7 @@ pub fn build(
             fixed: None,
             changed_initialisers: Vec::new(),
         });
-    };
+    }
     let scratch = scratch_dir(patch_dir, number)?;
     let objects = extract_objects(&crate_.rlib(), &scratch.join("objects"))?;
     let job = Job {
@@ -220,8 +227,8 @@ fn link_objects_or_float(
     match link_objects(job, sharing, scratch, objects) {
         Err(Failure::Link(_)) if sharing.fixed.is_some() => {
             let anywhere = Sharing {
-                program: sharing.program,
                 fixed: None,
+                ..*sharing
             };
             link_objects(job, &anywhere, scratch, objects)
         }
@@ -263,6 +270,7 @@ fn link_objects(
         };
         inputs.push(input.into_os_string());
     }
+    inputs.extend(sharing.library.map(|l| l.as_os_str().to_owned()));
     // `main` too, for a binary crate: the program's is the one that runs.
     let script = if job.binary {
         VERSION_SCRIPT.replacen("local: ", "local: main; ", 1)

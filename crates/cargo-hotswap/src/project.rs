@@ -62,7 +62,8 @@ pub struct HotCrate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrateKind {
     Library,
-    /// The program's own binary crate: its thin patches are linked from its object files.
+    /// The program's own binary crate, or the library a host loads (`run --lib`): its thin
+    /// patches are linked from its object files.
     Program,
 }
 
@@ -89,8 +90,11 @@ impl HotCrate {
 #[derive(Clone, Debug)]
 pub struct Program {
     pub package: String,
+    /// The binary's or example's name; for a library, its target name (the crate name).
     pub name: String,
     pub is_example: bool,
+    /// The package's `cdylib`, loaded by a host `run --lib` starts (not a program of ours).
+    pub library: bool,
 }
 
 pub struct Project {
@@ -180,6 +184,7 @@ impl Project {
                     package: p.name.clone(),
                     name: example.to_owned(),
                     is_example: true,
+                    library: false,
                 })
                 .ok_or_else(|| format!("no example `{example}` found"));
         }
@@ -191,6 +196,7 @@ impl Project {
                     package: p.name.clone(),
                     name: bin.to_owned(),
                     is_example: false,
+                    library: false,
                 })
                 .ok_or_else(|| format!("no binary `{bin}` found"));
         }
@@ -211,6 +217,7 @@ impl Project {
                     package: package.name.clone(),
                     name: target.name.clone(),
                     is_example: false,
+                    library: false,
                 });
             } else if own.len() > 1 {
                 return Err(format!(
@@ -234,6 +241,52 @@ impl Project {
                     .join(", ")
             )),
         }
+    }
+
+    /// The `cdylib` of `package` (or of the current directory's package) that `run --lib`
+    /// builds for a foreign host to load.
+    pub fn library(&self, package: Option<&str>) -> Result<Program, String> {
+        let is_cdylib = |t: &Target| t.kind.iter().any(|k| k == "cdylib");
+        let candidates: Vec<&Package> = match package.or(self.current.as_deref()) {
+            Some(name) => self.members.iter().filter(|p| p.name == name).collect(),
+            None => self
+                .members
+                .iter()
+                .filter(|p| p.targets.iter().any(is_cdylib))
+                .collect(),
+        };
+        let package = match candidates.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(match package {
+                    Some(name) => format!("no package `{name}` in this workspace"),
+                    None => "no package of this workspace builds a `cdylib`".into(),
+                })
+            }
+            several => {
+                return Err(format!(
+                    "several packages build a `cdylib`; choose one with -p ({})",
+                    several
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        };
+        let target = package.targets.iter().find(|t| is_cdylib(t)).ok_or_else(|| {
+            format!(
+                "package `{}` builds no `cdylib`: add `[lib] crate-type = [\"cdylib\"]` to its \
+                 Cargo.toml for a host to load it",
+                package.name
+            )
+        })?;
+        Ok(Program {
+            package: package.name.clone(),
+            name: target.name.clone(),
+            is_example: false,
+            library: true,
+        })
     }
 
     /// Whether a change to `path` can matter to the program of `package`: a manifest or lock
@@ -278,7 +331,11 @@ impl Project {
         let Some(package) = self.members.iter().find(|p| p.name == program.package) else {
             return;
         };
-        let kind = if program.is_example { "example" } else { "bin" };
+        let kind = match (program.library, program.is_example) {
+            (true, _) => "cdylib",
+            (false, true) => "example",
+            (false, false) => "bin",
+        };
         let Some(target) = package
             .targets
             .iter()
@@ -312,6 +369,10 @@ impl Project {
             root: target.src_path.clone(),
         };
         self.hot.retain(|c| c.kind != CrateKind::Program);
+        // The library a host loads is patched from its own objects, like a binary crate.
+        if program.library {
+            self.hot.retain(|c| c.package != program.package);
+        }
         self.hot.push(hot);
     }
 
@@ -329,6 +390,7 @@ impl Project {
                     package: package.name.clone(),
                     name: target.name.clone(),
                     is_example,
+                    library: false,
                 };
                 let mut probe = Project {
                     root: self.root.clone(),

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub args: Vec<String>,
     /// Roll a patch back when its code panics (`HOTSWAP_ON_PANIC=rollback` for the program).
     pub rollback_on_panic: bool,
+    /// `--lib`: build the package's `cdylib` and run `args` as the host that loads it.
+    pub library: bool,
 }
 
 /// A patch sent to the program and not answered yet.
@@ -59,6 +61,10 @@ struct InFlight {
     file: PathBuf,
     /// Linked at a fixed address: the statics it adds are shared with the next patches.
     fixed: bool,
+    /// The connections it was sent to that have not answered yet.
+    waiting: Vec<u64>,
+    /// How many processes it was sent to.
+    sent_to: usize,
 }
 
 struct Session {
@@ -72,7 +78,12 @@ struct Session {
     executable: Option<PathBuf>,
     app: Option<App>,
     generation: u64,
-    connection: Option<Connection>,
+    /// The connected processes: the program (the last one that said hello), or, for a
+    /// library host (`--lib`), every process that loaded the library.
+    connections: Vec<Connection>,
+    /// A patch has been applied since the program (library) was built: a process that connects
+    /// now runs older code than the patches are checked against (library hosts).
+    patched: bool,
     /// Patches built before the program connected (its runtime starts at the first hot call).
     queued: Vec<(u64, PathBuf)>,
     in_flight: HashMap<u64, InFlight>,
@@ -83,9 +94,6 @@ struct Session {
     /// The running program's statics and thread-locals, which patches share (read once per
     /// build; statics new in a patch at a fixed address are added).
     program_data: Option<Program>,
-    /// The address range the running program reserved for patches at a fixed address, and
-    /// where the next one goes.
-    reservation: Option<(Reservation, u64)>,
     /// Which hot crates each source file belongs to (after each build).
     owners: Owners,
     /// Fresh-copy warnings already shown this session.
@@ -120,11 +128,21 @@ pub fn run(options: RunOptions) -> i32 {
 
 fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
     let mut project = Project::load(options.manifest_path.as_deref())?;
-    let program = project.program(
-        options.package.as_deref(),
-        options.bin.as_deref(),
-        options.example.as_deref(),
-    )?;
+    let program = if options.library {
+        if options.args.is_empty() {
+            return Err("--lib needs the host to run after `--`, for example \
+                        `cargo hotswap run --lib -- python3 app.py`; the library's path is in \
+                        its environment as HOTSWAP_LIBRARY"
+                .into());
+        }
+        project.library(options.package.as_deref())?
+    } else {
+        project.program(
+            options.package.as_deref(),
+            options.bin.as_deref(),
+            options.example.as_deref(),
+        )?
+    };
     project.add_program(&program);
     if project.hot.is_empty() {
         report::warn(
@@ -159,7 +177,8 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         executable: None,
         app: None,
         generation: 0,
-        connection: None,
+        connections: Vec::new(),
+        patched: false,
         queued: Vec::new(),
         in_flight: HashMap::new(),
         next_patch: 0,
@@ -167,7 +186,6 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         manifests: HashMap::new(),
         exports: None,
         program_data: None,
-        reservation: None,
         owners: Owners::default(),
         warned: Vec::new(),
         peers,
@@ -256,36 +274,20 @@ impl Session {
     fn handle(&mut self, event: Event) -> Option<i32> {
         match event {
             Event::Changed(paths) => self.changed(&paths),
-            Event::Connected(mut connection) => {
-                self.reservation = connection.reserved.map(|r| (r, r.start));
-                for (id, path) in std::mem::take(&mut self.queued) {
-                    // Built before the program said where patches may go: not at a fixed
-                    // address.
-                    let _ = connection.send(&ToApp::Patch {
-                        id,
-                        path: path.display().to_string(),
-                        fixed: None,
-                    });
-                }
-                self.connection = Some(connection);
-            }
+            Event::Connected(connection) => self.connected(connection),
             Event::FromApp {
                 connection,
                 message,
             } => {
-                if self.connection.as_ref().is_some_and(|c| c.id == connection) {
-                    self.answered(message);
+                if self.connections.iter().any(|c| c.id == connection) {
+                    self.answered(connection, message);
                 }
             }
-            Event::Disconnected(id) => {
-                if self.connection.as_ref().is_some_and(|c| c.id == id) {
-                    self.connection = None;
-                }
-            }
+            Event::Disconnected(id) => self.disconnected(id),
             Event::AppExited { generation, status } => {
                 if generation == self.generation && self.app.is_some() {
                     self.app = None;
-                    self.connection = None;
+                    self.connections.clear();
                     self.carry.exited(status);
                     let (text, code) = app::describe(status);
                     self.last_code = Some(code);
@@ -303,6 +305,100 @@ impl Session {
             Event::Interrupted => return Some(self.interrupted()),
         }
         None
+    }
+
+    /// A process said hello. The program's last connection is the one patched; a library host
+    /// may have several processes that loaded the library, each patched.
+    fn connected(&mut self, mut connection: Connection) {
+        if self.program.library {
+            if let Err(why) = self.runs_our_library(&connection) {
+                return report::warn(&format!(
+                    "process {} loaded `{}` but will not be patched: {why}",
+                    connection.pid,
+                    self.program.name
+                ));
+            }
+        } else {
+            self.connections.clear();
+        }
+        for (id, path) in std::mem::take(&mut self.queued) {
+            // Built before the program said where patches may go: not at a fixed address.
+            let _ = connection.send(&ToApp::Patch {
+                id,
+                path: path.display().to_string(),
+                fixed: None,
+            });
+            if let Some(patch) = self.in_flight.get_mut(&id) {
+                patch.waiting.push(connection.id);
+                patch.sent_to += 1;
+            }
+        }
+        self.connections.push(connection);
+    }
+
+    /// Whether a process that loaded the library runs the build the patches are made for: the
+    /// file it mapped must still be at its path, with the same contents as ours, and no patch
+    /// may have been applied since (it would be behind the others).
+    fn runs_our_library(&self, connection: &Connection) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt;
+        let built = self.executable.as_deref().ok_or("the library is not built")?;
+        let Some(image) = connection.image.as_ref().filter(|i| i.library) else {
+            return Err("it did not say which library it runs the runtime from".into());
+        };
+        let path = Path::new(&image.path);
+        let same_file = std::fs::metadata(path)
+            .ok()
+            .zip(image.inode)
+            .is_some_and(|(meta, inode)| meta.ino() == inode);
+        if !same_file {
+            return Err(format!(
+                "{} is no longer the file it loaded; restart it",
+                image.path
+            ));
+        }
+        if std::fs::read(path).ok() != std::fs::read(built).ok() {
+            return Err(format!(
+                "it loaded {}, which is not the library this session built ({}); start it with \
+                 HOTSWAP_LIBRARY's library",
+                image.path,
+                built.display()
+            ));
+        }
+        if self.patched {
+            return Err(
+                "it loaded the library after patches were applied to the others, so it runs \
+                 older code than the next patch is checked against; restart it after \
+                 restarting `cargo hotswap run --lib` to patch it too"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn disconnected(&mut self, id: u64) {
+        self.connections.retain(|c| c.id != id);
+        // A process that went away answers nothing: the patches it held up are done.
+        let done: Vec<u64> = self
+            .in_flight
+            .iter_mut()
+            .filter_map(|(patch, flight)| {
+                let before = flight.waiting.len();
+                flight.waiting.retain(|c| *c != id);
+                (before > 0 && flight.waiting.is_empty()).then_some(*patch)
+            })
+            .collect();
+        for patch in done {
+            self.finish(patch);
+        }
+    }
+
+    /// The reservation of the one connected process, if there is exactly one: a patch at a
+    /// fixed address is linked for one process's addresses.
+    fn reservation(&self) -> Option<(Reservation, u64)> {
+        match self.connections.as_slice() {
+            [only] => only.reserved.zip(only.next_fixed),
+            _ => None,
+        }
     }
 
     fn changed(&mut self, paths: &[PathBuf]) {
@@ -358,9 +454,9 @@ impl Session {
     }
 
     fn patch(&mut self, key: &str, files: &str) {
-        if self.executable.is_none() {
+        let Some(executable) = self.executable.clone() else {
             return self.restart("the last build failed");
-        }
+        };
         let linked = match self.linked() {
             Ok(linked) => linked,
             Err(err) => return report::error(&err),
@@ -401,18 +497,20 @@ impl Session {
             Ok(()) => {
                 let share = unoptimised && !fresh;
                 let fixed = self
-                    .reservation
+                    .reservation()
                     .filter(|_| share)
                     .map(|(r, next)| (next, r.load_bias));
                 let sharing = Sharing {
                     program: self.program_data.as_ref().expect("just read"),
                     fixed,
+                    library: self.program.library.then_some(executable.as_path()),
                 };
                 match hot.kind {
                     CrateKind::Library => patch::build(
                         capture,
                         &linked.linker,
-                        share.then_some(&sharing),
+                        &sharing,
+                        share,
                         &self.dir,
                         id,
                     ),
@@ -460,6 +558,28 @@ impl Session {
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
+                let message = ToApp::Patch {
+                    id,
+                    path: patch.file.display().to_string(),
+                    fixed: patch.fixed,
+                };
+                let mut waiting = Vec::new();
+                self.connections
+                    .retain_mut(|c| match c.send(&message) {
+                        Ok(()) => {
+                            waiting.push(c.id);
+                            true
+                        }
+                        Err(_) => false,
+                    });
+                let sent_to = waiting.len();
+                if waiting.is_empty() {
+                    self.queued.push((id, patch.file.clone()));
+                    report::info(&format!(
+                        "patch for {package} built; it is applied when `{}` first calls a #[hot] function",
+                        self.program.name
+                    ));
+                }
                 self.in_flight.insert(
                     id,
                     InFlight {
@@ -469,24 +589,12 @@ impl Session {
                         link: patch.link,
                         check: verdict.took,
                         changed: verdict.changed,
-                        file: patch.file.clone(),
+                        file: patch.file,
                         fixed: patch.fixed.is_some(),
+                        waiting,
+                        sent_to,
                     },
                 );
-                let message = ToApp::Patch {
-                    id,
-                    path: patch.file.display().to_string(),
-                    fixed: patch.fixed,
-                };
-                let sent = self.connection.as_mut().map(|c| c.send(&message).is_ok());
-                if sent != Some(true) {
-                    self.connection = None;
-                    self.queued.push((id, patch.file));
-                    report::info(&format!(
-                        "patch for {package} built; it is applied when `{}` first calls a #[hot] function",
-                        self.program.name
-                    ));
-                }
             }
         }
     }
@@ -564,7 +672,7 @@ impl Session {
     fn program_data(&mut self) -> Result<&Program, String> {
         if self.program_data.is_none() {
             let executable = self.executable.as_deref().ok_or("no executable yet")?;
-            self.program_data = Some(Program::read(executable)?);
+            self.program_data = Some(Program::read(executable, self.program.library)?);
         }
         Ok(self.program_data.as_ref().expect("just read"))
     }
@@ -572,8 +680,13 @@ impl Session {
     /// A patch linked at a fixed address takes its range of the program's reservation; one
     /// that does not fit is not delivered (the program restarts, with a fresh reservation).
     fn place(&mut self, patch: patch::Patch) -> Result<patch::Patch, Failure> {
-        let (Some(fixed), Some((reservation, next))) = (patch.fixed, self.reservation.as_mut())
-        else {
+        let Some(fixed) = patch.fixed else {
+            return Ok(patch);
+        };
+        let [only] = self.connections.as_mut_slice() else {
+            return Ok(patch);
+        };
+        let (Some(reservation), Some(next)) = (only.reserved, only.next_fixed.as_mut()) else {
             return Ok(patch);
         };
         let end = fixed.base + fixed.span;
@@ -740,7 +853,12 @@ impl Session {
         self.warned.extend(fresh);
     }
 
-    fn answered(&mut self, message: ToCli) {
+    fn answered(&mut self, connection: u64, message: ToCli) {
+        let pid = self
+            .connections
+            .iter()
+            .find(|c| c.id == connection)
+            .map_or(0, |c| c.pid);
         match message {
             ToCli::Hello { .. } => {}
             ToCli::Applied {
@@ -750,19 +868,21 @@ impl Session {
                 states,
                 micros,
             } => {
-                let Some(patch) = self.in_flight.remove(&id) else {
+                let bias = self.reservation().map(|(r, _)| r.load_bias);
+                let Some(patch) = self.in_flight.get_mut(&id) else {
                     return;
                 };
+                patch.waiting.retain(|c| *c != connection);
+                self.patched = true;
+                let patch = &self.in_flight[&id];
                 if patch.fixed {
                     // Its new statics are at their final addresses now.
-                    let bias = self.reservation.map(|(r, _)| r.load_bias);
                     if let (Some(program), Some(bias)) = (self.program_data.as_mut(), bias) {
                         if let Err(err) = program.add_patch_statics(&patch.file, bias) {
                             report::warn(&err);
                         }
                     }
                 }
-                let _ = std::fs::remove_file(&patch.file);
                 let changed = if patch.changed.is_empty() {
                     "no function's code changed".to_owned()
                 } else {
@@ -776,8 +896,14 @@ impl Session {
                             .join(", ")
                     )
                 };
+                // Several processes patched (a library's hosts): which one this is.
+                let process = if patch.sent_to > 1 {
+                    format!(" in process {pid}")
+                } else {
+                    String::new()
+                };
                 report::ok(&format!(
-                    "{}: patched {functions} function{}{} ({}) — version {version}; build {}, link {}, check {}, swap {}; {changed}",
+                    "{}: patched {functions} function{}{} ({}){process} — version {version}; build {}, link {}, check {}, swap {}; {changed}",
                     patch.package,
                     if functions == 1 { "" } else { "s" },
                     if states == 0 { String::new() } else { format!(", migrated {states} state value{}", if states == 1 { "" } else { "s" }) },
@@ -787,6 +913,9 @@ impl Session {
                     report::ms(patch.check),
                     report::ms(Duration::from_micros(micros)),
                 ));
+                if patch.waiting.is_empty() {
+                    self.finish(id);
+                }
             }
             ToCli::RolledBack {
                 version,
@@ -800,15 +929,28 @@ impl Session {
                 ));
             }
             ToCli::Refused { id, reason } => {
-                let Some(patch) = self.in_flight.remove(&id) else {
+                let Some(patch) = self.in_flight.get_mut(&id) else {
                     return;
                 };
-                let _ = std::fs::remove_file(&patch.file);
-                report::warn(&format!(
-                    "{}: the program refused the patch: {reason}",
-                    patch.package
-                ));
-                self.restart("the change cannot be hot-swapped");
+                patch.waiting.retain(|c| *c != connection);
+                let package = patch.package.clone();
+                if patch.waiting.is_empty() {
+                    self.finish(id);
+                }
+                if self.program.library {
+                    // The others may have applied it: this one no longer runs what the next
+                    // patch is checked against.
+                    self.connections.retain(|c| c.id != connection);
+                    report::warn(&format!(
+                        "{package}: process {pid} refused the patch: {reason}; it keeps running \
+                         the code it had and gets no more patches: restart it"
+                    ));
+                } else {
+                    report::warn(&format!(
+                        "{package}: the program refused the patch: {reason}"
+                    ));
+                    self.restart("the change cannot be hot-swapped");
+                }
             }
             ToCli::Carried {
                 carried,
@@ -820,9 +962,32 @@ impl Session {
         }
     }
 
+    /// A patch every process has answered (or left): its file is no longer needed.
+    fn finish(&mut self, id: u64) {
+        if let Some(patch) = self.in_flight.remove(&id) {
+            let _ = std::fs::remove_file(&patch.file);
+        }
+    }
+
     fn restart(&mut self, reason: &str) {
+        if self.program.library && self.app.is_some() {
+            // The host is not ours to restart: it may hold what cannot be rebuilt (an
+            // interpreter session), and other processes may have the library loaded.
+            return report::warn(&format!(
+                "{reason}: this change needs the library loaded again, and hotswap does not \
+                 restart a host. `{}` keeps running the code it has. Quit it to run the change: \
+                 the next save builds the library and starts it again (or restart `cargo \
+                 hotswap run --lib`).",
+                self.host_command()
+            ));
+        }
         report::warn(&format!("restarting `{}`: {reason}", self.program.name));
         self.rebuild_and_start();
+    }
+
+    /// The host command of `--lib`, as the user wrote it.
+    fn host_command(&self) -> String {
+        self.options.args.join(" ")
     }
 
     /// Stops the program if it runs, builds, and starts it. Returns whether it started.
@@ -858,7 +1023,7 @@ impl Session {
             Ok(executable) => {
                 self.exports = None;
                 self.program_data = None;
-                self.reservation = None;
+                self.patched = false;
                 // The old program's states, saved at the last moment (they stay frozen there).
                 let handover = self.carry.hand_over(
                     self.app.as_ref(),
@@ -870,9 +1035,18 @@ impl Session {
                 self.queued.clear();
                 self.in_flight.clear();
                 self.generation += 1;
+                // A library's host is the command given after `--`; it finds the library in
+                // its environment.
+                let (command, args, library) = match self.options.args.split_first() {
+                    Some((host, args)) if self.program.library => {
+                        (PathBuf::from(host), args, Some(executable.as_path()))
+                    }
+                    _ => (executable.clone(), &self.options.args[..], None),
+                };
                 match app::start(
-                    &executable,
-                    &self.options.args,
+                    &command,
+                    args,
+                    library,
                     self.options.rollback_on_panic,
                     &self.socket,
                     handover.file(),
@@ -882,7 +1056,11 @@ impl Session {
                     Ok(app) => {
                         report::info(&format!(
                             "started `{}` (pid {}) after a {} build",
-                            self.program.name,
+                            if library.is_some() {
+                                self.host_command()
+                            } else {
+                                self.program.name.clone()
+                            },
                             app.pid,
                             report::ms(started.elapsed())
                         ));
@@ -918,7 +1096,7 @@ impl Session {
         if let Some(app) = self.app.take() {
             app.stop(Duration::from_secs(2));
         }
-        self.connection = None;
+        self.connections.clear();
     }
 
     fn interrupted(&mut self) -> i32 {

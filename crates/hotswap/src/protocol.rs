@@ -42,6 +42,9 @@ pub enum ToCli {
         /// that they can share the program's private statics), if it could.
         #[serde(default)]
         reserved: Option<Reservation>,
+        /// The image the runtime is linked into, which patches are linked against.
+        #[serde(default)]
+        image: Option<Image>,
     },
     /// A patch was swapped in.
     Applied {
@@ -122,9 +125,23 @@ pub struct Reservation {
     pub start: u64,
     /// Its length in bytes.
     pub len: u64,
-    /// The executable's load bias: the run-time address of a symbol of its `.symtab` is its
-    /// `st_value` plus this.
+    /// The load bias of the image the runtime is linked into (the executable, or the library a
+    /// host loaded): the run-time address of a symbol of its `.symtab` is its `st_value` plus
+    /// this.
     pub load_bias: u64,
+}
+
+/// The executable or shared library a process runs hotswap's runtime from (its `Hello`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// The file the loader mapped.
+    pub path: String,
+    /// Its inode when it was mapped (`None` if it could not be read): a patch is linked against
+    /// that file only while the path still names it.
+    #[serde(default)]
+    pub inode: Option<u64>,
+    /// A shared library a host loaded (`cargo hotswap run --lib`), not the main executable.
+    pub library: bool,
 }
 
 /// CLI → program.

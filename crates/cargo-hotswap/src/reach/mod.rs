@@ -276,6 +276,11 @@ impl Barrier {
         if mangled.contains("__hotswap_") {
             return true;
         }
+        // A `#[hot] #[no_mangle] extern "C" fn step` wrapper has its identifier as its symbol.
+        let unmangled = !(mangled.starts_with("_ZN") || mangled.starts_with("_R"));
+        if unmangled && self.idents.iter().any(|ident| ident == mangled) {
+            return true;
+        }
         self.idents
             .iter()
             .any(|ident| mangled.contains(ident.as_str()))
@@ -289,7 +294,8 @@ enum Origin {
     Outside { code: usize, holder: NodeId },
     /// A static of the old code that the patch shares.
     Shared(NodeId),
-    /// The binary crate's `main`, which the program runs.
+    /// The binary crate's `main`, which the program runs, or a function a library's host
+    /// calls by name.
     Entry(NodeId),
 }
 
@@ -361,6 +367,25 @@ fn direct(inputs: &Inputs, callers: &mut Callers, found: &mut Found) {
                     .node_name(node)
                     .is_some_and(|name| names::readable(name) == main);
             if is_main && !parent.contains_key(&node) {
+                parent.insert(node, Step::Root(origins.len()));
+                origins.push(Origin::Entry(node));
+                queue.push_back(node);
+            }
+        }
+        // What a foreign host calls by name (a library's `#[no_mangle]` functions, such as
+        // Python's `PyInit_<module>`): it keeps calling the library's own copy. Unmangled
+        // global functions of the crate; the C `main` and the compiler's `__` items aside.
+        for node in 0..old.nodes.len() as NodeId {
+            let n = old.node(node);
+            let is_entry = n.kind == NodeKind::Function
+                && n.global
+                && old.node_name(node).is_some_and(|name| {
+                    !(name.starts_with("_ZN")
+                        || name.starts_with("_R")
+                        || name.starts_with("__")
+                        || name == "main")
+                });
+            if is_entry && !parent.contains_key(&node) {
                 parent.insert(node, Step::Root(origins.len()));
                 origins.push(Origin::Entry(node));
                 queue.push_back(node);

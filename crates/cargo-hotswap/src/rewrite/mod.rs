@@ -37,6 +37,10 @@ pub use elf::Edits;
 /// What the running program has: its thread-locals, its writable statics, and where its TLS
 /// block lies below the thread pointer.
 pub struct Program {
+    /// A shared library a host loaded (`run --lib`): its thread-locals are in a block the
+    /// loader allocates per thread at run time, at no offset known when a patch is linked, so
+    /// they are not shared (the patch's start afresh, as the CLI says).
+    library: bool,
     /// The TLS block's offset below the thread pointer (`tp - block_offset` is its start).
     block_offset: u64,
     /// Thread-locals: offset within the block and size, by linkage name; `None` for a name
@@ -62,7 +66,8 @@ fn path_of(mangled: &str) -> Option<String> {
 }
 
 impl Program {
-    pub fn read(executable: &Path) -> Result<Program, String> {
+    /// Reads the executable a program runs, or (`library`) the shared library a host loaded.
+    pub fn read(executable: &Path, library: bool) -> Result<Program, String> {
         let data = crate::statics::map(executable)?;
         let fail = |err: object::Error| format!("{}: {err}", executable.display());
         let header = E::FileHeader64::<object::Endianness>::parse(&*data).map_err(fail)?;
@@ -121,6 +126,7 @@ impl Program {
         }
         let paths = statics.keys().filter_map(|n| path_of(n)).collect();
         Ok(Program {
+            library,
             block_offset,
             tls,
             data: statics,
@@ -273,12 +279,15 @@ pub fn rewrite_object(
 ) -> Result<Option<Vec<u8>>, Refusal> {
     let object = elf::Object::parse(bytes).map_err(Refusal::Other)?;
     let mut edits = Edits::default();
-    if binary {
+    if program.library {
+        // Left as compiled: the patch's own thread-locals (see `Program::library`).
+    } else if binary {
         tls::local_exec(&object, program, &mut edits, shared)?;
+        tls::check_sizes(&object, program)?;
     } else {
         tls::local_dynamic(&object, program, &mut edits, shared)?;
+        tls::check_sizes(&object, program)?;
     }
-    tls::check_sizes(&object, program)?;
     if let Placement::Fixed { load_bias } = placement {
         data::statics(&object, program, load_bias, &mut edits, shared)?;
     }

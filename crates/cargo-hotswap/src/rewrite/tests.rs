@@ -70,6 +70,7 @@ fn program(bytes: &[u8], with_tl: bool) -> Program {
         Some((0x5000, 8)),
     );
     Program {
+        library: false,
         block_offset: 0x40,
         tls,
         paths: data.keys().filter_map(|n| path_of(n)).collect(),
@@ -179,6 +180,37 @@ fn a_librarys_thread_local_and_static_become_the_programs() {
         .collect();
     assert!(tls_requests.is_empty(), "{tls_requests:?}");
     assert!(file.sections().any(|s| s.address() >= 0x4000000));
+}
+
+/// In a library a host loaded, thread-locals live in a block the loader allocates at run time:
+/// the rewriter must leave them alone (no offset from the thread pointer would be right), and
+/// still share the library's statics.
+#[test]
+fn a_librarys_thread_locals_are_left_alone_in_a_library_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = compile(dir.path(), LIB);
+    let mut program = program(&bytes, false);
+    program.library = true;
+    let mut shared = Shared::default();
+    let rewritten = rewrite_object(
+        &bytes,
+        &program,
+        Placement::Fixed { load_bias: 0x1000 },
+        false,
+        &mut shared,
+    )
+    .expect("a thread-local the library lacks is not a refusal here")
+    .expect("the static is still shared");
+    assert_eq!(shared.symbols, [("__hs_d0".to_owned(), 0x6000)]);
+    let object = Object::parse(&rewritten).unwrap();
+    let endian = object.endian;
+    let module_block = object.relocations().any(|relocations| {
+        relocations
+            .entries
+            .iter()
+            .any(|rela| rela.r_type(endian, false) == object::elf::R_X86_64_TLSLD)
+    });
+    assert!(module_block, "the local-dynamic sequence was rewritten");
 }
 
 #[test]

@@ -172,59 +172,125 @@ pub fn open_library(path: &Path) -> Result<(libloading::Library, usize), String>
     Ok((library.into(), base))
 }
 
-/// The main executable's image: its lowest mapped address and its load bias.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExecutableImage {
+/// The image hotswap's runtime is linked into: the main executable of a program, or the shared
+/// library a foreign host loaded (`cargo hotswap run --lib`). Patches are linked against it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnImage {
     /// The lowest address of its loadable segments (`dlpi_addr` + the lowest `p_vaddr` of its
     /// `PT_LOAD` headers).
     pub lowest: usize,
+    /// One past the highest address of its loadable segments.
+    pub highest: usize,
     /// `dlpi_addr`: what its link-time addresses are offset by at run time.
     pub load_bias: usize,
+    /// A shared library, not the main executable (the first object the loader lists).
+    pub library: bool,
+    /// The file the loader mapped: `dlpi_name` for a library, `/proc/self/exe`'s target for
+    /// the executable.
+    pub path: std::path::PathBuf,
 }
 
-/// Where the main executable is, from the loader's list of loaded objects (the first of which is
-/// always the executable).
-pub fn executable_image() -> Option<ExecutableImage> {
-    unsafe extern "C" fn first(
+/// What [`own_image`]'s callback looks for and finds.
+struct Search {
+    /// An address inside the image: the address of a function of this module.
+    inside: usize,
+    /// Objects seen so far (the first is the executable).
+    seen: usize,
+    found: Option<OwnImage>,
+}
+
+/// Where the image holding this code is, from the loader's list of loaded objects: the one
+/// whose loadable segments contain the address of a function of this module.
+pub fn own_image() -> Option<OwnImage> {
+    unsafe extern "C" fn visit(
         info: *mut libc::dl_phdr_info,
         _size: libc::size_t,
         data: *mut libc::c_void,
     ) -> libc::c_int {
         // SAFETY: `dl_iterate_phdr` passes a valid `dl_phdr_info` for the duration of the call,
-        // whose `dlpi_phdr` points to `dlpi_phnum` program headers of that object; `data` is the
-        // `Option<ExecutableImage>` that `executable_image` passed, alive and not otherwise
-        // borrowed during the iteration. Nothing here can unwind.
+        // whose `dlpi_phdr` points to `dlpi_phnum` program headers of that object and whose
+        // `dlpi_name` is a NUL-terminated string (empty for the executable); `data` is the
+        // `Search` that `own_image` passed, alive and not otherwise borrowed during the
+        // iteration. Nothing here can unwind (no allocation failure is caught: an abort).
         unsafe {
             let info = &*info;
+            let search = &mut *data.cast::<Search>();
+            let index = search.seen;
+            search.seen += 1;
             let headers = if info.dlpi_phdr.is_null() {
                 Default::default()
             } else {
                 std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum))
             };
-            let lowest = headers
-                .iter()
-                .filter(|header| header.p_type == libc::PT_LOAD)
-                .map(|header| header.p_vaddr)
-                .min();
-            let found = &mut *data.cast::<Option<ExecutableImage>>();
-            *found = lowest.map(|vaddr| ExecutableImage {
-                lowest: (info.dlpi_addr as usize).wrapping_add(vaddr as usize),
-                load_bias: info.dlpi_addr as usize,
+            let bias = info.dlpi_addr as usize;
+            let loads = headers.iter().filter(|h| h.p_type == libc::PT_LOAD);
+            let contains = loads.clone().any(|h| {
+                let start = bias.wrapping_add(h.p_vaddr as usize);
+                (start..start.wrapping_add(h.p_memsz as usize)).contains(&search.inside)
+            });
+            if !contains {
+                return 0;
+            }
+            let lowest = loads.clone().map(|h| h.p_vaddr as usize).min().unwrap_or(0);
+            let highest = loads
+                .map(|h| (h.p_vaddr + h.p_memsz) as usize)
+                .max()
+                .unwrap_or(0);
+            let name = if info.dlpi_name.is_null() {
+                Default::default()
+            } else {
+                std::ffi::CStr::from_ptr(info.dlpi_name).to_bytes().to_vec()
+            };
+            let library = index > 0 && !name.is_empty();
+            let path = if library {
+                use std::os::unix::ffi::OsStringExt;
+                std::path::PathBuf::from(std::ffi::OsString::from_vec(name))
+            } else {
+                std::path::PathBuf::new()
+            };
+            search.found = Some(OwnImage {
+                lowest: bias.wrapping_add(lowest),
+                highest: bias.wrapping_add(highest),
+                load_bias: bias,
+                library,
+                path,
             });
         }
-        // The first object is the executable: stop there.
         1
     }
-    let mut found: Option<ExecutableImage> = None;
-    // SAFETY: `first` matches the callback type, never unwinds, and only writes through `data`,
-    // which points to `found`, alive for the whole call.
+    let mut search = Search {
+        inside: own_image as fn() -> Option<OwnImage> as usize,
+        seen: 0,
+        found: None,
+    };
+    // SAFETY: `visit` matches the callback type, never unwinds, and only writes through `data`,
+    // which points to `search`, alive for the whole call.
     unsafe {
-        libc::dl_iterate_phdr(
-            Some(first),
-            (&mut found as *mut Option<ExecutableImage>).cast(),
-        );
+        libc::dl_iterate_phdr(Some(visit), (&mut search as *mut Search).cast());
     }
-    found
+    let mut image = search.found?;
+    if !image.library {
+        image.path = std::fs::read_link("/proc/self/exe").ok()?;
+    }
+    Some(image)
+}
+
+/// The inode of the file mapped at `address` (page-aligned, the start of a mapping), from
+/// `/proc/self/maps`: what the loader mapped, even if the path now names another file.
+pub fn mapped_inode(address: usize) -> Option<u64> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let range = fields.next()?;
+        let start = usize::from_str_radix(range.split_once('-')?.0, 16).ok()?;
+        if start != address {
+            return None;
+        }
+        let _perms = fields.next()?;
+        let _offset = fields.next()?;
+        let _device = fields.next()?;
+        fields.next()?.parse().ok().filter(|&inode| inode != 0)
+    })
 }
 
 /// The size of a page of memory.

@@ -33,14 +33,21 @@ pub fn open_library(_path: &Path) -> Result<(libloading::Library, usize), String
     Err(UNSUPPORTED.into())
 }
 
-/// The main executable's image: its lowest mapped address and its load bias.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExecutableImage {
+/// The image hotswap's runtime is linked into (see the Linux version).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnImage {
     pub lowest: usize,
+    pub highest: usize,
     pub load_bias: usize,
+    pub library: bool,
+    pub path: std::path::PathBuf,
 }
 
-pub fn executable_image() -> Option<ExecutableImage> {
+pub fn own_image() -> Option<OwnImage> {
+    None
+}
+
+pub fn mapped_inode(_address: usize) -> Option<u64> {
     None
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::{PatchKind, Runtime};
 use crate::platform;
-use crate::protocol::{ToApp, ToCli, MAX_MESSAGE};
+use crate::protocol::{Image, ToApp, ToCli, MAX_MESSAGE};
 
 pub(crate) fn spawn(runtime: &'static Runtime, socket: PathBuf) {
     let spawned = std::thread::Builder::new()
@@ -39,6 +39,11 @@ fn serve(runtime: &'static Runtime, socket: &Path) -> Result<(), String> {
             pid: std::process::id(),
             version: super::events().version(),
             reserved,
+            image: platform::own_image().map(|image| Image {
+                path: image.path.display().to_string(),
+                inode: platform::mapped_inode(image.lowest),
+                library: image.library,
+            }),
         },
     )?;
     runtime.info(&format!("connected to {}", socket.display()));

@@ -4,7 +4,9 @@
 //! Code reaches a private static with a 32-bit PC-relative displacement, so a patch can reach
 //! the program's copy only if it is linked, and loaded, within ±2 GiB of it at an address known
 //! when it is linked. When it connects to the CLI the program maps 1 GiB of inaccessible address
-//! space below its executable and says where in its `Hello`; the CLI links each such patch at a
+//! space below the image the runtime is linked into (its executable, or the library a host
+//! loaded; further away or above it when that is taken, within reach) and says where in its
+//! `Hello`; the CLI links each such patch at a
 //! range of its own inside it. Right before `dlopen` exactly that range is unmapped, so the
 //! loader (which maps a shared object at its linked address when that is free) puts the patch
 //! there; `load` then checks that it did (another thread's `mmap` may have taken the hole in
@@ -58,32 +60,70 @@ fn make(runtime: &Runtime) -> Option<Reserved> {
         ));
         return None;
     }
-    let Some(image) = platform::executable_image() else {
+    let Some(image) = platform::own_image() else {
         runtime.warn(
-            "cannot find the executable's image: no address range reserved for patches linked \
-             at a fixed address",
+            "cannot find the image hotswap runs from: no address range reserved for patches \
+             linked at a fixed address",
         );
         return None;
     };
-    let range = below(image.lowest as u64)?;
-    let (start, len) = (to_usize(range.start)?, to_usize(SIZE)?);
-    if let Err(err) = platform::reserve_range(start, len) {
-        runtime.warn(&format!(
-            "cannot reserve {} below the executable for patches linked at a fixed address \
-             ({err}); such patches cannot share the program's private statics",
-            show(&range)
-        ));
-        return None;
+    let (lowest, highest) = (image.lowest as u64, image.highest as u64);
+    // Right below an executable is free; below a library the loader or the host may have
+    // mapped something since (its dependencies, arenas): try further down, then above.
+    let mut tried = None;
+    for range in candidates(lowest, highest) {
+        let (start, len) = (to_usize(range.start)?, to_usize(SIZE)?);
+        match platform::reserve_range(start, len) {
+            Ok(()) => {
+                runtime.info(&format!(
+                    "reserved {} for patches linked at a fixed address",
+                    show(&range)
+                ));
+                return Some(Reserved {
+                    range,
+                    load_bias: image.load_bias as u64,
+                    released: Mutex::new(Vec::new()),
+                });
+            }
+            Err(err) => {
+                tried.get_or_insert((range, err));
+            }
+        }
     }
-    runtime.info(&format!(
-        "reserved {} for patches linked at a fixed address",
-        show(&range)
+    let (range, err) = tried?;
+    runtime.warn(&format!(
+        "cannot reserve {} (or another range within reach) next to {} for patches linked at a \
+         fixed address ({err}); such patches cannot share its private statics",
+        show(&range),
+        if image.library {
+            "the library"
+        } else {
+            "the executable"
+        }
     ));
-    Some(Reserved {
-        range,
-        load_bias: image.load_bias as u64,
-        released: Mutex::new(Vec::new()),
-    })
+    None
+}
+
+/// Where the reservation may go, best first: `SIZE` bytes right below the image (see
+/// [`below`]), then lower in steps of `STEP`, then above it, each entirely within 2 GiB of
+/// every byte of the image `lowest..highest` (what a 32-bit displacement reaches).
+fn candidates(lowest: u64, highest: u64) -> impl Iterator<Item = Range<u64>> {
+    const STEP: u64 = 128 << 20;
+    const REACH: u64 = (2 << 30) - GAP;
+    let within = move |range: &Range<u64>| {
+        highest.saturating_sub(range.start) < REACH && range.end.saturating_sub(lowest) < REACH
+    };
+    let down = (0..8u64).filter_map(move |k| {
+        let first = below(lowest)?;
+        let shift = k * STEP;
+        (first.start > shift).then(|| first.start - shift..first.end - shift)
+    });
+    let up = (0..8u64).filter_map(move |k| {
+        let start = highest.checked_add(GAP)?.checked_add(GAP - 1)? & !(GAP - 1);
+        let start = start.checked_add(k * STEP)?;
+        Some(start..start.checked_add(SIZE)?)
+    });
+    down.chain(up).filter(within)
 }
 
 /// `SIZE` bytes ending at least `GAP` below `lowest`, starting on a multiple of `GAP`.
