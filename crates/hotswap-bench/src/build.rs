@@ -52,6 +52,9 @@ pub enum Tool {
     /// A headless Bevy app whose system is in the hot crate (`cargo hotswap run`, and a plain
     /// `cargo build` of the same edit).
     EditBevy,
+    /// An egui window (eframe, glow on X11) whose `update` is in the hot crate, run under the
+    /// bench's own Xvfb (`cargo hotswap run`, and a plain `cargo build` of the same edit).
+    EditEgui,
     /// The same edits with hot-lib-reloader.
     EditHlrSmall,
     EditHlrHeavy,
@@ -70,6 +73,7 @@ impl Tool {
             Tool::EditHeavy => "edit-heavy",
             Tool::EditMain => "edit-main",
             Tool::EditBevy => "edit-bevy",
+            Tool::EditEgui => "edit-egui",
             Tool::EditHlrSmall => "edit-hlr-small",
             Tool::EditHlrHeavy => "edit-hlr-heavy",
             Tool::Cli => "cli",
@@ -89,12 +93,12 @@ impl Tool {
         }
     }
 
-    /// An edit-to-effect workspace of hot-lib-reloader.
     /// An edit row of a framework's app (the `edit-frameworks` region).
     pub fn is_framework_edit(self) -> bool {
-        matches!(self, Tool::EditBevy)
+        matches!(self, Tool::EditBevy | Tool::EditEgui)
     }
 
+    /// An edit-to-effect workspace of hot-lib-reloader.
     pub fn is_hlr_edit(self) -> bool {
         matches!(self, Tool::EditHlrSmall | Tool::EditHlrHeavy)
     }
@@ -149,6 +153,7 @@ impl Tool {
             }
             Tool::EditMain => return edit_main_files(),
             Tool::EditBevy => return edit_bevy_files(),
+            Tool::EditEgui => return edit_egui_files(),
             Tool::Cli => return Vec::new(),
         }
         .into_iter()
@@ -342,42 +347,73 @@ fn edit_main_files() -> Vec<(String, String)> {
 /// The Bevy edit workspace: `hse_bevy` (the `tick` system, `#[hot]`) and `hse_bevy_host` (the
 /// app), on the Bevy of the repository's `examples/bevy` (headless: `MinimalPlugins`).
 fn edit_bevy_files() -> Vec<(String, String)> {
-    const LIB: &str = include_str!("../fixtures/edit/bevy.rs");
-    const HOST: &str = include_str!("../fixtures/edit/bevy_host.rs");
-    const BEVY: &str =
-        "bevy = { version = \"0.19\", default-features = false, features = [\"std\"] }\n";
+    framework_files(
+        "Bevy",
+        "hse_bevy",
+        include_str!("../fixtures/edit/bevy.rs"),
+        include_str!("../fixtures/edit/bevy_host.rs"),
+        "bevy = { version = \"0.19\", default-features = false, features = [\"std\"] }\n",
+    )
+}
+
+/// The egui edit workspace: `hse_egui` (`#[hot] impl eframe::App`) and `hse_egui_host` (the
+/// window, `eframe::run_native`), on the eframe of the repository's `examples/egui` (glow on
+/// X11 only).
+fn edit_egui_files() -> Vec<(String, String)> {
+    framework_files(
+        "egui",
+        "hse_egui",
+        include_str!("../fixtures/edit/egui.rs"),
+        include_str!("../fixtures/edit/egui_host.rs"),
+        "eframe = { version = \"0.33\", default-features = false, features = [\"glow\", \"x11\", \
+         \"default_fonts\"] }\n",
+    )
+}
+
+/// A framework's edit workspace: the hot crate `lib` (from `lib_source`, `{{HOT}}` replaced by
+/// `#[hotswap::hot]`) and `<lib>_host` (from `host_source`, `{{CRATE}}` replaced by `lib`), both
+/// on the framework's `dependency` line.
+fn framework_files(
+    framework: &str,
+    lib: &str,
+    lib_source: &str,
+    host_source: &str,
+    dependency: &str,
+) -> Vec<(String, String)> {
+    let host = format!("{lib}_host");
     let package = |name: &str| {
         format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n")
     };
     vec![
         (
             "Cargo.toml".into(),
-            "# Scratch workspace written by hotswap-bench (edit-to-effect, Bevy).\n[workspace]\n\
-             resolver = \"2\"\nmembers = [\"hse_bevy\", \"hse_bevy_host\"]\n"
-                .into(),
+            format!(
+                "# Scratch workspace written by hotswap-bench (edit-to-effect, {framework}).\n\
+                 [workspace]\nresolver = \"2\"\nmembers = [\"{lib}\", \"{host}\"]\n"
+            ),
         ),
         (
-            "hse_bevy/Cargo.toml".into(),
+            format!("{lib}/Cargo.toml"),
             format!(
-                "{}\n[dependencies]\nhotswap = {{ path = \"{{{{HOTSWAP}}}}\" }}\n{BEVY}\n\
+                "{}\n[dependencies]\nhotswap = {{ path = \"{{{{HOTSWAP}}}}\" }}\n{dependency}\n\
                  [lints.rust]\nunexpected_cfgs = {{ level = \"warn\", check-cfg = [\"cfg(hotswap)\"] }}\n",
-                package("hse_bevy")
+                package(lib)
             ),
         ),
         (
-            "hse_bevy/src/lib.rs".into(),
-            LIB.replace("{{HOT}}", "#[hotswap::hot]"),
+            format!("{lib}/src/lib.rs"),
+            lib_source.replace("{{HOT}}", "#[hotswap::hot]"),
         ),
         (
-            "hse_bevy_host/Cargo.toml".into(),
+            format!("{host}/Cargo.toml"),
             format!(
-                "{}\n[dependencies]\nhse_bevy = {{ path = \"../hse_bevy\" }}\n{BEVY}",
-                package("hse_bevy_host")
+                "{}\n[dependencies]\n{lib} = {{ path = \"../{lib}\" }}\n{dependency}",
+                package(&host)
             ),
         ),
         (
-            "hse_bevy_host/src/main.rs".into(),
-            HOST.replace("{{CRATE}}", "hse_bevy"),
+            format!("{host}/src/main.rs"),
+            host_source.replace("{{CRATE}}", lib),
         ),
     ]
 }
@@ -657,6 +693,7 @@ impl Builder {
                 | Tool::EditHeavy
                 | Tool::EditMain
                 | Tool::EditBevy
+                | Tool::EditEgui
         ) {
             // Same dependency versions as the repo itself.
             let lock = self.repo.join("Cargo.lock");

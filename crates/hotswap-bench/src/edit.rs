@@ -38,6 +38,9 @@ pub struct Spec {
     pub env: &'static [(&'static str, &'static str)],
     /// Measure a plain `cargo build -p HOST` of each edit instead (no program runs).
     pub plain_build: bool,
+    /// The program opens a window: run it on the bench's own X server ([`Xvfb`]), with
+    /// software OpenGL.
+    pub display: bool,
 }
 
 /// What an edit row measured.
@@ -195,6 +198,65 @@ fn signal(pid: u32, signal: i32) {
     }
 }
 
+/// An X server of the bench's own (`Xvfb`, a virtual screen), stopped (by its own pid) when
+/// dropped.
+struct Xvfb {
+    child: Child,
+    /// `:N`, for `DISPLAY`.
+    display: String,
+}
+
+impl Xvfb {
+    /// Starts `Xvfb -displayfd 1` and waits until it writes its display number (it does once it
+    /// accepts clients).
+    fn start() -> Result<Xvfb, String> {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "800x600x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| {
+                format!(
+                    "cannot start Xvfb ({err}): the program needs an X display; install the \
+                     `xvfb` package"
+                )
+            })?;
+        let stdout = lines(child.stdout.take().expect("piped"));
+        let number = match stdout.recv_timeout(Duration::from_secs(30)) {
+            Ok((_, line)) => line.trim().to_string(),
+            Err(_) => String::new(),
+        };
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            let _ = child.kill();
+            let status = child.wait();
+            return Err(format!(
+                "Xvfb did not report a display within 30 s (it printed {number:?}; {status:?})"
+            ));
+        }
+        Ok(Xvfb {
+            child,
+            display: format!(":{number}"),
+        })
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // Our own child, by its pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `[hotswap] <crate>: patched N functions (<files>) — version V; build X ms, link Y ms,
 /// check C ms, swap Z ms; code changed: …` → [("cli_build_ms", X), ("cli_link_ms", Y),
 /// ("cli_check_ms", C), ("cli_swap_ms", Z)] (each phase the line names, in its order).
@@ -296,11 +358,29 @@ pub fn hotswap(
     crate::build::clean_env(&mut command);
     command.env("CARGO_TARGET_DIR", builder.target());
     command.envs(spec.env.iter().copied());
-    let env: String = spec.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    let mut env: String = spec.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    // Kept until the program is stopped (the server goes with it).
+    let xvfb = if spec.display {
+        let xvfb = Xvfb::start()?;
+        command
+            .env("DISPLAY", &xvfb.display)
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .env_remove("WAYLAND_DISPLAY");
+        env.push_str("DISPLAY=:N LIBGL_ALWAYS_SOFTWARE=1 ");
+        Some(xvfb)
+    } else {
+        None
+    };
     let mut measured = Measured {
         run: format!(
-            "`{env}CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
+            "{}`{env}CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
              `$WORK/ws/{}`, then {edits} + 1 edits of `{}/{}`",
+            if xvfb.is_some() {
+                "`Xvfb -displayfd 1 -screen 0 800x600x24 -nolisten tcp` (started by the bench; \
+                 `:N` is the display it reports), then "
+            } else {
+                ""
+            },
             spec.host,
             spec.tool.dir_name(),
             spec.lib,
@@ -324,6 +404,7 @@ pub fn hotswap(
         |_| Ok(Vec::new()),
     );
     program.stop();
+    drop(xvfb);
     result.map(|()| measured)
 }
 

@@ -7,6 +7,7 @@
 //! cargo run -p hotswap-bench --release -- --only hotswap-o0,direct-o0
 //! cargo run -p hotswap-bench --release -- --only scale --write   # the opt-in 10k row
 //! cargo run -p hotswap-bench --release -- --only 'async*' --write   # the `async fn` tables
+//! cargo run -p hotswap-bench --release -- --only 'edit-bevy*,edit-egui*' --write   # frameworks
 //! ```
 //!
 //! Options:
@@ -15,7 +16,9 @@
 //! - `--only ID[,ID...]`: only these rows (`--list` shows the ids; `PREFIX*` matches a prefix)
 //!   and the baseline rows their ratios need; prints, and with `--write` rewrites only the
 //!   regions that stand alone (the opt-in scale table; the `async fn` per-call tables, so
-//!   `--only 'async*' --write` rewrites them alone).
+//!   `--only 'async*' --write` rewrites them alone; the frameworks' edit-to-effect table,
+//!   written whole, so only by a run of all its rows: `--only 'edit-bevy*,edit-egui*'
+//!   --write`; a run of some of them prints it).
 //! - `--all`: the default rows and the opt-in ones (`scale`: 10,000 hot functions, minutes of
 //!   compiling).
 //! - `--scale-functions N`: hot functions of the scale row (default 10000).
@@ -424,6 +427,7 @@ pub fn rows() -> Vec<Row> {
                 file: "src/lib.rs",
                 env: &[],
                 plain_build: false,
+                display: false,
             },
             edit::Spec {
                 tool: Tool::EditHlrSmall,
@@ -432,6 +436,7 @@ pub fn rows() -> Vec<Row> {
                 file: "src/lib.rs",
                 env: &[],
                 plain_build: false,
+                display: false,
             },
         ),
         (
@@ -445,6 +450,7 @@ pub fn rows() -> Vec<Row> {
                 file: "src/lib.rs",
                 env: &[],
                 plain_build: false,
+                display: false,
             },
             edit::Spec {
                 tool: Tool::EditHlrHeavy,
@@ -453,6 +459,7 @@ pub fn rows() -> Vec<Row> {
                 file: "src/lib.rs",
                 env: &[],
                 plain_build: false,
+                display: false,
             },
         ),
     ] {
@@ -513,6 +520,7 @@ pub fn rows() -> Vec<Row> {
                     file: "src/main.rs",
                     env: &[],
                     plain_build: false,
+                    display: false,
                 }),
                 ..row.clone()
             });
@@ -540,6 +548,7 @@ pub fn rows() -> Vec<Row> {
         file: "src/lib.rs",
         env: &[],
         plain_build: false,
+        display: false,
     };
     let template = rows
         .iter()
@@ -566,6 +575,38 @@ pub fn rows() -> Vec<Row> {
         edit: Some(edit::Spec {
             plain_build: true,
             ..bevy
+        }),
+        opt_in: true,
+        ..template.clone()
+    });
+    // An egui window: the same pair, the program on the bench's own Xvfb.
+    let egui = edit::Spec {
+        tool: Tool::EditEgui,
+        lib: "hse_egui",
+        host: "hse_egui_host",
+        display: true,
+        ..bevy
+    };
+    rows.push(Row {
+        id: "edit-egui",
+        tool: Tool::EditEgui,
+        label: "**hotswap** `cargo hotswap run`, an egui window (eframe, glow; its \
+                `impl eframe::App`, in the hot crate, edited), under Xvfb with software OpenGL",
+        baseline: Some("edit-egui-cargo"),
+        edit: Some(egui),
+        opt_in: true,
+        ..template.clone()
+    });
+    rows.push(Row {
+        id: "edit-egui-cargo",
+        tool: Tool::EditEgui,
+        role: Role::Baseline,
+        label: "**baseline**: plain `cargo build` of the same egui app after the same edit (no \
+                program runs: the time before a restart by hand could begin)",
+        baseline: None,
+        edit: Some(edit::Spec {
+            plain_build: true,
+            ..egui
         }),
         opt_in: true,
         ..template
@@ -873,6 +914,12 @@ fn main() {
     let mut sections = report::sections(&selected, &outcomes, &context, &builder, &repo, &work);
     if options.write && options.partial {
         // A partial run rewrites only the regions that carry their own run details.
+        for section in sections.iter().filter(|section| !section.standalone) {
+            if let Some(note) = &section.note {
+                eprintln!("hotswap-bench: {note}");
+                println!("<!-- {} -->\n{}", section.name, section.text);
+            }
+        }
         sections.retain(|section| section.standalone);
         if sections.is_empty() {
             eprintln!("hotswap-bench: nothing of this partial run stands alone; printing");
@@ -1085,5 +1132,29 @@ mod tests {
         let all_async = ids(&["async*"]);
         assert_eq!(all_async.len(), 10, "{all_async:?}");
         assert!(all_async.iter().all(|id| id.starts_with("async-")));
+    }
+
+    #[test]
+    fn the_framework_edit_rows_are_opt_in_pairs() {
+        assert_eq!(ids(&["edit-egui"]), ["edit-egui", "edit-egui-cargo"]);
+        assert_eq!(ids(&["edit-egui*"]), ["edit-egui", "edit-egui-cargo"]);
+        assert_eq!(
+            ids(&["edit-bevy*", "edit-egui*"]),
+            [
+                "edit-bevy",
+                "edit-bevy-cargo",
+                "edit-egui",
+                "edit-egui-cargo"
+            ]
+        );
+        assert!(!ids(&[]).iter().any(|id| id.starts_with("edit-egui")));
+        let egui = rows()
+            .into_iter()
+            .find(|row| row.id == "edit-egui")
+            .unwrap();
+        assert!(
+            egui.edit.unwrap().display,
+            "the egui window needs the bench's Xvfb"
+        );
     }
 }

@@ -30,6 +30,8 @@ pub struct Section {
     pub text: String,
     /// Carries its own run details, so a partial run may rewrite it.
     pub standalone: bool,
+    /// Why a partial `--write` leaves this region as it is (printed then).
+    pub note: Option<String>,
 }
 
 fn command_line(program: &str, args: &[&str]) -> Option<String> {
@@ -170,10 +172,10 @@ pub fn sections(
     repo: &Path,
     work: &Path,
 ) -> Vec<Section> {
-    let mut sections = vec![("machine".to_string(), context.lines.join("\n"), false)];
+    let mut sections = vec![("machine".to_string(), context.lines.join("\n"), false, None)];
     for profile in [Profile::O3, Profile::O0] {
         if let Some(table) = percall_table(rows, outcomes, Group::Sync, profile) {
-            sections.push((format!("percall-{}", profile.short()), table, false));
+            sections.push((format!("percall-{}", profile.short()), table, false, None));
         }
     }
     // The `async fn` tables: one region with its own run line, problems and commands, so
@@ -200,13 +202,13 @@ pub fn sections(
             problems(&async_rows, &async_outcomes),
             commands(&async_rows, &async_outcomes)
         );
-        sections.push(("percall-async".into(), text, true));
+        sections.push(("percall-async".into(), text, true, None));
     }
     if let Some(table) = latency_table(rows, outcomes) {
-        sections.push(("latency".into(), table, false));
+        sections.push(("latency".into(), table, false, None));
     }
     if let Some(table) = swaps_table(rows, outcomes, builder, false) {
-        sections.push(("swaps".into(), table, false));
+        sections.push(("swaps".into(), table, false, None));
     }
     if let Some(table) = swaps_table(rows, outcomes, builder, true) {
         // The opt-in scale row: its own run line and commands, so `--only scale --write` can
@@ -223,14 +225,16 @@ pub fn sections(
             problems(&scale_rows, &scale_outcomes),
             commands(&scale_rows, &scale_outcomes)
         );
-        sections.push(("scale".into(), text, true));
+        sections.push(("scale".into(), text, true, None));
     }
     if let Some(table) = edit_table(rows, outcomes, false) {
-        sections.push(("edit".into(), table, false));
+        sections.push(("edit".into(), table, false, None));
     }
     if let Some(table) = edit_table(rows, outcomes, true) {
         // The frameworks' edit rows (opt-in: their first build takes minutes): their own run
-        // line and commands, so `--only 'edit-bevy*' --write` can rewrite them alone.
+        // line and commands, so `--only 'edit-bevy*,edit-egui*' --write` can rewrite them
+        // alone. The region is written whole from the rows that ran, so a run without all of
+        // them (`--only 'edit-egui*'`) leaves it as it is rather than drop the others' rows.
         let (own_rows, own_outcomes): (Vec<Row>, Vec<Outcome>) = rows
             .iter()
             .zip(outcomes)
@@ -243,21 +247,45 @@ pub fn sections(
             problems(&own_rows, &own_outcomes),
             commands(&own_rows, &own_outcomes)
         );
-        sections.push(("edit-frameworks".into(), text, true));
+        let missing = missing_framework_rows(rows);
+        let note = (!missing.is_empty()).then(|| {
+            format!(
+                "the edit-frameworks region holds every framework's rows and is written whole; \
+                 this run lacks {}, so it is printed, not written: run \
+                 `--only 'edit-bevy*,edit-egui*' --write`",
+                missing
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        sections.push(("edit-frameworks".into(), text, missing.is_empty(), note));
     }
-    sections.push(("problems".into(), problems(rows, outcomes), false));
-    sections.push(("commands".into(), commands(rows, outcomes), false));
+    sections.push(("problems".into(), problems(rows, outcomes), false, None));
+    sections.push(("commands".into(), commands(rows, outcomes), false, None));
     let home = std::env::var("HOME").unwrap_or_else(|_| "/nonexistent".into());
     sections
         .into_iter()
-        .map(|(name, text, standalone)| Section {
+        .map(|(name, text, standalone, note)| Section {
             name,
             text: text
                 .replace(&work.display().to_string(), "$WORK")
                 .replace(&repo.display().to_string(), "<repo>")
                 .replace(&home, "~"),
             standalone,
+            note,
         })
+        .collect()
+}
+
+/// The framework edit rows (the `edit-frameworks` region's) that are not among `rows`.
+fn missing_framework_rows(rows: &[Row]) -> Vec<&'static str> {
+    crate::rows()
+        .into_iter()
+        .filter(|row| row.kind == Kind::Edit && row.tool.is_framework_edit())
+        .filter(|row| !rows.iter().any(|ran| ran.id == row.id))
+        .map(|row| row.id)
         .collect()
 }
 
@@ -589,7 +617,8 @@ fn swaps_table(
     Some(out)
 }
 
-/// The edit-to-effect table of the small and heavy crates, or (`frameworks`) of the Bevy app.
+/// The edit-to-effect table of the small and heavy crates, or (`frameworks`) of the Bevy and
+/// egui apps.
 fn edit_table(rows: &[Row], outcomes: &[Outcome], frameworks: bool) -> Option<String> {
     let in_table: Vec<(&Row, &Outcome)> = rows
         .iter()
@@ -739,4 +768,29 @@ pub fn rewrite(file: &Path, sections: &[Section]) -> Result<(), String> {
         }
     }
     std::fs::write(file, text).map_err(|err| err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_framework_rows;
+    use crate::rows;
+
+    #[test]
+    fn the_frameworks_region_is_written_only_with_all_its_rows() {
+        let selected = |prefixes: &[&str]| -> Vec<crate::Row> {
+            rows()
+                .into_iter()
+                .filter(|row| prefixes.iter().any(|p| row.id.starts_with(p)))
+                .collect()
+        };
+        assert_eq!(
+            missing_framework_rows(&selected(&["edit-egui"])),
+            ["edit-bevy", "edit-bevy-cargo"]
+        );
+        assert_eq!(
+            missing_framework_rows(&selected(&["edit-bevy"])),
+            ["edit-egui", "edit-egui-cargo"]
+        );
+        assert!(missing_framework_rows(&selected(&["edit-bevy", "edit-egui"])).is_empty());
+    }
 }
