@@ -29,6 +29,38 @@ pub struct Patch {
     pub fixed: Option<Fixed>,
     /// Shared statics whose initial value the edit changed (readable names).
     pub changed_initialisers: Vec<String>,
+    /// What it was linked from, to link it again for another process ([`link_again`]);
+    /// `None` when it was linked from the rlib as is (at no fixed address).
+    pub inputs: Option<Inputs>,
+}
+
+/// The objects a patch was linked from, kept until the patch is delivered: a library host's
+/// processes each need their own link of a patch at a fixed address (each has the library at
+/// its own address, and its own reservation).
+pub struct Inputs {
+    crate_: Invocation,
+    linker: String,
+    patch_dir: PathBuf,
+    number: u64,
+    binary: bool,
+    scratch: PathBuf,
+    objects: Vec<PathBuf>,
+}
+
+/// Links the patch `inputs` came from again, as copy number `copy` (its own file), with
+/// `sharing`'s placement.
+pub fn link_again(inputs: &Inputs, sharing: &Sharing, copy: usize) -> Result<Patch, Failure> {
+    let started = Instant::now();
+    let job = Job {
+        crate_: &inputs.crate_,
+        linker: &inputs.linker,
+        patch_dir: &inputs.patch_dir,
+        number: inputs.number,
+        binary: inputs.binary,
+        copy,
+    };
+    let linked = link_objects_or_float(&job, sharing, &inputs.scratch, &inputs.objects)?;
+    Ok(linked.into_patch(Duration::ZERO, started.elapsed(), Vec::new(), Vec::new()))
 }
 
 pub enum Failure {
@@ -114,6 +146,7 @@ pub fn build(
             shared: Vec::new(),
             fixed: None,
             changed_initialisers: Vec::new(),
+            inputs: None,
         });
     }
     let scratch = scratch_dir(patch_dir, number)?;
@@ -124,9 +157,12 @@ pub fn build(
         patch_dir,
         number,
         binary: false,
+        copy: 0,
     };
     let linked = link_objects_or_float(&job, sharing, &scratch, &objects)?;
-    Ok(linked.into_patch(build, started.elapsed(), warnings, Vec::new()))
+    let mut patch = linked.into_patch(build, started.elapsed(), warnings, Vec::new());
+    patch.inputs = Some(job.inputs(&scratch, objects));
+    Ok(patch)
 }
 
 /// Compiles the program's binary crate `program` again and links `patch_dir/<crate>-<number>.so`
@@ -172,9 +208,13 @@ pub fn build_program(
         patch_dir,
         number,
         binary: true,
+        copy: 0,
     };
     let linked = link_objects_or_float(&job, sharing, &scratch, &objects)?;
-    Ok(linked.into_patch(build, started.elapsed(), warnings, objects))
+    let inputs = job.inputs(&scratch, objects.clone());
+    let mut patch = linked.into_patch(build, started.elapsed(), warnings, objects);
+    patch.inputs = Some(inputs);
+    Ok(patch)
 }
 
 /// What a patch of objects is linked from and into.
@@ -185,6 +225,22 @@ struct Job<'a> {
     number: u64,
     /// A binary crate's objects (local-exec thread-locals, a `main` to keep local).
     binary: bool,
+    /// Which link of the patch this is (0, or another process's, see [`link_again`]).
+    copy: usize,
+}
+
+impl Job<'_> {
+    fn inputs(&self, scratch: &Path, objects: Vec<PathBuf>) -> Inputs {
+        Inputs {
+            crate_: self.crate_.clone(),
+            linker: self.linker.to_owned(),
+            patch_dir: self.patch_dir.to_owned(),
+            number: self.number,
+            binary: self.binary,
+            scratch: scratch.to_owned(),
+            objects,
+        }
+    }
 }
 
 /// A patch linked from rewritten objects.
@@ -211,6 +267,7 @@ impl Linked {
             changed_initialisers: self.shared.changed_initialisers,
             shared: self.shared.names,
             fixed: self.fixed,
+            inputs: None,
         }
     }
 }
@@ -278,10 +335,14 @@ fn link_objects(
         VERSION_SCRIPT.to_owned()
     };
     let symbols = shared.script();
+    let name = match job.copy {
+        0 => job.crate_.crate_name.clone(),
+        copy => format!("{}.{copy}", job.crate_.crate_name),
+    };
     let file = link(
         job.linker,
         job.patch_dir,
-        &job.crate_.crate_name,
+        &name,
         job.number,
         &script,
         &inputs,

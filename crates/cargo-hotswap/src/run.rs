@@ -21,7 +21,6 @@ use crate::project::{CrateKind, HotCrate, Program as Target, Project};
 use crate::report;
 use crate::rewrite::Program;
 use crate::watch::{self, Change, Owners};
-use hotswap::protocol::Reservation;
 
 /// Editors save in several steps; wait this long after the last event before building.
 const DEBOUNCE: Duration = Duration::from_millis(15);
@@ -59,12 +58,19 @@ struct InFlight {
     /// Functions whose code changed (see [`check::Verdict::changed`]).
     changed: Vec<String>,
     file: PathBuf,
+    /// Its links for the other processes (a library's hosts), when they have their own.
+    copies: Vec<PathBuf>,
     /// Linked at a fixed address: the statics it adds are shared with the next patches.
     fixed: bool,
     /// The connections it was sent to that have not answered yet.
     waiting: Vec<u64>,
     /// How many processes it was sent to.
     sent_to: usize,
+    /// How many of them applied it.
+    applied: usize,
+    /// The running build it replaced in the checks' view (hot crate key and build): restored
+    /// if every process refuses the patch and keeps its code (a library host).
+    replaced: Option<(String, Build)>,
 }
 
 struct Session {
@@ -392,13 +398,35 @@ impl Session {
         }
     }
 
-    /// The reservation of the one connected process, if there is exactly one: a patch at a
-    /// fixed address is linked for one process's addresses.
-    fn reservation(&self) -> Option<(Reservation, u64)> {
-        match self.connections.as_slice() {
-            [only] => only.reserved.zip(only.next_fixed),
-            _ => None,
+    /// Where the next patch goes in each connected process (in the order of
+    /// `self.connections`; one `None` when none is connected): at the next free address of its
+    /// reservation, with its image's load bias, or anywhere. A patch at a fixed address adds
+    /// statics that later patches share: that takes the same place relative to the library in
+    /// every process (the reservation is found the same way in each), else all go anywhere.
+    fn placements(&self) -> Vec<Option<(u64, u64)>> {
+        let fixed: Vec<Option<(u64, u64)>> = self
+            .connections
+            .iter()
+            .map(|c| Some((c.next_fixed?, c.reserved?.load_bias)))
+            .collect();
+        let relative: Vec<Option<u64>> = fixed
+            .iter()
+            .map(|f| f.map(|(next, bias)| next.wrapping_sub(bias)))
+            .collect();
+        if fixed.is_empty() {
+            vec![None]
+        } else if relative.iter().all(|r| r.is_some() && *r == relative[0]) {
+            fixed
+        } else {
+            vec![None; fixed.len()]
         }
+    }
+
+    /// The load bias of the first connected process, whose links of patches at a fixed address
+    /// say where the statics they add are (the same place in every process, see
+    /// [`Session::placements`]).
+    fn first_bias(&self) -> Option<u64> {
+        Some(self.connections.first()?.reserved?.load_bias)
     }
 
     fn changed(&mut self, paths: &[PathBuf]) {
@@ -492,14 +520,12 @@ impl Session {
                  where their names stay, and a restart names one that did not)",
             );
         }
+        let placements = self.placements();
         let built = match self.program_data().map(|_| ()) {
             Err(err) => Err(Failure::Other(err)),
             Ok(()) => {
                 let share = unoptimised && !fresh;
-                let fixed = self
-                    .reservation()
-                    .filter(|_| share)
-                    .map(|(r, next)| (next, r.load_bias));
+                let fixed = placements.first().copied().flatten().filter(|_| share);
                 let sharing = Sharing {
                     program: self.program_data.as_ref().expect("just read"),
                     fixed,
@@ -520,7 +546,7 @@ impl Session {
                 }
             }
         };
-        let built = built.and_then(|patch| self.place(patch));
+        let built = built.and_then(|patch| self.place(patch, 0));
         match built {
             Err(Failure::Refused(reason)) => {
                 self.discard_scratch(id);
@@ -539,10 +565,10 @@ impl Session {
             )),
             Ok(patch) => {
                 let verdict = self.check_patch(&hot, capture, &patch, id);
-                self.discard_scratch(id);
-                let verdict = match verdict {
-                    Ok(verdict) => verdict,
+                let (verdict, replaced) = match verdict {
+                    Ok(checked) => checked,
                     Err(problems) => {
+                        self.discard_scratch(id);
                         let _ = std::fs::remove_file(&patch.file);
                         return self.restart(&problems.join("; "));
                     }
@@ -558,20 +584,63 @@ impl Session {
                 if std::env::var_os("HOTSWAP_WARNINGS").is_some() {
                     report::diagnostics(&patch.warnings);
                 }
-                let message = ToApp::Patch {
-                    id,
-                    path: patch.file.display().to_string(),
-                    fixed: patch.fixed,
-                };
+                // One link per process when the patch is at a fixed address (a library's
+                // hosts); the others take the same file.
+                let mut copies = vec![(patch.file.clone(), patch.fixed)];
+                for (index, placement) in placements.iter().enumerate().skip(1) {
+                    let copy = match (placement, &patch.inputs) {
+                        (Some(fixed), Some(inputs)) if patch.fixed.is_some() => {
+                            let sharing = Sharing {
+                                program: self.program_data.as_ref().expect("read above"),
+                                fixed: Some(*fixed),
+                                library: Some(executable.as_path()),
+                            };
+                            patch::link_again(inputs, &sharing, index)
+                                .and_then(|copy| self.place(copy, index))
+                                .map(|copy| (copy.file, copy.fixed))
+                        }
+                        _ => Ok((patch.file.clone(), patch.fixed)),
+                    };
+                    match copy {
+                        Ok(copy) => copies.push(copy),
+                        Err(failure) => {
+                            let err = match failure {
+                                Failure::Compile(text) => text.concat(),
+                                Failure::Refused(err) | Failure::Link(err) | Failure::Other(err) => {
+                                    err
+                                }
+                            };
+                            self.discard_scratch(id);
+                            for (file, _) in &copies {
+                                let _ = std::fs::remove_file(file);
+                            }
+                            return report::error(&format!(
+                                "linking the patch for process {}: {err}; the processes keep \
+                                 running the last good code",
+                                self.connections[index].pid
+                            ));
+                        }
+                    }
+                }
+                self.discard_scratch(id);
                 let mut waiting = Vec::new();
-                self.connections
-                    .retain_mut(|c| match c.send(&message) {
+                let mut index = 0;
+                self.connections.retain_mut(|c| {
+                    let (file, fixed) = &copies[index.min(copies.len() - 1)];
+                    index += 1;
+                    let message = ToApp::Patch {
+                        id,
+                        path: file.display().to_string(),
+                        fixed: *fixed,
+                    };
+                    match c.send(&message) {
                         Ok(()) => {
                             waiting.push(c.id);
                             true
                         }
                         Err(_) => false,
-                    });
+                    }
+                });
                 let sent_to = waiting.len();
                 if waiting.is_empty() {
                     self.queued.push((id, patch.file.clone()));
@@ -590,9 +659,12 @@ impl Session {
                         check: verdict.took,
                         changed: verdict.changed,
                         file: patch.file,
+                        copies: copies.into_iter().skip(1).map(|(file, _)| file).collect(),
                         fixed: patch.fixed.is_some(),
                         waiting,
                         sent_to,
+                        applied: 0,
+                        replaced: replaced.map(|build| (hot.key(), build)),
                     },
                 );
             }
@@ -609,7 +681,7 @@ impl Session {
         capture: &crate::capture::Invocation,
         patch: &patch::Patch,
         id: u64,
-    ) -> Result<check::Verdict, Vec<String>> {
+    ) -> Result<(check::Verdict, Option<Build>), Vec<String>> {
         let key = hot.key();
         let sources = crate::sources::read_crate(&hot.root).map_err(|err| vec![err])?;
         let keep = self.builds_dir()?.join(format!("patch-{key}-{id}"));
@@ -633,11 +705,11 @@ impl Session {
         if !verdict.problems.is_empty() {
             return Err(verdict.problems);
         }
-        self.running.insert(key, patched);
+        let replaced = self.running.insert(key, patched);
         if hot.kind == CrateKind::Program {
             self.program_patched(&patch.objects, id);
         }
-        Ok(verdict)
+        Ok((verdict, replaced))
     }
 
     /// A patch of the binary crate is delivered: its code calls the hot libraries as the
@@ -679,14 +751,14 @@ impl Session {
 
     /// A patch linked at a fixed address takes its range of the program's reservation; one
     /// that does not fit is not delivered (the program restarts, with a fresh reservation).
-    fn place(&mut self, patch: patch::Patch) -> Result<patch::Patch, Failure> {
+    fn place(&mut self, patch: patch::Patch, connection: usize) -> Result<patch::Patch, Failure> {
         let Some(fixed) = patch.fixed else {
             return Ok(patch);
         };
-        let [only] = self.connections.as_mut_slice() else {
+        let Some(target) = self.connections.get_mut(connection) else {
             return Ok(patch);
         };
-        let (Some(reservation), Some(next)) = (only.reserved, only.next_fixed.as_mut()) else {
+        let (Some(reservation), Some(next)) = (target.reserved, target.next_fixed.as_mut()) else {
             return Ok(patch);
         };
         let end = fixed.base + fixed.span;
@@ -868,15 +940,17 @@ impl Session {
                 states,
                 micros,
             } => {
-                let bias = self.reservation().map(|(r, _)| r.load_bias);
+                let bias = self.first_bias();
                 let Some(patch) = self.in_flight.get_mut(&id) else {
                     return;
                 };
                 patch.waiting.retain(|c| *c != connection);
+                patch.applied += 1;
                 self.patched = true;
                 let patch = &self.in_flight[&id];
-                if patch.fixed {
-                    // Its new statics are at their final addresses now.
+                if patch.fixed && patch.applied == 1 {
+                    // Its new statics are at their final addresses now (the first copy's
+                    // addresses, relative to the library, are every copy's).
                     if let (Some(program), Some(bias)) = (self.program_data.as_mut(), bias) {
                         if let Err(err) = program.add_patch_statics(&patch.file, bias) {
                             report::warn(&err);
@@ -934,18 +1008,47 @@ impl Session {
                 };
                 patch.waiting.retain(|c| *c != connection);
                 let package = patch.package.clone();
-                if patch.waiting.is_empty() {
-                    self.finish(id);
-                }
+                let (sent_to, applied) = (patch.sent_to, patch.applied);
+                let all_answered = patch.waiting.is_empty();
                 if self.program.library {
-                    // The others may have applied it: this one no longer runs what the next
-                    // patch is checked against.
-                    self.connections.retain(|c| c.id != connection);
-                    report::warn(&format!(
-                        "{package}: process {pid} refused the patch: {reason}; it keeps running \
-                         the code it had and gets no more patches: restart it"
-                    ));
+                    if sent_to == 1 || (all_answered && applied == 0) {
+                        // Nobody runs the patch: the checks go on from the code they run.
+                        if let Some((key, build)) = self
+                            .in_flight
+                            .get_mut(&id)
+                            .and_then(|patch| patch.replaced.take())
+                        {
+                            self.running.insert(key, build);
+                        }
+                        let process = if sent_to > 1 {
+                            format!("process {pid}")
+                        } else {
+                            format!("`{}`", self.host_command())
+                        };
+                        report::warn(&format!(
+                            "{package}: {process} refused the patch: {reason}. hotswap does not \
+                             restart a host: `{}` keeps running the code it has. Undo the change \
+                             to go on patching, or quit the host to run it (the next save builds \
+                             the library and starts it again).",
+                            self.host_command()
+                        ));
+                    } else {
+                        // Others may have applied it: this one no longer runs what the next
+                        // patch is checked against.
+                        self.connections.retain(|c| c.id != connection);
+                        report::warn(&format!(
+                            "{package}: process {pid} refused the patch: {reason}. It keeps \
+                             running the code it had and gets no more patches: restart it (hotswap \
+                             does not restart a host)."
+                        ));
+                    }
+                    if all_answered {
+                        self.finish(id);
+                    }
                 } else {
+                    if all_answered {
+                        self.finish(id);
+                    }
                     report::warn(&format!(
                         "{package}: the program refused the patch: {reason}"
                     ));
@@ -966,6 +1069,9 @@ impl Session {
     fn finish(&mut self, id: u64) {
         if let Some(patch) = self.in_flight.remove(&id) {
             let _ = std::fs::remove_file(&patch.file);
+            for copy in &patch.copies {
+                let _ = std::fs::remove_file(copy);
+            }
         }
     }
 

@@ -212,8 +212,8 @@ pub(crate) fn compatible(
     }
     if !problems.is_empty() {
         return Err(format!(
-            "{}. The running code was kept. This change cannot be hot-swapped: restart the \
-             program (`cargo hotswap run` restarts it for you)",
+            "{}. The running code was kept: this change cannot be hot-swapped, it needs the \
+             code loaded again",
             problems.join("; ")
         ));
     }
