@@ -1045,7 +1045,10 @@ fn release_builds_of_the_examples_are_plain_programs() {
     let library = release("libc_host_lib.so");
     let out = run_plain(&host, &[library.to_str().unwrap(), "2"]);
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.len() == 5 && lines[0].starts_with("host pid "), "{out}");
+    assert!(
+        lines.len() == 5 && lines[0].starts_with("host pid "),
+        "{out}"
+    );
     assert_eq!(
         lines[1..],
         [
@@ -1063,7 +1066,10 @@ fn release_builds_of_the_examples_are_plain_programs() {
         &[app.to_str().unwrap(), library.to_str().unwrap(), "2"],
     );
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines.len() == 3 && lines[0].starts_with("python pid "), "{out}");
+    assert!(
+        lines.len() == 3 && lines[0].starts_with("python pid "),
+        "{out}"
+    );
     assert_eq!(
         lines[1..],
         [
@@ -1094,7 +1100,12 @@ fn release_builds_of_the_examples_are_plain_programs() {
     cargo_build_release(&["-p", "c-host-lib", "--features", "hotswap/hot"]);
     let hot = symbols(&release("libc_host_lib.so"));
     let found = machinery(&hot);
-    for item in ["dlopen", "__hotswap_entry", "hotswap::runtime::", "notify::"] {
+    for item in [
+        "dlopen",
+        "__hotswap_entry",
+        "hotswap::runtime::",
+        "notify::",
+    ] {
         assert!(
             found.iter().any(|name| name.contains(item)),
             "the hot build of c-host-lib has no `{item}`: the search cannot see the machinery"
