@@ -799,6 +799,13 @@ const EXAMPLES: [&str; 9] = [
     "egui-app",
 ];
 
+/// The examples that are libraries for another program to load (`cdylib`s): the package, its
+/// file in the target directory, and a symbol its host looks up in it.
+const LIBRARIES: [(&str, &str, &str); 2] = [
+    ("c-host-lib", "libc_host_lib.so", "step"),
+    ("python-ext", "libpython_ext.so", "PyInit_python_ext"),
+];
+
 /// `cargo build --release` in the repository with `args`, into the shared target directory.
 fn cargo_build_release(args: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -880,6 +887,7 @@ fn run_plain(binary: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .env_remove("LIFE_HEADLESS")
         .env_remove("PORT")
+        .env_remove("HOTSWAP_LIBRARY")
         .output()
         .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary.display()));
     assert!(
@@ -892,13 +900,15 @@ fn run_plain(binary: &std::path::Path, args: &[&str]) -> String {
 
 /// `cargo build --release -p <example>`, as a user builds for production, gives a plain
 /// program: no `dlopen`, no `#[hot]` manifest entries, no code of the runtime, the loader or
-/// the watcher; and each example runs as such a plain program. A hot build of one example
+/// the watcher; and each example runs as such a plain program. So do the two examples that are
+/// libraries (`cdylib`s): the C host's library, loaded by `host.c` built with `cc`, and the
+/// Python extension module, loaded by `app.py`. A hot build of one example and of one library
 /// (`--features hotswap/hot`) shows the same search finds all of it.
 ///
 /// Fails if: a release build of an example links any of the hot-reload machinery (for example
 /// if `#[hot]`'s normal expansion, `State` or `Migrate` kept a call into the runtime), if an
-/// example does not build or run as a plain program, or if the search cannot see the machinery
-/// at all (the hot build).
+/// example does not build or run as a plain program (a library: with its host), or if the
+/// search cannot see the machinery at all (the hot builds).
 #[test]
 fn release_builds_of_the_examples_are_plain_programs() {
     // The search finds crate-root paths only.
@@ -921,6 +931,9 @@ fn release_builds_of_the_examples_are_plain_programs() {
     let mut args = Vec::new();
     for example in EXAMPLES {
         args.extend(["-p", example]);
+    }
+    for (package, _, _) in LIBRARIES {
+        args.extend(["-p", package]);
     }
     cargo_build_release(&args);
     for example in EXAMPLES {
@@ -945,6 +958,22 @@ fn release_builds_of_the_examples_are_plain_programs() {
         assert!(
             found.is_empty(),
             "the release build of `{example}` contains hot-reload machinery: {:?}",
+            &found[..found.len().min(10)]
+        );
+    }
+
+    for (package, file, entry) in LIBRARIES {
+        let library = examples_support::e2e_binary("release", file);
+        let symbols = symbols(&library);
+        assert!(
+            symbols.iter().any(|name| name == entry),
+            "{} has no `{entry}` (not the library its host loads?)",
+            library.display()
+        );
+        let found = machinery(&symbols);
+        assert!(
+            found.is_empty(),
+            "the release build of `{package}` contains hot-reload machinery: {:?}",
             &found[..found.len().min(10)]
         );
     }
@@ -1003,6 +1032,52 @@ fn release_builds_of_the_examples_are_plain_programs() {
         "day 1: apple=4 pear=6 plum=2\nday 2: apple=5 pear=7 plum=3\n"
     );
     egui_draws_three_frames(&release("egui-app"));
+    // The libraries, each in its host: the C program built with `cc`, and Python.
+    let host = release("c-host");
+    let cc = std::process::Command::new("cc")
+        .arg(support::workspace_root().join("examples/c-host/host.c"))
+        .arg("-o")
+        .arg(&host)
+        .arg("-ldl")
+        .output()
+        .expect("cannot run cc");
+    assert!(cc.status.success(), "cc host.c failed: {cc:?}");
+    let library = release("libc_host_lib.so");
+    let out = run_plain(&host, &[library.to_str().unwrap(), "2"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.len() == 5 && lines[0].starts_with("host pid "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "step v1 counter 1 version 0 calls 1",
+            "host counter 1 got 2",
+            "step v1 counter 2 version 0 calls 2",
+            "host counter 2 got 4"
+        ],
+        "{out}"
+    );
+    let app = support::workspace_root().join("examples/python/app.py");
+    let library = release("libpython_ext.so");
+    let out = run_plain(
+        std::path::Path::new("python3"),
+        &[app.to_str().unwrap(), library.to_str().unwrap(), "2"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.len() == 3 && lines[0].starts_with("python pid "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1..],
+        [
+            "py n 1 kept 1 greet hello x from v1 score 1 version 0",
+            "py n 2 kept 2 greet hello x from v1 score 3 version 0"
+        ],
+        "{out}"
+    );
 
     // The search sees the machinery in a hot build.
     cargo_build_release(&["-p", "game-of-life", "--features", "hotswap/hot"]);
@@ -1019,6 +1094,21 @@ fn release_builds_of_the_examples_are_plain_programs() {
         assert!(
             found.iter().any(|name| name.contains(item)),
             "the hot build of game-of-life has no `{item}`: the search cannot see the machinery"
+        );
+    }
+    // And in a library, whose Rust symbols are not exported.
+    cargo_build_release(&["-p", "c-host-lib", "--features", "hotswap/hot"]);
+    let hot = symbols(&release("libc_host_lib.so"));
+    let found = machinery(&hot);
+    for item in [
+        "dlopen",
+        "__hotswap_entry",
+        "hotswap::runtime::",
+        "notify::",
+    ] {
+        assert!(
+            found.iter().any(|name| name.contains(item)),
+            "the hot build of c-host-lib has no `{item}`: the search cannot see the machinery"
         );
     }
 }

@@ -85,7 +85,7 @@ fn is_hot_attr(attr: &syn::Attribute) -> bool {
 /// as written: private functions (helpers), functions marked `#[hot(skip)]` (the mark is
 /// removed), functions and impl blocks carrying their own `#[hot]`, impl blocks, nested modules
 /// (not made hot: put `#[hot]` on them too). A `pub fn` that cannot be hot (generic,
-/// `impl Trait`, `const`, `unsafe`, non-Rust ABI) is refused, naming it and the two ways out.
+/// `impl Trait`, `const`, `unsafe`, an ABI other than Rust and C) is refused, naming it and the two ways out.
 fn module_block(mut module: syn::ItemMod, options: &Options) -> syn::Result<TokenStream> {
     let Some((_, items)) = module.content.take() else {
         return Err(syn::Error::new_spanned(
@@ -568,7 +568,14 @@ impl HotFn<'_> {
             Some(asyncness) if asyncness.local => "async(?Send) ",
             Some(_) => "async ",
         };
-        format!("{prefix}fn({}){}{}", args.join(", "), ret, self.assoc)
+        // Callers of an `extern "C"` fn call it with the C convention: a change of ABI is a
+        // change of signature (`extern` alone is `extern "C"`).
+        let abi = if is_c_abi(self.sig) {
+            "extern \"C\" "
+        } else {
+            ""
+        };
+        format!("{prefix}{abi}fn({}){}{}", args.join(", "), ret, self.assoc)
     }
 
     /// Module-level items shared by free functions and methods: slot, boot, guarded shim and
@@ -819,13 +826,16 @@ impl HotFn<'_> {
         }
     }
 
-    /// The original function under its hidden name.
+    /// The original function under its hidden name, with the Rust ABI: for an `extern "C"` fn
+    /// only the wrapper (which keeps the function's attributes, `no_mangle` included) is what
+    /// foreign code calls; the slot, boot function and guarded shim are Rust functions too.
     fn implementation(&self, vis: &syn::Visibility, block: &syn::Block) -> TokenStream {
         if let Some(asyncness) = &self.asyncness {
             return self.async_implementation(asyncness, vis, block);
         }
         let mut sig = self.sig.clone();
         sig.ident = self.impl_name();
+        sig.abi = None;
         quote! {
             #[doc(hidden)]
             #[inline(never)]
@@ -909,6 +919,13 @@ fn free_fn(func: ItemFn, options: &Options) -> syn::Result<TokenStream> {
         #support
         #wrapper
     })
+}
+
+/// `extern "C" fn` or `extern fn` (the C ABI): the wrapper keeps it, nothing else does.
+fn is_c_abi(sig: &Signature) -> bool {
+    sig.abi
+        .as_ref()
+        .is_some_and(|abi| abi.name.as_ref().is_none_or(|name| name.value() == "C"))
 }
 
 /// The boxed shape of an `async fn`; `?Send` on a function that is not async is an error.
@@ -1336,4 +1353,144 @@ fn erase_lifetimes(ty: &Type) -> Type {
     let mut ty = ty.clone();
     Eraser { bound: Vec::new() }.visit_type_mut(&mut ty);
     ty
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `hot` branch of the expansion of `item`, parsed as a file.
+    fn hot_items(item: TokenStream) -> syn::File {
+        let expanded = expand(TokenStream::new(), item).expect("accepted");
+        // `::hotswap::__select! { hot { … } cold { … } }`
+        let Some(body) = expanded.into_iter().find_map(|tree| match tree {
+            TokenTree::Group(group) => Some(group),
+            _ => None,
+        }) else {
+            panic!("not a `__select!`")
+        };
+        let mut inner = body.stream().into_iter();
+        assert!(matches!(inner.next(), Some(TokenTree::Ident(i)) if i == "hot"));
+        let Some(TokenTree::Group(hot)) = inner.next() else {
+            panic!("no `hot` branch")
+        };
+        syn::parse2(hot.stream()).expect("the hot branch parses")
+    }
+
+    fn function<'a>(file: &'a syn::File, name: &str) -> &'a ItemFn {
+        file.items
+            .iter()
+            .find_map(|item| match item {
+                Item::Fn(func) if func.sig.ident == name => Some(func),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no fn {name}"))
+    }
+
+    fn has_attr(func: &ItemFn, name: &str) -> bool {
+        func.attrs.iter().any(|attr| {
+            let text = attr.to_token_stream().to_string();
+            text.contains(name)
+        })
+    }
+
+    fn signature_of(file: &syn::File) -> String {
+        let entry = file
+            .items
+            .iter()
+            .find_map(|item| match item {
+                Item::Static(s) if s.ident.to_string().starts_with("__hotswap_entry_") => Some(s),
+                _ => None,
+            })
+            .expect("an entry");
+        let text = entry.expr.to_token_stream().to_string();
+        let at = text.find("signature").expect("a signature field");
+        let rest = &text[at..];
+        let start = rest.find('"').unwrap();
+        let end = rest[start..].find(") ,").unwrap() + start;
+        rest[start..end].trim().to_owned()
+    }
+
+    #[test]
+    fn an_extern_c_wrapper_keeps_its_abi_and_symbol_and_the_rest_is_rust() {
+        for attr in [
+            quote!(#[unsafe(no_mangle)]),
+            quote!(#[no_mangle]),
+            quote!(#[export_name = "step"]),
+        ] {
+            let file = hot_items(quote! {
+                #attr
+                pub extern "C" fn step(n: u64) -> u64 { n * 2 }
+            });
+            let wrapper = function(&file, "step");
+            let abi = wrapper
+                .sig
+                .abi
+                .as_ref()
+                .expect("the wrapper keeps `extern \"C\"`");
+            assert_eq!(abi.name.as_ref().unwrap().value(), "C");
+            assert!(has_attr(wrapper, "mangle") || has_attr(wrapper, "export_name"));
+            for name in [
+                "__hotswap_impl_step",
+                "__hotswap_boot_step",
+                "__hotswap_guarded_step",
+            ] {
+                let func = function(&file, name);
+                assert!(func.sig.abi.is_none(), "{name} has an ABI");
+                assert!(
+                    !has_attr(func, "no_mangle") && !has_attr(func, "export_name"),
+                    "{name} carries a symbol attribute"
+                );
+            }
+            assert_eq!(signature_of(&file), r#""extern \"C\" fn(u64) -> u64""#);
+        }
+    }
+
+    #[test]
+    fn the_abi_is_part_of_the_signature() {
+        let c = hot_items(quote!(
+            extern "C" fn f(n: u64) -> u64 {
+                n
+            }
+        ));
+        let rust = hot_items(quote!(
+            fn f(n: u64) -> u64 {
+                n
+            }
+        ));
+        let explicit = hot_items(quote!(
+            extern "Rust" fn f(n: u64) -> u64 {
+                n
+            }
+        ));
+        assert_eq!(signature_of(&c), r#""extern \"C\" fn(u64) -> u64""#);
+        assert_eq!(signature_of(&rust), r#""fn(u64) -> u64""#);
+        assert_eq!(signature_of(&explicit), signature_of(&rust));
+    }
+
+    #[test]
+    fn other_abis_and_extern_methods_are_refused() {
+        let system = expand(
+            TokenStream::new(),
+            quote!(
+                extern "system" fn f() {}
+            ),
+        )
+        .unwrap_err();
+        assert!(system.to_string().contains("only the Rust and C ABIs"));
+        let method = expand(
+            TokenStream::new(),
+            quote!(impl S { extern "C" fn f(&self) {} }),
+        )
+        .unwrap_err();
+        assert!(method.to_string().contains("methods must use the Rust ABI"));
+        let asyncness = expand(
+            TokenStream::new(),
+            quote!(
+                async extern "C" fn f() {}
+            ),
+        )
+        .unwrap_err();
+        assert!(asyncness.to_string().contains("async extern"));
+    }
 }

@@ -41,9 +41,15 @@ mod validate;
 /// and methods of inherent impls; an `async fn` in a `#[hot]` trait impl is refused (mark it
 /// `#[hot(skip)]`).
 ///
+/// A free `extern "C" fn` (with `#[unsafe(no_mangle)]`, `#[no_mangle]` or `#[export_name]`, or
+/// none) can be hot: the function foreign code calls by name keeps its ABI and attributes and
+/// dispatches through the slot to a Rust-ABI implementation (which a patch replaces); the ABI
+/// is part of the signature. As for any `extern "C"` fn, a panic that reaches it aborts.
+///
 /// Refused with a compile error: generic functions and methods, `impl Trait` arguments or return
-/// types, `const fn`, `unsafe fn`, non-Rust ABIs, variadic functions, `async fn` in trait impls,
-/// and impl blocks with type or const parameters (lifetimes are fine).
+/// types, `const fn`, `unsafe fn`, ABIs other than Rust and C, `extern` methods and `async
+/// extern` fns, variadic functions, `async fn` in trait impls, and impl blocks with type or
+/// const parameters (lifetimes are fine).
 #[proc_macro_attribute]
 pub fn hot(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);

@@ -21,14 +21,36 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
         ));
     }
     if let Some(abi) = &sig.abi {
-        let is_rust = abi.name.as_ref().is_some_and(|name| name.value() == "Rust");
-        if !is_rust {
-            return Err(syn::Error::new_spanned(
-                abi,
-                "`#[hot]` supports only the Rust ABI: a non-Rust ABI function is usually called \
-                 from foreign code by its address, which a patch cannot redirect; wrap a plain \
-                 `#[hot]` fn in an `extern` shim instead",
-            ));
+        match abi.name.as_ref().map(syn::LitStr::value).as_deref() {
+            Some("Rust") => {}
+            // `extern "C"` (or plain `extern`): the wrapper keeps the ABI and the
+            // `no_mangle`/`export_name` attributes, so foreign code calls it by name; what it
+            // calls through the slot is a Rust-ABI implementation.
+            None | Some("C") if in_impl => {
+                return Err(syn::Error::new_spanned(
+                    abi,
+                    "`#[hot]` methods must use the Rust ABI: foreign code calls a free function \
+                     by its name, not a method; make a free `#[hot] extern \"C\" fn` that calls \
+                     the method, or mark this method `#[hot(skip)]`",
+                ));
+            }
+            None | Some("C") => {
+                if let Some(token) = &sig.asyncness {
+                    return Err(syn::Error::new_spanned(
+                        token,
+                        "`#[hot]` cannot be used on an `async extern` fn: foreign code cannot \
+                         poll its future; make it a plain `async fn`",
+                    ));
+                }
+            }
+            Some(_) => {
+                return Err(syn::Error::new_spanned(
+                    abi,
+                    "`#[hot]` supports only the Rust and C ABIs (`extern \"C\"`): for another \
+                     ABI, make a plain `#[hot]` fn and call it from an `extern` shim written by \
+                     hand",
+                ));
+            }
         }
     }
     if let Some(variadic) = &sig.variadic {

@@ -1,6 +1,7 @@
 // Every shape `#[hot]` accepts, compiled and run: lifetimes (elided, named, bounded, higher-ranked),
 // references, `&mut` state, owned and borrowed returns, patterns in arguments, `dyn` types, `!`,
-// the explicit Rust ABI, and a `#[hot] impl` block with `&self`, `&mut self`, `self`, `mut self`,
+// the explicit Rust ABI, `extern "C"` (with `no_mangle`, `export_name` or neither, called by
+// symbol), and a `#[hot] impl` block with `&self`, `&mut self`, `self`, `mut self`,
 // `self: Box<Self>`, associated functions and an associated const; `#[hot]` trait impls (called
 // statically, through generic code and through `dyn`; two traits with a method of the same name
 // on one type; associated types and consts; a standard trait), and impl blocks of types whose only
@@ -90,6 +91,46 @@ fn give_up(message: &str) -> ! {
 #[hotswap::hot]
 pub extern "Rust" fn explicit_rust_abi(value: u8) -> u8 {
     value.wrapping_add(1)
+}
+
+// The C ABI, called by name: the exported wrapper keeps `extern "C"` and its `no_mangle` or
+// `export_name` (a second symbol of that name would not link); what it calls is Rust code.
+#[hotswap::hot]
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_shapes_c_step(counter: u64) -> u64 {
+    counter * 2
+}
+
+#[hotswap::hot]
+#[no_mangle]
+pub extern "C" fn hs_shapes_c_old_style(a: u32, b: u32) -> u32 {
+    a * 10 + b
+}
+
+#[hotswap::hot]
+#[export_name = "hs_shapes_c_exported"]
+pub extern "C" fn c_exported_under_another_name(value: i32) -> i32 {
+    -value
+}
+
+#[hotswap::hot]
+extern "C" fn c_abi_without_a_symbol(value: u8) -> u8 {
+    value ^ 1
+}
+
+#[hotswap::hot]
+#[allow(missing_abi)]
+pub extern fn bare_extern_is_c(value: u16) -> u16 {
+    value + 3
+}
+
+// What a C program sees: the symbols, declared as foreign functions.
+mod c_side {
+    extern "C" {
+        pub fn hs_shapes_c_step(counter: u64) -> u64;
+        pub fn hs_shapes_c_old_style(a: u32, b: u32) -> u32;
+        pub fn hs_shapes_c_exported(value: i32) -> i32;
+    }
 }
 
 #[hotswap::hot]
@@ -566,6 +607,10 @@ mod local_systems {
     pub fn plain(value: u32) -> u32 {
         value + 2
     }
+
+    pub extern "C" fn plain_c(value: u32) -> u32 {
+        value + 4
+    }
 }
 
 fn main() {
@@ -591,6 +636,19 @@ fn main() {
     assert_eq!(adder(&|x| x * 10, 1)(5), 15);
     assert_eq!(call_both(&|s| s, |b| b), 5);
     assert_eq!(explicit_rust_abi(255), 0);
+    assert_eq!(hs_shapes_c_step(21), 42);
+    assert_eq!(hs_shapes_c_old_style(4, 2), 42);
+    assert_eq!(c_exported_under_another_name(5), -5);
+    assert_eq!(c_abi_without_a_symbol(2), 3);
+    assert_eq!(bare_extern_is_c(1), 4);
+    let through_c: extern "C" fn(u64) -> u64 = hs_shapes_c_step;
+    assert_eq!(through_c(4), 8);
+    // SAFETY: the declarations above match the definitions.
+    unsafe {
+        assert_eq!(c_side::hs_shapes_c_step(50), 100);
+        assert_eq!(c_side::hs_shapes_c_old_style(1, 3), 13);
+        assert_eq!(c_side::hs_shapes_c_exported(7), -7);
+    }
     assert_eq!(nested::tick(21), 42);
 
     std::panic::set_hook(Box::new(|_| {})); // the expected panic below need not be printed
@@ -705,6 +763,7 @@ fn main() {
     assert_eq!(steps, 2);
     assert_eq!(block_on(local_systems::shared(std::rc::Rc::new(4))), 5);
     assert_eq!(local_systems::plain(1), 3);
+    assert_eq!(local_systems::plain_c(1), 5);
 
     assert_eq!(hotswap::version(), 0);
     println!("shapes ok, hot mode: {}", hotswap::is_hot());
