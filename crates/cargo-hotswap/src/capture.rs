@@ -119,10 +119,10 @@ impl Invocation {
                     .join(format!("{}{}", self.crate_name, self.extra_filename)),
             )
         } else if self.is_cdylib() {
-            Some(self.out_dir.join(format!(
-                "lib{}{}.so",
-                self.crate_name, self.extra_filename
-            )))
+            Some(
+                self.out_dir
+                    .join(format!("lib{}{}.so", self.crate_name, self.extra_filename)),
+            )
         } else {
             None
         }

@@ -51,7 +51,8 @@ pub struct HotCrate {
     /// The crate name (`-` replaced by `_`), as rustc knows it.
     pub crate_name: String,
     pub kind: CrateKind,
-    /// The target's name as the manifest gives it (`my-tool`).
+    /// The target's name as the manifest gives it (`my-tool`); for the library of `run --lib`,
+    /// its package's name.
     pub target: String,
     /// Directories holding its sources (the parent of each target's root file).
     pub source_dirs: Vec<PathBuf>,
@@ -274,13 +275,17 @@ impl Project {
                 ))
             }
         };
-        let target = package.targets.iter().find(|t| is_cdylib(t)).ok_or_else(|| {
-            format!(
+        let target = package
+            .targets
+            .iter()
+            .find(|t| is_cdylib(t))
+            .ok_or_else(|| {
+                format!(
                 "package `{}` builds no `cdylib`: add `[lib] crate-type = [\"cdylib\"]` to its \
                  Cargo.toml for a host to load it",
                 package.name
             )
-        })?;
+            })?;
         Ok(Program {
             package: package.name.clone(),
             name: target.name.clone(),
@@ -359,7 +364,12 @@ impl Project {
             package: package.name.clone(),
             crate_name: target.name.replace('-', "_"),
             kind: CrateKind::Program,
-            target: target.name.clone(),
+            // A library is named by its package, as hot libraries are.
+            target: if program.library {
+                package.name.clone()
+            } else {
+                target.name.clone()
+            },
             source_dirs: target
                 .src_path
                 .parent()

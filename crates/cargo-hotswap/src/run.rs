@@ -213,9 +213,13 @@ impl Session {
             }
         };
         self.remove_abandoned_builds();
+        let what = if self.program.library {
+            format!("the library of `{}`", self.program.package)
+        } else {
+            format!("`{}`", self.program.name)
+        };
         report::info(&format!(
-            "building `{}` in hot mode (the first build takes longest)…",
-            self.program.name
+            "building {what} in hot mode (the first build takes longest)…"
         ));
         if self.rebuild_and_start() {
             // The hot crates this program links (not every one of the workspace).
@@ -235,9 +239,17 @@ impl Session {
                     CrateKind::Program => format!("`{}`", display_path(&c.root, &self.project)),
                 })
                 .collect();
+            let running = if self.program.library {
+                format!(
+                    "`{}` runs with the library of `{}` loaded",
+                    self.host_command(),
+                    self.program.package
+                )
+            } else {
+                format!("running `{}`", self.program.name)
+            };
             report::ok(&format!(
-                "running `{}`; {} (Ctrl-C stops both)",
-                self.program.name,
+                "{running}; {} (Ctrl-C stops both)",
                 if hot.is_empty() {
                     "nothing in it is #[hot], so every change restarts it".to_owned()
                 } else {
@@ -320,8 +332,7 @@ impl Session {
             if let Err(why) = self.runs_our_library(&connection) {
                 return report::warn(&format!(
                     "process {} loaded `{}` but will not be patched: {why}",
-                    connection.pid,
-                    self.program.name
+                    connection.pid, self.program.name
                 ));
             }
         } else {
@@ -347,7 +358,10 @@ impl Session {
     /// may have been applied since (it would be behind the others).
     fn runs_our_library(&self, connection: &Connection) -> Result<(), String> {
         use std::os::unix::fs::MetadataExt;
-        let built = self.executable.as_deref().ok_or("the library is not built")?;
+        let built = self
+            .executable
+            .as_deref()
+            .ok_or("the library is not built")?;
         let Some(image) = connection.image.as_ref().filter(|i| i.library) else {
             return Err("it did not say which library it runs the runtime from".into());
         };
@@ -532,14 +546,9 @@ impl Session {
                     library: self.program.library.then_some(executable.as_path()),
                 };
                 match hot.kind {
-                    CrateKind::Library => patch::build(
-                        capture,
-                        &linked.linker,
-                        &sharing,
-                        share,
-                        &self.dir,
-                        id,
-                    ),
+                    CrateKind::Library => {
+                        patch::build(capture, &linked.linker, &sharing, share, &self.dir, id)
+                    }
                     CrateKind::Program => {
                         patch::build_program(capture, &linked.linker, &sharing, &self.dir, id)
                     }
@@ -606,9 +615,9 @@ impl Session {
                         Err(failure) => {
                             let err = match failure {
                                 Failure::Compile(text) => text.concat(),
-                                Failure::Refused(err) | Failure::Link(err) | Failure::Other(err) => {
-                                    err
-                                }
+                                Failure::Refused(err)
+                                | Failure::Link(err)
+                                | Failure::Other(err) => err,
                             };
                             self.discard_scratch(id);
                             for (file, _) in &copies {

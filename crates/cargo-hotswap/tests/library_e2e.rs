@@ -215,7 +215,8 @@ fn a_c_host_is_patched_and_keeps_its_counters() {
     assert_eq!(second.version, 1, "{}", cli.transcript());
     assert!(second.counter > first.counter, "{}", cli.transcript());
     assert_eq!(
-        second.calls, second.counter,
+        second.calls,
+        second.counter,
         "the library's private static started again in the patch\n{}",
         cli.transcript()
     );
@@ -224,15 +225,17 @@ fn a_c_host_is_patched_and_keeps_its_counters() {
         t.starts_with(&format!("host pid={pid} counter={} ", second.counter))
     });
     assert!(
-        got.text
-            .ends_with(&format!("got={}", second.counter * 3)),
+        got.text.ends_with(&format!("got={}", second.counter * 3)),
         "{}",
         cli.transcript()
     );
 
     // A signature change of `scale` (which the library was built with): refused, the host runs on.
     let changed_signature = lib_rs("v3", "3", STEP)
-        .replace("pub fn scale(counter: u64) -> u64 {", "pub fn scale(counter: u64, by: u64) -> u64 {")
+        .replace(
+            "pub fn scale(counter: u64) -> u64 {",
+            "pub fn scale(counter: u64, by: u64) -> u64 {",
+        )
         .replace("counter * 3", "counter * by")
         .replace("    scale(counter)\n", "    scale(counter, 4)\n");
     let before = cli.mark();
@@ -240,7 +243,9 @@ fn a_c_host_is_patched_and_keeps_its_counters() {
     assert!(
         outcome.text.contains("hotswap does not restart a host")
             && outcome.text.contains("scale")
-            && outcome.text.contains(&format!("`{host}` keeps running the code it has")),
+            && outcome
+                .text
+                .contains(&format!("`{host}` keeps running the code it has")),
         "{:?}\n{}",
         outcome.text,
         cli.transcript()
@@ -287,7 +292,10 @@ fn two_processes_with_the_library_loaded_are_both_patched() {
     let package = format!("{}_lib", "hs_libtwo");
     let host = scratch.path().join("host").display().to_string();
     let script = format!("{host:?} & exec {host:?}");
-    let cli = scratch.start_program(&["hotswap", "run", "--lib", "--", "sh", "-c", &script], "sh");
+    let cli = scratch.start_program(
+        &["hotswap", "run", "--lib", "--", "sh", "-c", &script],
+        "sh",
+    );
     let pids = host_pids(&cli, 2);
     let _hosts = Hosts(pids.clone());
     for &pid in &pids {
@@ -298,15 +306,21 @@ fn two_processes_with_the_library_loaded_are_both_patched() {
     for &pid in &pids {
         let patched = format!("[hotswap] {package}: patched ");
         let process = format!(" (lib/src/lib.rs) in process {pid} — version 1;");
-        cli.wait_for(&format!("`{patched}… in process {pid}`"), before, PATCH, |line| {
-            line.stream == Stream::Err
-                && line.text.starts_with(&patched)
-                && line.text.contains(&process)
-        });
+        cli.wait_for(
+            &format!("`{patched}… in process {pid}`"),
+            before,
+            PATCH,
+            |line| {
+                line.stream == Stream::Err
+                    && line.text.starts_with(&patched)
+                    && line.text.contains(&process)
+            },
+        );
         let (_, step) = wait_step(&cli, pid, "v2", before);
         assert_eq!(step.version, 1, "{}", cli.transcript());
         assert_eq!(
-            step.calls, step.counter,
+            step.calls,
+            step.counter,
             "process {pid} started its static again\n{}",
             cli.transcript()
         );

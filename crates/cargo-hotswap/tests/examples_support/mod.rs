@@ -145,6 +145,14 @@ impl Example {
         (session, pid)
     }
 
+    /// Starts `command` (`cargo hotswap run --lib … -- <host>`) and waits until it started the
+    /// host, which it names as `host` (the command after `--`); returns the host's pid.
+    pub fn run_host(&self, command: Command, host: &str, first_build: Duration) -> (Session, u32) {
+        let session = Session::spawn(host, command);
+        let pid = session.wait_started(0, first_build);
+        (session, pid)
+    }
+
     /// Saves `contents` as `relative` and waits for the first outcome the command reports;
     /// asserts it is `<crate>: patched <functions>` `<what>` ` (<relative>) — version <version>`.
     /// Returns the number of the first line after the save and the `patched` line.
