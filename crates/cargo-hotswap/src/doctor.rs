@@ -83,6 +83,24 @@ pub fn run() -> i32 {
                     programs.join(", ")
                 ));
             }
+            let hosted: Vec<&str> = project
+                .members
+                .iter()
+                .filter(|p| {
+                    p.targets
+                        .iter()
+                        .any(|t| t.kind.iter().any(|k| k == "cdylib"))
+                        && project.hot_libraries().any(|c| c.package == p.name)
+                })
+                .map(|p| p.name.as_str())
+                .collect();
+            if !hosted.is_empty() {
+                report::ok(&format!(
+                    "libraries a host can load and have patched (`cargo hotswap run --lib -p PKG -- \
+                     HOST`): {}",
+                    hosted.join(", ")
+                ));
+            }
         }
         Err(_) => report::info("not inside a cargo workspace (that is fine for this check)"),
     }

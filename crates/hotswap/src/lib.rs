@@ -44,8 +44,9 @@ use std::time::Duration;
 /// ```
 ///
 /// Refused at compile time, with an error pointing at the offending token: generic functions,
-/// `impl Trait` arguments and return types, `const fn`, `unsafe fn`, non-Rust ABIs, variadic
-/// functions, trait impls and generic impl blocks.
+/// `impl Trait` arguments and return types, `const fn`, `unsafe fn`, ABIs other than Rust and C,
+/// variadic functions, and generic impl blocks. An `extern "C"` function (with `#[no_mangle]`
+/// for a C host) keeps its symbol and ABI; its body is what is swapped.
 ///
 /// # `async fn`
 ///

@@ -511,9 +511,14 @@ impl Control {
                         pid,
                         version,
                         reserved,
+                        image,
                     } => {
                         assert_eq!(pid, host.pid(), "hello from another process");
                         assert_eq!(version, 0, "a fresh program is at version 0");
+                        // A program runs the runtime from its executable, not a library.
+                        let image = image.expect("the hello names the image");
+                        assert!(!image.library, "{image:?}");
+                        assert!(image.inode.is_some(), "{image:?}");
                         reserved
                     }
                     other => panic!("the first message was not a hello: {other:?}"),
