@@ -248,6 +248,17 @@ impl Session {
             } else {
                 format!("running `{}`", self.program.name)
             };
+            if let (true, Some(library)) = (self.program.library, &self.executable) {
+                // A host started by hand (another terminal, a notebook) is patched too.
+                report::info(&format!(
+                    "another process can load the library and be patched too: start it with \
+                     {}={} {}={}",
+                    hotswap::protocol::CONTROL_ENV,
+                    self.socket.display(),
+                    app::LIBRARY_ENV,
+                    library.display()
+                ));
+            }
             report::ok(&format!(
                 "{running}; {} (Ctrl-C stops both)",
                 if hot.is_empty() {

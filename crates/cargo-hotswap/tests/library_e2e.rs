@@ -326,3 +326,75 @@ fn two_processes_with_the_library_loaded_are_both_patched() {
         );
     }
 }
+
+/// A host started by hand, with the environment the command prints, is patched with the one
+/// the command started.
+///
+/// Fails if: the command does not say how to start another host, or that host is not patched.
+#[test]
+fn a_host_started_by_hand_is_patched_too() {
+    let _serial = support::serial();
+    let scratch = library_workspace("hs_libhand");
+    let package = format!("{}_lib", "hs_libhand");
+    let host = scratch.path().join("host").display().to_string();
+    let cli = scratch.start_program(&["hotswap", "run", "--lib", "--", &host], &host);
+    let first = host_pids(&cli, 1)[0];
+    let hint = cli.wait_for("how to start another host", 0, OUTPUT, |line| {
+        line.stream == Stream::Err && line.text.contains("start it with HOTSWAP_CONTROL=")
+    });
+    let env = &hint.text[hint.text.find("HOTSWAP_CONTROL=").unwrap()..];
+    let mut command = std::process::Command::new(&host);
+    for pair in env.split(' ') {
+        let (key, value) = pair.split_once('=').expect("KEY=VALUE");
+        command.env(key, value);
+    }
+    let second = hotswap_testkit::Process::spawn(
+        "second host",
+        command,
+        hotswap_testkit::Options {
+            stdin: false,
+            die_with_test: true,
+        },
+        "second host",
+        hotswap_testkit::Transcript {
+            head: 20,
+            tail: 50,
+            keep_stderr: true,
+            numbered: true,
+        },
+    );
+    let second_pid = second.pid();
+    let _hosts = Hosts(vec![first, second_pid]);
+    second.wait_out("its first step", 0, OUTPUT, |t| {
+        parse_step(t).is_some_and(|s| s.label == "v1")
+    });
+    wait_step(&cli, first, "v1", 0);
+    let before = cli.mark();
+    let own = second.mark();
+    scratch.save("lib/src/lib.rs", &lib_rs("v2", "2", STEP));
+    let patched = format!("[hotswap] {package}: patched ");
+    for pid in [first, second_pid] {
+        let process = format!(" in process {pid} — version 1;");
+        cli.wait_for(
+            &format!("`{patched}… in process {pid}`"),
+            before,
+            PATCH,
+            |line| {
+                line.stream == Stream::Err
+                    && line.text.starts_with(&patched)
+                    && line.text.contains(&process)
+            },
+        );
+    }
+    wait_step(&cli, first, "v2", before);
+    let line = second.wait_out("its step with the new label", own, PATCH, |t| {
+        parse_step(t).is_some_and(|s| s.label == "v2")
+    });
+    let step = parse_step(&line.text).unwrap();
+    assert_eq!(
+        (step.version, step.calls),
+        (1, step.counter),
+        "{}",
+        second.transcript()
+    );
+}
