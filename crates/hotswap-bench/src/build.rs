@@ -49,6 +49,10 @@ pub enum Tool {
     /// The small crate's code in a package with only `src/main.rs` (the program's own binary
     /// crate is the hot one).
     EditMain,
+    /// The small crate's code in a `cdylib` run under `cargo hotswap run --lib`: loaded by a C
+    /// program (`EditCHost`) or, as a PyO3 extension module, by `python3` (`EditPython`).
+    EditCHost,
+    EditPython,
     /// A headless Bevy app whose system is in the hot crate (`cargo hotswap run`, and a plain
     /// `cargo build` of the same edit).
     EditBevy,
@@ -72,6 +76,8 @@ impl Tool {
             Tool::EditSmall => "edit-small",
             Tool::EditHeavy => "edit-heavy",
             Tool::EditMain => "edit-main",
+            Tool::EditCHost => "edit-c-host",
+            Tool::EditPython => "edit-python",
             Tool::EditBevy => "edit-bevy",
             Tool::EditEgui => "edit-egui",
             Tool::EditHlrSmall => "edit-hlr-small",
@@ -152,6 +158,7 @@ impl Tool {
                 return edit_files(self)
             }
             Tool::EditMain => return edit_main_files(),
+            Tool::EditCHost | Tool::EditPython => return edit_library_files(self),
             Tool::EditBevy => return edit_bevy_files(),
             Tool::EditEgui => return edit_egui_files(),
             Tool::Cli => return Vec::new(),
@@ -341,6 +348,54 @@ fn edit_main_files() -> Vec<(String, String)> {
                 .into(),
         ),
         ("hse_main/src/main.rs".into(), source),
+    ]
+}
+
+/// A `cdylib` edit workspace for `cargo hotswap run --lib`: one package, `hse_c_host` or
+/// `hse_python`, whose `src/lib.rs` holds the small crate's code (its `tick`, renamed `line`, is
+/// the function edited) and the entry point its host calls every 5 ms, which prints `line`: a
+/// `#[hot]` `extern "C" fn tick` for the C host (`host.c`, compiled by the bench), a
+/// `#[pyfunction] tick` of a PyO3 module for `python3 host.py`.
+fn edit_library_files(tool: Tool) -> Vec<(String, String)> {
+    const SMALL: &str = include_str!("../fixtures/edit/small.rs");
+    let (name, entry, dependency, host) = match tool {
+        Tool::EditCHost => (
+            "hse_c_host",
+            include_str!("../fixtures/edit/c_host_lib.rs"),
+            "",
+            ("host.c", include_str!("../fixtures/edit/c_host.c")),
+        ),
+        _ => (
+            "hse_python",
+            include_str!("../fixtures/edit/python_lib.rs"),
+            // As examples/python/Cargo.toml (the copied Cargo.lock has its version).
+            "pyo3 = { version = \"0.30.1\", features = [\"extension-module\"] }\n",
+            ("host.py", include_str!("../fixtures/edit/host.py")),
+        ),
+    };
+    let small = SMALL.replace("{{HOT}}", "#[hotswap::hot]").replace(
+        "pub fn tick(n: u64) -> String",
+        "pub fn line(n: u64) -> String",
+    );
+    vec![
+        (
+            "Cargo.toml".into(),
+            format!(
+                "# Scratch workspace written by hotswap-bench (edit-to-effect, a `cdylib` under \
+                 `cargo hotswap run --lib`).\n[workspace]\nresolver = \"2\"\nmembers = [\"{name}\"]\n"
+            ),
+        ),
+        (
+            format!("{name}/Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+                 publish = false\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n\
+                 hotswap = {{ path = \"{{{{HOTSWAP}}}}\" }}\n{dependency}\n\
+                 [lints.rust]\nunexpected_cfgs = {{ level = \"warn\", check-cfg = [\"cfg(hotswap)\"] }}\n"
+            ),
+        ),
+        (format!("{name}/src/lib.rs"), format!("{small}{entry}")),
+        (host.0.to_string(), host.1.to_string()),
     ]
 }
 
@@ -692,6 +747,8 @@ impl Builder {
                 | Tool::EditSmall
                 | Tool::EditHeavy
                 | Tool::EditMain
+                | Tool::EditCHost
+                | Tool::EditPython
                 | Tool::EditBevy
                 | Tool::EditEgui
         ) {
@@ -1179,6 +1236,33 @@ fn first_error(stderr: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_library_workspaces_hold_the_small_code_and_their_host() {
+        for (tool, package, host) in [
+            (super::Tool::EditCHost, "hse_c_host", "host.c"),
+            (super::Tool::EditPython, "hse_python", "host.py"),
+        ] {
+            let files = tool.files(0);
+            let file = |name: &str| {
+                files
+                    .iter()
+                    .find(|(path, _)| path == name)
+                    .map(|(_, text)| text.clone())
+                    .unwrap_or_else(|| panic!("{tool:?} has no {name}"))
+            };
+            let lib = file(&format!("{package}/src/lib.rs"));
+            assert!(lib.contains("let label = \"edit-0\";"), "{lib}");
+            assert!(
+                lib.contains("#[hotswap::hot]\npub fn line(n: u64) -> String"),
+                "{lib}"
+            );
+            assert!(!lib.contains("{{HOT}}"), "{lib}");
+            let manifest = file(&format!("{package}/Cargo.toml"));
+            assert!(manifest.contains("crate-type = [\"cdylib\"]"), "{manifest}");
+            assert!(file(host).contains("HOTSWAP_LIBRARY"));
+        }
+    }
+
     #[test]
     /// The bench links its thin patches with the CLI's version script; without it the
     /// program refuses them (their manifests bind to the program's), so a CLI whose script the

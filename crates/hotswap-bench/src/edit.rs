@@ -9,7 +9,9 @@
 //! own). The first edit is a warm-up, reported apart.
 //!
 //! - hotswap: the real `cargo hotswap run -p HOST` in the scratch workspace; its watcher sees the
-//!   rename, it rebuilds and links the patch and the program swaps it in.
+//!   rename, it rebuilds and links the patch and the program swaps it in. Library rows
+//!   ([`LibHost`]): `cargo hotswap run --lib -p LIB -- HOST…`, the hot crate a `cdylib` that a C
+//!   program or `python3` loads from `$HOTSWAP_LIBRARY`, and which prints the lines itself.
 //! - hot-lib-reloader: its host runs; right after the rename the bench runs
 //!   `cargo build -p LIB` (as a file-watching build tool would, but without a watcher's delay),
 //!   and hot-lib-reloader's own watcher loads the rebuilt library.
@@ -32,7 +34,7 @@ pub struct Spec {
     pub lib: &'static str,
     /// The file edited, in the package (`src/lib.rs`, `src/main.rs`).
     pub file: &'static str,
-    /// The program's package.
+    /// The program's package (with `lib_host`: the library's, for `run --lib -p`).
     pub host: &'static str,
     /// Extra environment for `cargo hotswap run`.
     pub env: &'static [(&'static str, &'static str)],
@@ -41,6 +43,82 @@ pub struct Spec {
     /// The program opens a window: run it on the bench's own X server ([`Xvfb`]), with
     /// software OpenGL.
     pub display: bool,
+    /// The package is a `cdylib` run under `cargo hotswap run --lib` with this host.
+    pub lib_host: Option<LibHost>,
+}
+
+/// The host program of a library row (`cargo hotswap run --lib -p LIB -- HOST…`), a file of the
+/// scratch workspace's root.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LibHost {
+    /// `host.c` (`fixtures/edit/c_host.c`), compiled by the bench with `cc … -ldl`.
+    C,
+    /// `python3 host.py` (`fixtures/edit/host.py`).
+    Python,
+}
+
+impl LibHost {
+    /// Makes the host ready in the workspace `root`: the command after `--`, and how it was
+    /// made (for the commands table). A missing `cc` or `python3` is an error that says so.
+    fn prepare(self, root: &Path) -> Result<(Vec<String>, String), String> {
+        match self {
+            LibHost::C => {
+                let exe = root.join("host");
+                let output = Command::new("cc")
+                    .current_dir(root)
+                    .args(["-O2", "host.c", "-o", "host", "-ldl"])
+                    .output()
+                    .map_err(|err| {
+                        format!(
+                            "cannot run cc ({err}): the row's host is a C program; install a C \
+                             compiler (the `gcc` package)"
+                        )
+                    })?;
+                if !output.status.success() {
+                    return Err(format!(
+                        "cc -O2 host.c -o host -ldl failed: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                            .lines()
+                            .take(4)
+                            .collect::<Vec<_>>()
+                            .join(" / ")
+                    ));
+                }
+                Ok((
+                    vec![exe.display().to_string()],
+                    "`cc -O2 host.c -o host -ldl` in the same directory (`host.c` is \
+                     `fixtures/edit/c_host.c`)"
+                        .into(),
+                ))
+            }
+            LibHost::Python => {
+                let output = Command::new("python3")
+                    .args([
+                        "-c",
+                        "import importlib.util, sys; print(sys.version.split()[0])",
+                    ])
+                    .output()
+                    .map_err(|err| {
+                        format!(
+                            "cannot run python3 ({err}): the row's host is a Python program (and \
+                             PyO3's build asks `python3` for its configuration); install the \
+                             `python3` package"
+                        )
+                    })?;
+                if !output.status.success() {
+                    return Err(format!(
+                        "python3 does not run: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ));
+                }
+                let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+                Ok((
+                    vec!["python3".into(), root.join("host.py").display().to_string()],
+                    format!("`host.py` is `fixtures/edit/host.py`, run by Python {version}"),
+                ))
+            }
+        }
+    }
 }
 
 /// What an edit row measured.
@@ -352,9 +430,19 @@ pub fn hotswap(
 ) -> Result<Measured, String> {
     let root = builder.workspace(spec.tool)?;
     let mut command = Command::new(cli);
-    command
-        .current_dir(&root)
-        .args(["hotswap", "run", "-p", spec.host]);
+    command.current_dir(&root).args(["hotswap", "run"]);
+    if spec.lib_host.is_some() {
+        command.arg("--lib");
+    }
+    command.args(["-p", spec.host]);
+    // A library row: `-- HOST…`, and how the host was made.
+    let (host_args, host_made) = match spec.lib_host {
+        Some(host) => host.prepare(&root)?,
+        None => (Vec::new(), String::new()),
+    };
+    if !host_args.is_empty() {
+        command.arg("--").args(&host_args);
+    }
     crate::build::clean_env(&mut command);
     command.env("CARGO_TARGET_DIR", builder.target());
     command.envs(spec.env.iter().copied());
@@ -373,15 +461,30 @@ pub fn hotswap(
     };
     let mut measured = Measured {
         run: format!(
-            "{}`{env}CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run -p {}` in \
-             `$WORK/ws/{}`, then {edits} + 1 edits of `{}/{}`",
+            "{}{}`{env}CARGO_TARGET_DIR=<repo>/target/bench cargo-hotswap hotswap run {}-p \
+             {}{}` in `$WORK/ws/{}`, then {edits} + 1 edits of `{}/{}`",
             if xvfb.is_some() {
                 "`Xvfb -displayfd 1 -screen 0 800x600x24 -nolisten tcp` (started by the bench; \
                  `:N` is the display it reports), then "
             } else {
                 ""
             },
+            if host_made.is_empty() {
+                String::new()
+            } else {
+                format!("the host: {host_made}; then ")
+            },
+            if spec.lib_host.is_some() {
+                "--lib "
+            } else {
+                ""
+            },
             spec.host,
+            if host_args.is_empty() {
+                String::new()
+            } else {
+                format!(" -- {}", host_args.join(" "))
+            },
             spec.tool.dir_name(),
             spec.lib,
             spec.file
@@ -389,8 +492,13 @@ pub fn hotswap(
         ..Measured::default()
     };
     eprintln!(
-        "hotswap-bench: edit to effect: cargo hotswap run -p {} (the first build of a heavy \
+        "hotswap-bench: edit to effect: cargo hotswap run {}-p {} (the first build of a heavy \
          crate takes minutes)",
+        if spec.lib_host.is_some() {
+            "--lib "
+        } else {
+            ""
+        },
         spec.host
     );
     let mut program = Started::spawn(command)?;

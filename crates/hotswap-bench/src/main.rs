@@ -428,6 +428,7 @@ pub fn rows() -> Vec<Row> {
                 env: &[],
                 plain_build: false,
                 display: false,
+                lib_host: None,
             },
             edit::Spec {
                 tool: Tool::EditHlrSmall,
@@ -437,6 +438,7 @@ pub fn rows() -> Vec<Row> {
                 env: &[],
                 plain_build: false,
                 display: false,
+                lib_host: None,
             },
         ),
         (
@@ -451,6 +453,7 @@ pub fn rows() -> Vec<Row> {
                 env: &[],
                 plain_build: false,
                 display: false,
+                lib_host: None,
             },
             edit::Spec {
                 tool: Tool::EditHlrHeavy,
@@ -460,6 +463,7 @@ pub fn rows() -> Vec<Row> {
                 env: &[],
                 plain_build: false,
                 display: false,
+                lib_host: None,
             },
         ),
     ] {
@@ -521,9 +525,50 @@ pub fn rows() -> Vec<Row> {
                     env: &[],
                     plain_build: false,
                     display: false,
+                    lib_host: None,
                 }),
                 ..row.clone()
             });
+            // The same small code in a `cdylib` under `cargo hotswap run --lib`, loaded by a C
+            // program and by a Python interpreter (a PyO3 extension module).
+            for (lib_id, tool, lib, host, label) in [
+                (
+                    "edit-c-host",
+                    Tool::EditCHost,
+                    "hse_c_host",
+                    edit::LibHost::C,
+                    "**hotswap** `cargo hotswap run --lib`, the same small code in a `cdylib` \
+                     loaded by a C program (`dlopen`; its `#[hot] extern \"C\" fn tick` called \
+                     every 5 ms; ratio to the program case)",
+                ),
+                (
+                    "edit-python",
+                    Tool::EditPython,
+                    "hse_python",
+                    edit::LibHost::Python,
+                    "**hotswap** `cargo hotswap run --lib`, the same small code in a PyO3 \
+                     extension module loaded by `python3` (importlib; its `#[pyfunction] tick` \
+                     called every 5 ms; ratio to the program case)",
+                ),
+            ] {
+                rows.push(Row {
+                    id: lib_id,
+                    tool,
+                    label,
+                    baseline: Some(id),
+                    edit: Some(edit::Spec {
+                        tool,
+                        lib,
+                        host: lib,
+                        file: "src/lib.rs",
+                        env: &[],
+                        plain_build: false,
+                        display: false,
+                        lib_host: Some(host),
+                    }),
+                    ..row.clone()
+                });
+            }
         }
         rows.push(Row {
             id: hlr_id,
@@ -549,6 +594,7 @@ pub fn rows() -> Vec<Row> {
         env: &[],
         plain_build: false,
         display: false,
+        lib_host: None,
     };
     let template = rows
         .iter()
@@ -1132,6 +1178,19 @@ mod tests {
         let all_async = ids(&["async*"]);
         assert_eq!(all_async.len(), 10, "{all_async:?}");
         assert!(all_async.iter().all(|id| id.starts_with("async-")));
+    }
+
+    #[test]
+    fn the_library_edit_rows_run_by_default_against_the_program_case() {
+        let default = ids(&[]);
+        for id in ["edit-c-host", "edit-python"] {
+            assert!(default.contains(&id), "{id} in {default:?}");
+            assert_eq!(ids(&[id]), ["edit-small", id]);
+            let row = rows().into_iter().find(|row| row.id == id).unwrap();
+            assert_eq!(row.baseline, Some("edit-small"));
+            assert!(!row.opt_in && !row.tool.is_framework_edit());
+            assert!(row.edit.unwrap().lib_host.is_some());
+        }
     }
 
     #[test]
