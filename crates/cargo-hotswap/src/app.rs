@@ -17,19 +17,31 @@ pub struct App {
 /// Environment variable holding the path of the library `run --lib` built, for its host.
 pub const LIBRARY_ENV: &str = "HOTSWAP_LIBRARY";
 
-/// Starts the program (or a library's host, given the library's path); `carried` names the
-/// file of `State` values carried over a restart.
-#[allow(clippy::too_many_arguments)]
-pub fn start(
-    executable: &Path,
-    args: &[String],
-    library: Option<&Path>,
-    rollback_on_panic: bool,
-    socket: &Path,
-    carried: Option<&Path>,
-    generation: u64,
-    events: Sender<Event>,
-) -> Result<App, String> {
+/// What to start, and what it is told.
+pub struct Launch<'a> {
+    /// The program, or a library's host (the command after `--`).
+    pub executable: &'a Path,
+    pub args: &'a [String],
+    /// The library `run --lib` built, for its host ([`LIBRARY_ENV`]).
+    pub library: Option<&'a Path>,
+    pub rollback_on_panic: bool,
+    /// The control channel's address.
+    pub socket: &'a Path,
+    /// The file of `State` values carried over a restart.
+    pub carried: Option<&'a Path>,
+}
+
+/// Starts the program (or a library's host); its exit is reported as an [`Event`] of
+/// `generation`.
+pub fn start(launch: Launch, generation: u64, events: Sender<Event>) -> Result<App, String> {
+    let Launch {
+        executable,
+        args,
+        library,
+        rollback_on_panic,
+        socket,
+        carried,
+    } = launch;
     let mut command = Command::new(executable);
     command
         .args(args)

@@ -1169,16 +1169,15 @@ impl Session {
                     }
                     _ => (executable.clone(), &self.options.args[..], None),
                 };
-                match app::start(
-                    &command,
+                let launch = app::Launch {
+                    executable: &command,
                     args,
                     library,
-                    self.options.rollback_on_panic,
-                    &self.socket,
-                    handover.file(),
-                    self.generation,
-                    self.events.clone(),
-                ) {
+                    rollback_on_panic: self.options.rollback_on_panic,
+                    socket: &self.socket,
+                    carried: handover.file(),
+                };
+                match app::start(launch, self.generation, self.events.clone()) {
                     Ok(app) => {
                         report::info(&format!(
                             "started `{}` (pid {}) after a {} build",
