@@ -322,7 +322,7 @@ impl Session {
                     self.last_code = Some(code);
                     let text = format!(
                         "`{}` exited ({text}); it will start again on the next change",
-                        self.program.name
+                        self.running_name()
                     );
                     if status.success() {
                         report::info(&text)
@@ -343,7 +343,7 @@ impl Session {
             if let Err(why) = self.runs_our_library(&connection) {
                 return report::warn(&format!(
                     "process {} loaded `{}` but will not be patched: {why}",
-                    connection.pid, self.program.name
+                    connection.pid, self.program.package
                 ));
             }
         } else {
@@ -484,7 +484,7 @@ impl Session {
                 let _ = crates;
                 report::info(&format!(
                     "{files} changed; starting `{}` again",
-                    self.program.name
+                    self.running_name()
                 ));
                 self.rebuild_and_start();
             }
@@ -576,12 +576,12 @@ impl Session {
                 report::diagnostics(&diagnostics);
                 report::warn(&format!(
                     "`{package}` does not compile; `{}` keeps running the last good code. Fix it and save.",
-                    self.program.name
+                    self.running_name()
                 ));
             }
             Err(Failure::Other(err) | Failure::Link(err)) => report::error(&format!(
                 "{err}\n`{}` keeps running the last good code.",
-                self.program.name
+                self.running_name()
             )),
             Ok(patch) => {
                 let verdict = self.check_patch(&hot, capture, &patch, id);
@@ -666,7 +666,7 @@ impl Session {
                     self.queued.push((id, patch.file.clone()));
                     report::info(&format!(
                         "patch for {package} built; it is applied when `{}` first calls a #[hot] function",
-                        self.program.name
+                        self.running_name()
                     ));
                 }
                 self.in_flight.insert(
@@ -1111,6 +1111,15 @@ impl Session {
         self.rebuild_and_start();
     }
 
+    /// What runs the code, for messages: the program, or the host command of `--lib`.
+    fn running_name(&self) -> String {
+        if self.program.library {
+            self.host_command()
+        } else {
+            self.program.name.clone()
+        }
+    }
+
     /// The host command of `--lib`, as the user wrote it.
     fn host_command(&self) -> String {
         self.options.args.join(" ")
@@ -1139,7 +1148,10 @@ impl Session {
             Err(err) => {
                 // The program (if any) keeps running the last good code.
                 let still = if self.app.is_some() {
-                    format!("; `{}` keeps running the last good code", self.program.name)
+                    format!(
+                        "; `{}` keeps running the last good code",
+                        self.running_name()
+                    )
                 } else {
                     String::new()
                 };
