@@ -73,6 +73,29 @@ pub(super) fn compare(
         });
     }
 
+    // Types the program stores where no signature shows them (after the others, which name a
+    // function).
+    for (name, &before) in &old.types.stored {
+        let said = old
+            .types
+            .stored_names
+            .get(name)
+            .copied()
+            .unwrap_or("stored");
+        roots.push(Root {
+            label: format!("stored `{}` ({said})", short_name(name)),
+            old: vec![before],
+            new: new
+                .types
+                .stored
+                .get(name)
+                .or_else(|| new.types.by_name.get(name))
+                .copied()
+                .into_iter()
+                .collect(),
+        });
+    }
+
     // Every type reached, in the order reached, with the first root that reaches it.
     let mut reached: Vec<(usize, &str)> = Vec::new();
     let mut names_seen: HashSet<&str> = HashSet::new();

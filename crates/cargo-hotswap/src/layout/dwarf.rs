@@ -121,6 +121,11 @@ pub(super) struct TypeTable {
     /// Statics by linkage (mangled) name.
     pub statics: HashMap<String, Static>,
     pub has_type_info: bool,
+    /// Types to read as roots, by qualified name, with what messages say of them (see
+    /// `layout::STORAGE_TRAITS`); set before the objects are added.
+    pub stored_names: HashMap<String, &'static str>,
+    /// Those found, by name.
+    pub stored: BTreeMap<String, TypeId>,
 }
 
 impl TypeTable {
@@ -826,10 +831,21 @@ impl Arena {
     fn merge_into(self, table: &mut TypeTable) {
         let roots = self.roots();
         let mut reached = vec![false; self.types.len()];
+        let stored: Vec<usize> = (0..self.types.len())
+            .filter(|&index| {
+                let ty = &self.types[index];
+                !ty.declaration
+                    && ty
+                        .name
+                        .as_ref()
+                        .is_some_and(|name| table.stored_names.contains_key(name))
+            })
+            .collect();
         let mut queue: Vec<usize> = roots
             .iter()
             .flat_map(|(_, types)| types.iter().copied())
             .chain(self.statics.iter().filter_map(|s| s.ty))
+            .chain(stored.iter().copied())
             .collect();
         while let Some(index) = queue.pop() {
             if std::mem::replace(&mut reached[index], true) {
@@ -938,6 +954,11 @@ impl Arena {
             entry.known = true;
         }
 
+        for index in stored {
+            if let (Some(gid), Some(name)) = (ids[index], &self.types[index].name) {
+                table.stored.entry(name.clone()).or_insert(gid);
+            }
+        }
         for (name, types) in roots {
             let list = table.functions.entry(name).or_default();
             for index in types {

@@ -12,6 +12,10 @@
 //!   default; with less there is no type information, see [`Snapshot::has_type_info`]), plus
 //!   the shapes of the crate's traits from its sources (for `dyn Trait` values, whose vtables
 //!   DWARF does not describe).
+//! - Types the running program stores type-erased, found by their trait impls in the build
+//!   ([`STORAGE_TRAITS`]: a Bevy `Component`, a type turned into `dyn Any`), are roots too: a
+//!   `World` holds components that a system may reach only inside its body
+//!   (`world.query::<&Pos>()` in an exclusive system), never through a hot signature.
 //! - [`compare`] walks from the roots (each hot function, each static shared with the program)
 //!   through pointers, fields, variants, arrays, tuples, template parameters and function types,
 //!   in both builds, and compares every type of the hot crate it reaches by qualified name: size,
@@ -119,9 +123,12 @@ impl Snapshot {
         // and the other units (a heavy crate's instances of its dependencies' generic code,
         // most of its debug information) need not be read. If no unit defines one, all are
         // read, so that "no type information" still means what it says.
+        let stored = stored_types(objects.iter().map(|(_, data)| *data), crate_name);
         let with_roots: Vec<&(String, &[u8])> = objects
             .iter()
-            .filter(|(_, data)| defines_roots(data, shared_statics))
+            .filter(|(_, data)| {
+                defines_roots(data, shared_statics) || defines_stored(data, &stored)
+            })
             .collect();
         let chosen: Vec<&(String, &[u8])> = if with_roots.is_empty() {
             objects.iter().collect()
@@ -129,6 +136,7 @@ impl Snapshot {
             with_roots
         };
         let mut snapshot = Snapshot::new(crate_name, sources);
+        snapshot.types.stored_names = stored;
         for (name, object) in chosen {
             snapshot
                 .types
@@ -146,6 +154,7 @@ impl Snapshot {
         sources: &[syn::File],
     ) -> Result<Snapshot, String> {
         let mut snapshot = Snapshot::new(crate_name, sources);
+        snapshot.types.stored_names = stored_types(objects.iter().copied(), crate_name);
         for (index, object) in objects.iter().enumerate() {
             snapshot
                 .types
@@ -205,6 +214,87 @@ fn defines_roots(data: &[u8], shared_statics: &[String]) -> bool {
     })
 }
 
+/// Traits whose implementors the running program may store type-erased, where no hot
+/// function's signature shows them: (trait path, how messages say it). Matched on the path's
+/// last segments, as rustc's symbol names give them (`<game::Pos as
+/// bevy_ecs::component::Component>::register_required_components`).
+pub const STORAGE_TRAITS: &[(&str, &str)] = &[
+    (
+        "bevy_ecs::component::Component",
+        "a Bevy `Component`: the running `World` keeps its values",
+    ),
+    (
+        "core::any::Any",
+        "made into a `dyn Any` by the running code, which may keep it",
+    ),
+];
+
+/// The types of crate `crate_name` that the objects implement a [`STORAGE_TRAITS`] trait for:
+/// type path → what the message says.
+fn stored_types<'a>(
+    objects: impl Iterator<Item = &'a [u8]>,
+    crate_name: &str,
+) -> HashMap<String, &'static str> {
+    use object::{Object, ObjectSymbol};
+    let prefix = format!("<{crate_name}::");
+    let mut found = HashMap::new();
+    for data in objects {
+        let Ok(file) = object::File::parse(data) else {
+            continue;
+        };
+        for symbol in file.symbols() {
+            let Ok(name) = symbol.name() else { continue };
+            // Cheap before demangling: the trait's last segment is in the mangled name.
+            if !STORAGE_TRAITS
+                .iter()
+                .any(|(path, _)| name.contains(path.rsplit("::").next().unwrap_or(path)))
+            {
+                continue;
+            }
+            let Ok(demangled) = rustc_demangle::try_demangle(name) else {
+                continue;
+            };
+            let text = format!("{demangled:#}");
+            let Some(rest) = text.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((ty, rest)) = rest.split_once(" as ") else {
+                continue;
+            };
+            let Some((trait_path, _)) = rest.split_once('>') else {
+                continue;
+            };
+            if let Some((_, said)) = STORAGE_TRAITS
+                .iter()
+                .find(|(path, _)| trait_path == *path || trait_path.ends_with(&format!("::{path}")))
+            {
+                found.insert(format!("{crate_name}::{ty}"), *said);
+            }
+        }
+    }
+    found
+}
+
+/// Whether an object defines a trait method for one of the `stored` types (its DWARF
+/// describes the type).
+fn defines_stored(data: &[u8], stored: &HashMap<String, &'static str>) -> bool {
+    use object::{Object, ObjectSymbol};
+    if stored.is_empty() {
+        return false;
+    }
+    let Ok(file) = object::File::parse(data) else {
+        return false;
+    };
+    file.symbols().any(|symbol| {
+        !symbol.is_undefined()
+            && symbol.name().is_ok_and(|name| {
+                STORAGE_TRAITS
+                    .iter()
+                    .any(|(path, _)| name.contains(path.rsplit("::").next().unwrap_or(path)))
+            })
+    })
+}
+
 /// One type, reachable from what the running program holds, whose layout a patch changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayoutChange {
@@ -221,10 +311,13 @@ impl LayoutChange {
     /// "`game::step`: `Counter` grew from 8 to 16 bytes (field `speed: u32` added)";
     /// "static `game::CONFIG`: …" for a static.
     pub fn describe(&self) -> String {
-        match self.root.strip_prefix("static ") {
-            Some(name) => format!("static `{name}`: {}", self.change),
-            None => format!("`{}`: {}", self.root, self.change),
+        if let Some(name) = self.root.strip_prefix("static ") {
+            return format!("static `{name}`: {}", self.change);
         }
+        if let Some(said) = self.root.strip_prefix("stored ") {
+            return format!("{said}: {}", self.change);
+        }
+        format!("`{}`: {}", self.root, self.change)
     }
 }
 

@@ -777,3 +777,46 @@ fn units_are_chosen_by_the_roots_they_define() {
         std::slice::from_ref(&config)
     ));
 }
+
+/// An exclusive Bevy system in short: the hot function sees only the `World`; the component
+/// `Pos` is reached inside its body. `IMPL` is the crate's `Component` impl (or nothing).
+const WORLD_SYSTEM: &str = r#"
+pub mod bevy_ecs { pub mod component { pub trait Component { fn id(&self) -> u32; } } }
+pub struct World { pub bytes: Vec<u8> }
+pub struct Pos { pub x: i64 FIELDS }
+IMPL
+pub fn __hotswap_impl_system(world: &mut World) -> usize {
+    let p = Pos { x: 1 NEW };
+    world.bytes.push(p.x as u8);
+    world.bytes.len()
+}
+"#;
+
+fn world_system(component: bool, grown: bool) -> String {
+    WORLD_SYSTEM
+        .replace(
+            "IMPL",
+            if component {
+                "impl bevy_ecs::component::Component for Pos { fn id(&self) -> u32 { 7 } }"
+            } else {
+                ""
+            },
+        )
+        .replace("FIELDS", if grown { ", pub y: i64" } else { "" })
+        .replace("NEW", if grown { ", y: 2" } else { "" })
+}
+
+/// A component's layout change is caught though no hot signature shows the component (the
+/// running `World` holds its values); a type only hot code sees may still change.
+#[test]
+fn a_component_reached_only_inside_a_body_is_checked() {
+    let found = changes(&world_system(true, false), &world_system(true, true));
+    assert_eq!(
+        found,
+        ["`Pos` (a Bevy `Component`: the running `World` keeps its values): `Pos` grew from 8 to 16 bytes (field `y: i64` added)"],
+    );
+    assert!(
+        changes(&world_system(false, false), &world_system(false, true)).is_empty(),
+        "a plain local type restarts"
+    );
+}
