@@ -348,3 +348,69 @@ fn bevy_systems_are_patched_and_the_world_carries_on() {
 
     session.interrupt_and_check(pid, 130);
 }
+
+/// `movement` as an exclusive system: it takes the `World` and queries the components inside
+/// its body, so no hot signature shows `Vel`.
+const EXCLUSIVE_MOVEMENT: &str = "#[hotswap::hot]
+pub fn movement(world: &mut World) {
+    let mut q = world.query::<(&mut Pos, &Vel)>();
+    for (mut pos, vel) in q.iter_mut(world) {
+        pos.x += vel.x * SPEED;
+        pos.y += vel.y * SPEED;
+    }
+}";
+
+/// An exclusive system (`fn movement(world: &mut World)`) is patched like any other, and a
+/// field added to a component it reaches only inside its body (`Vel`, which no hot function's
+/// signature shows) restarts the game naming the component: the `World` holds `Vel` values of
+/// the old layout.
+///
+/// Fails if: the exclusive system's body edit is not patched, or the component's change is
+/// patched (the new code would misread the `World`'s values) or restarts without naming it.
+#[test]
+fn a_component_reached_only_inside_an_exclusive_system_restarts_when_it_changes() {
+    let _serial = support::serial();
+    let mut example = Example::copy("bevy");
+    example.package = "bevy-game".to_owned();
+    let exclusive = example.edited(
+        "src/lib.rs",
+        &[(
+            "#[hotswap::hot]\npub fn movement(mut q: Query<(&mut Pos, &Vel)>) {\n    for (mut pos, vel) in &mut q {\n        pos.x += vel.x * SPEED;\n        pos.y += vel.y * SPEED;\n    }\n}",
+            EXCLUSIVE_MOVEMENT,
+        )],
+    );
+    example.save("src/lib.rs", &exclusive);
+    let (session, pid) = example.run(&["run"]);
+    let first = session
+        .wait_out("the game's pid line", 0, OUTPUT, |t| {
+            t == format!("bevy-game pid {pid}")
+        })
+        .seq;
+    wait_ticks(&session, "`tick 2 ...`", first, |seen| seen.len() >= 2);
+
+    // The exclusive system's body: patched.
+    let faster = exclusive.replace("const SPEED: i32 = 1;", "const SPEED: i32 = 2;");
+    let (_, line) = example.patch(&session, "src/lib.rs", &faster, "", 1);
+    assert!(
+        line.text.ends_with("code changed: `bevy_game::movement`"),
+        "{:?}\n{}",
+        line.text,
+        session.transcript()
+    );
+
+    // A field added to `Vel`: a restart naming it.
+    let with_z = faster
+        .replace(
+            "pub struct Vel {\n    pub x: i32,\n    pub y: i32,\n}",
+            "pub struct Vel {\n    pub x: i32,\n    pub y: i32,\n    pub z: i32,\n}",
+        )
+        .replace("Vel { x: vx, y: vy }", "Vel { x: vx, y: vy, z: 0 }");
+    assert_ne!(with_z, faster, "the example's `Vel` changed");
+    let (_, _, reason) = expect_restart(&example, &session, "src/lib.rs", &with_z);
+    assert!(
+        reason.contains("`Vel` (a Bevy `Component`: the running `World` keeps its values)")
+            && reason.contains("`Vel` grew from 8 to 12 bytes (field `z: i32` added)"),
+        "the restart does not name the component's change: {reason:?}\n{}",
+        session.transcript()
+    );
+}
