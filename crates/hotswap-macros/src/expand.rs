@@ -816,11 +816,14 @@ impl HotFn<'_> {
             #[inline(always)]
             #vis #sig {
                 #items
-                let __hotswap_like: fn(#(#holes),*) -> _ = #impl_ref;
+                // The implementation's exact function pointer type, which the slot holds.
+                let mut __hotswap_f: fn(#(#holes),*) -> _ = #impl_ref;
                 // SAFETY: the slot only ever holds the boot function, the compiled-in
                 // implementation or a patch's implementation whose signature fingerprint
-                // matched this one, all of this exact function pointer type.
-                let __hotswap_f = unsafe { ::hotswap::__private::load(&#slot, __hotswap_like) };
+                // matched this one, all of this exact function pointer type (the target of
+                // the transmute, inferred from the assignment). A transmute rather than a call
+                // of `__private::load`: nothing more than the slot's load at opt-level 0.
+                __hotswap_f = unsafe { ::core::mem::transmute::<*const (), _>(#slot.get()) };
                 __hotswap_f(#(#call_args),*)
             }
         }
