@@ -818,12 +818,10 @@ impl HotFn<'_> {
                 #items
                 // The implementation's exact function pointer type, which the slot holds.
                 let mut __hotswap_f: fn(#(#holes),*) -> _ = #impl_ref;
-                // SAFETY: the slot only ever holds the boot function, the compiled-in
-                // implementation or a patch's implementation whose signature fingerprint
-                // matched this one, all of this exact function pointer type (the target of
-                // the transmute, inferred from the assignment). A transmute rather than a call
-                // of `__private::load`: nothing more than the slot's load at opt-level 0.
-                __hotswap_f = unsafe { ::core::mem::transmute::<*const (), _>(#slot.get()) };
+                // The slot only ever holds the boot function, the compiled-in implementation
+                // or a patch's implementation whose signature fingerprint matched this one, all
+                // of this exact function pointer type (`__load_slot!`'s safety contract).
+                ::hotswap::__load_slot!(#slot => __hotswap_f);
                 __hotswap_f(#(#call_args),*)
             }
         }

@@ -120,6 +120,39 @@ macro_rules! __select {
     (hot { $($hot:tt)* } cold { $($cold:tt)* }) => { $($cold)* };
 }
 
+/// Loads a `#[hot]` function's slot (`$slot`, a `__private::Slot` static) into `$f`, a local of
+/// the slot's exact function pointer type: what every call of a hot function does. A macro
+/// expanded in the caller (not a function) because at opt-level 0 every inlined layer still
+/// copies its arguments through the stack; this is one `mov` on x86-64, whose every load has
+/// acquire ordering.
+///
+/// # Safety
+/// The caller (the generated wrapper) promises the slot holds a function of `$f`'s type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __load_slot {
+    ($slot:path => $f:ident) => {
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
+        // SAFETY: reads one aligned pointer-sized word from the live static `$slot` (a
+        // `Slot` is one `AtomicPtr<()>`, laid out as a pointer); x86-64 loads are atomic with
+        // acquire ordering, as `Ordering::Acquire` asks. The word is a function of `$f`'s type,
+        // as the caller promises. The asm touches no stack and no flags and only reads memory.
+        unsafe {
+            ::core::arch::asm!(
+                "mov {f}, qword ptr [{slot}]",
+                f = out(reg) $f,
+                slot = in(reg) ::core::ptr::addr_of!($slot),
+                options(nostack, preserves_flags, readonly),
+            );
+        }
+        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+        // SAFETY: as above; the slot holds a function of `$f`'s type.
+        {
+            $f = unsafe { ::core::mem::transmute::<*const (), _>($slot.get()) };
+        }
+    };
+}
+
 /// Whether this build is in hot mode (its `#[hot]` functions can be swapped).
 pub const fn is_hot() -> bool {
     cfg!(any(hotswap, feature = "hot"))
