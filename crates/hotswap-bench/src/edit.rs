@@ -153,16 +153,16 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<(Instant, String)> {
 }
 
 /// A process the bench started, stopped (by its own pid) when dropped.
-struct Started {
-    child: Child,
+pub(crate) struct Started {
+    pub(crate) child: Child,
     stdout: Receiver<(Instant, String)>,
-    stderr: Receiver<(Instant, String)>,
+    pub(crate) stderr: Receiver<(Instant, String)>,
     /// stderr lines seen so far (for errors and the CLI's reports).
-    seen: Vec<String>,
+    pub(crate) seen: Vec<String>,
 }
 
 impl Started {
-    fn spawn(mut command: Command) -> Result<Started, String> {
+    pub(crate) fn spawn(mut command: Command) -> Result<Started, String> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -228,7 +228,7 @@ impl Started {
         }
     }
 
-    fn tail(&self) -> String {
+    pub(crate) fn tail(&self) -> String {
         let tail: Vec<&str> = self
             .seen
             .iter()
@@ -244,7 +244,7 @@ impl Started {
     }
 
     /// SIGINT (Ctrl-C: `cargo hotswap run` stops its program and itself), then SIGKILL.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         signal(self.child.id(), 2);
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {

@@ -8,7 +8,11 @@
 //! cargo run -p hotswap-bench --release -- --only scale --write   # the opt-in 10k row
 //! cargo run -p hotswap-bench --release -- --only 'async*' --write   # the `async fn` tables
 //! cargo run -p hotswap-bench --release -- --only 'edit-bevy*,edit-egui*' --write   # frameworks
+//! cargo run -p hotswap-bench --release -- --only 'first-build*' --write   # first build (+ Bevy)
 //! ```
+//!
+//! With `--write`, README.md's "How fast" table (region `readme-fast`, `readme.rs`) is rewritten
+//! too, from the same figures, when the run had every row it needs (a full default run does).
 //!
 //! Options:
 //! - `--quick`: 1 round of 3 samples, 6 swaps, 5 edits, 100 swaps for memory; tables are
@@ -38,7 +42,9 @@
 
 mod build;
 mod edit;
+mod first;
 mod measure;
+mod readme;
 mod report;
 
 use std::collections::BTreeMap;
@@ -59,6 +65,9 @@ pub enum Kind {
     Swaps,
     /// From a saved source file to the running program's first output of the new code.
     Edit,
+    /// The first build of a program's own crates, `cargo hotswap run` against a plain
+    /// `cargo build` (`first.rs`).
+    FirstBuild,
 }
 
 /// The part a per-call row plays in its table.
@@ -657,6 +666,45 @@ pub fn rows() -> Vec<Row> {
         opt_in: true,
         ..template
     });
+    // First build: `cargo hotswap run`'s against a plain `cargo build`, dependencies warm
+    // (`first.rs`). One row per program measures both; Bevy's is opt-in.
+    let template = rows
+        .iter()
+        .find(|r| r.id == "edit-small")
+        .cloned()
+        .expect("the edit rows above");
+    for (id, tool, label, opt_in) in [
+        (
+            "first-build-small",
+            Tool::EditSmall,
+            "the small program (`hse_small` and its host; the `edit-small` workspace)",
+            false,
+        ),
+        (
+            "first-build-heavy",
+            Tool::EditHeavy,
+            "the heavy program (`hse_heavy`: tokio, axum, tower-http, tracing-subscriber, \
+             serde_json; the `edit-heavy` workspace)",
+            false,
+        ),
+        (
+            "first-build-bevy",
+            Tool::EditBevy,
+            "the headless Bevy app (`hse_bevy` and its host; the `edit-bevy` workspace)",
+            true,
+        ),
+    ] {
+        rows.push(Row {
+            id,
+            kind: Kind::FirstBuild,
+            tool,
+            label,
+            baseline: None,
+            edit: None,
+            opt_in,
+            ..template.clone()
+        });
+    }
     rows
 }
 
@@ -956,6 +1004,24 @@ fn main() {
         }
     }
 
+    for (row, outcome) in selected.iter().zip(outcomes.iter_mut()) {
+        if row.kind != Kind::FirstBuild || outcome.error.is_some() {
+            continue;
+        }
+        let reps = if plan.quick { 1 } else { 3 };
+        let result = builder
+            .get(&row.host)
+            .and_then(|cli| first::measure(&mut builder, &cli, row.tool, reps, &work));
+        match result {
+            Ok(measured) => {
+                outcome.values = measured.ms;
+                outcome.extras = measured.values;
+                outcome.run = Some(measured.run);
+            }
+            Err(err) => outcome.error = Some(err),
+        }
+    }
+
     let context = report::Context::collect(&builder, &plan, started.elapsed(), &load_at_start);
     let mut sections = report::sections(&selected, &outcomes, &context, &builder, &repo, &work);
     if options.write && options.partial {
@@ -983,6 +1049,24 @@ fn main() {
     } else {
         for section in &sections {
             println!("<!-- {} -->\n{}", section.name, section.text);
+        }
+    }
+    if options.write {
+        // README.md's "How fast" table: from this run's rows, only when it ran all it needs.
+        match readme::section(&selected, &outcomes, &context) {
+            Ok(section) => {
+                let file = repo.join("README.md");
+                match report::rewrite(&file, &[section]) {
+                    Ok(()) => eprintln!("hotswap-bench: rewrote {}", file.display()),
+                    Err(err) => {
+                        eprintln!("hotswap-bench: cannot rewrite {}: {err}", file.display())
+                    }
+                }
+            }
+            Err(missing) => eprintln!(
+                "hotswap-bench: README.md's readme-fast region left as it is: this run lacks {}",
+                missing.join(", ")
+            ),
         }
     }
     if options.keep {

@@ -18,7 +18,7 @@ use crate::{Group, Kind, Outcome, Plan, Role, Row};
 pub struct Context {
     lines: Vec<String>,
     /// One line for a region that stands alone: date, commit, machine, load.
-    brief: String,
+    pub brief: String,
     /// How the per-call rows were measured (samples, callgrind), for a per-call region that
     /// stands alone.
     percall: String,
@@ -262,6 +262,13 @@ pub fn sections(
         });
         sections.push(("edit-frameworks".into(), text, missing.is_empty(), note));
     }
+    // First build: the default rows' region and the opt-in Bevy row's, each with its own run
+    // line and commands and each written whole (only by a run of all its rows).
+    for (name, opt_in) in [("first-build", false), ("first-build-bevy", true)] {
+        if let Some(section) = first_build_section(rows, outcomes, context, name, opt_in) {
+            sections.push(section);
+        }
+    }
     sections.push(("problems".into(), problems(rows, outcomes), false, None));
     sections.push(("commands".into(), commands(rows, outcomes), false, None));
     let home = std::env::var("HOME").unwrap_or_else(|_| "/nonexistent".into());
@@ -279,6 +286,121 @@ pub fn sections(
         .collect()
 }
 
+type Pending = (String, String, bool, Option<String>);
+
+/// The first-build region of the default rows (`opt_in` false) or of the opt-in ones.
+fn first_build_section(
+    rows: &[Row],
+    outcomes: &[Outcome],
+    context: &Context,
+    name: &str,
+    opt_in: bool,
+) -> Option<Pending> {
+    let (own_rows, own_outcomes): (Vec<Row>, Vec<Outcome>) = rows
+        .iter()
+        .zip(outcomes)
+        .filter(|(row, _)| row.kind == Kind::FirstBuild && row.opt_in == opt_in)
+        .map(|(row, outcome)| (row.clone(), outcome.clone()))
+        .unzip();
+    if own_rows.is_empty() {
+        return None;
+    }
+    let text = format!(
+        "{}\n\n{}\nProblems: {}\n\n{}",
+        context.brief,
+        first_build_table(&own_rows, &own_outcomes),
+        problems(&own_rows, &own_outcomes),
+        commands(&own_rows, &own_outcomes)
+    );
+    let missing: Vec<String> = crate::rows()
+        .into_iter()
+        .filter(|row| row.kind == Kind::FirstBuild && row.opt_in == opt_in)
+        .filter(|row| !own_rows.iter().any(|ran| ran.id == row.id))
+        .map(|row| format!("`{}`", row.id))
+        .collect();
+    let note = (!missing.is_empty()).then(|| {
+        format!(
+            "the {name} region is written whole; this run lacks {}, so it is printed, not written",
+            missing.join(", ")
+        )
+    });
+    Some((name.to_string(), text, missing.is_empty(), note))
+}
+
+/// Seconds from milliseconds.
+pub fn fmt_s(ms: f64) -> String {
+    if ms.is_finite() {
+        format!("{:.2}", ms / 1e3)
+    } else {
+        "—".into()
+    }
+}
+
+/// The median of a first-build row's figure (`hot_ms`: its `started` times), NaN if missing.
+pub fn first_build_figure(outcome: &Outcome, key: &str) -> f64 {
+    if outcome.error.is_some() {
+        return f64::NAN;
+    }
+    let values = if key == "hot_ms" {
+        Some(&outcome.values)
+    } else {
+        outcome.extras.get(key)
+    };
+    values
+        .filter(|v| !v.is_empty())
+        .map_or(f64::NAN, |v| median(v))
+}
+
+fn first_build_table(rows: &[Row], outcomes: &[Outcome]) -> String {
+    let mut out = String::from(
+        "| program | repetitions | plain `cargo build`, median s (min–max) | its link, median s \
+         | `cargo hotswap run` to `started`, median s (min–max) | its `built in`, median s (crates \
+         compiled) | its link, median s | ratio hot / plain (to `started`) | ratio hot / plain (`built in`) | \
+         command |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+    );
+    for (row, outcome) in rows.iter().zip(outcomes) {
+        if let Some(error) = &outcome.error {
+            out.push_str(&format!(
+                "| {} | — | — | — | — | — | — | — | — | {} — {} |\n",
+                row.label,
+                only(row.id),
+                one_line(error)
+            ));
+            continue;
+        }
+        let figure = |key| first_build_figure(outcome, key);
+        let range = |values: Option<&Vec<f64>>| match values {
+            Some(v) if !v.is_empty() => {
+                let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                format!(" ({}–{})", fmt_s(min), fmt_s(max))
+            }
+            _ => String::new(),
+        };
+        let plain = figure("plain_ms");
+        out.push_str(&format!(
+            "| {} | {} | {}{} | {} | {}{} | {}{} | {} | {} | {} | {} |\n",
+            row.label,
+            outcome.values.len(),
+            fmt_s(plain),
+            range(outcome.extras.get("plain_ms")),
+            fmt_s(figure("plain_link_ms")),
+            fmt_s(figure("hot_ms")),
+            range(Some(&outcome.values)),
+            fmt_s(figure("hot_built_ms")),
+            match outcome.extras.get("hot_compiled").and_then(|v| v.first()) {
+                Some(n) => format!(" ({n:.0})"),
+                None => String::new(),
+            },
+            fmt_s(figure("hot_link_ms")),
+            ratio(figure("hot_ms"), plain),
+            ratio(figure("hot_built_ms"), plain),
+            only(row.id)
+        ));
+    }
+    out
+}
+
 /// The framework edit rows (the `edit-frameworks` region's) that are not among `rows`.
 fn missing_framework_rows(rows: &[Row]) -> Vec<&'static str> {
     crate::rows()
@@ -289,7 +411,7 @@ fn missing_framework_rows(rows: &[Row]) -> Vec<&'static str> {
         .collect()
 }
 
-fn ratio(value: f64, base: f64) -> String {
+pub fn ratio(value: f64, base: f64) -> String {
     if value.is_finite() && base.is_finite() && base > 0.0 {
         let ratio = value / base;
         if ratio.abs() < 0.095 {
@@ -429,7 +551,7 @@ fn min_max(values: &[f64]) -> String {
 }
 
 /// Milliseconds with a precision that suits them.
-fn fmt_ms(value: f64) -> String {
+pub fn fmt_ms(value: f64) -> String {
     if !value.is_finite() {
         "—".into()
     } else if value < 10.0 {
@@ -724,7 +846,7 @@ fn commands(rows: &[Row], outcomes: &[Outcome]) -> String {
         };
         // Edit rows describe their run in prose with its own code spans.
         let run = match (&outcome.run, row.kind) {
-            (Some(run), Kind::Edit) => run.clone(),
+            (Some(run), Kind::Edit | Kind::FirstBuild) => run.clone(),
             (Some(run), _) => format!("`{run}`"),
             (None, _) => "—".into(),
         };
