@@ -96,14 +96,24 @@ impl Linker {
                 lld.is_file().then(|| {
                     let mut b = OsString::from("-B");
                     b.push(&dir);
-                    flags(lld, vec![b, "-fuse-ld=lld".into()])
+                    flags(
+                        lld,
+                        vec![b, "-fuse-ld=lld".into(), UNDEFINED_VERSION.into()],
+                    )
                 })
             }
-            Linker::Lld => Some(flags(on_path("ld.lld")?, vec!["-fuse-ld=lld".into()])),
+            Linker::Lld => Some(flags(
+                on_path("ld.lld")?,
+                vec!["-fuse-ld=lld".into(), UNDEFINED_VERSION.into()],
+            )),
             Linker::Mold => Some(flags(on_path("ld.mold")?, vec!["-fuse-ld=mold".into()])),
         }
     }
 }
+
+/// lld (since 16) refuses a version script naming a symbol the link does not define (`main`,
+/// in a binary crate's script); GNU ld, whose behaviour the scripts are written for, does not.
+const UNDEFINED_VERSION: &str = "-Wl,--undefined-version";
 
 /// A linker and the driver flags that select it.
 #[derive(Clone, Debug)]

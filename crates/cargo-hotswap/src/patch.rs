@@ -487,12 +487,38 @@ fn link(
     let partial = patch_dir.join(format!(".{name}-{number}.so.partial"));
     let placement = fixed.map(|(base, _)| (base, symbols.as_path()));
     let attempts = link_with::attempts(fixed.is_some());
+    let (result, failed) = link_trying(linker, &attempts, &script, &partial, inputs, placement);
+    if let (Ok(()), Some((fast, why))) = (&result, failed) {
+        link_with::demote(fast, &why);
+    }
+    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&symbols);
+    if let Err(failure) = result {
+        let _ = std::fs::remove_file(&partial);
+        return Err(failure);
+    }
+    std::fs::rename(&partial, &file)
+        .map_err(|err| Failure::Other(format!("cannot move the patch into place: {err}")))?;
+    Ok(file)
+}
+
+/// Links with each of `attempts` in turn until one gives a patch (a fast linker's, at a fixed
+/// address, must start there). The result, and the first linker that failed and why, if a
+/// later one succeeded or not.
+fn link_trying(
+    linker: &str,
+    attempts: &[link_with::Flags],
+    script: &Path,
+    partial: &Path,
+    inputs: &[OsString],
+    placement: Option<(u64, &Path)>,
+) -> (Result<(), Failure>, Option<(link_with::Linker, String)>) {
     let mut result = Err(Failure::Other("no linker to try".into()));
-    let mut failed: Option<(link_with::Linker, String)> = None;
+    let mut failed = None;
     for (at, flags) in attempts.iter().enumerate() {
         let last = at + 1 == attempts.len();
         let Some(mut command) =
-            link_with::command(linker, flags, &script, &partial, inputs, placement)
+            link_with::command(linker, flags, script, partial, inputs, placement)
         else {
             continue;
         };
@@ -506,32 +532,74 @@ fn link(
             ))),
             // `cc`'s patch is checked where it is used, as it always was; a fast linker's
             // here too, so that `cc` can do better.
-            Ok(_) => match fixed {
-                Some((base, _)) if !last => span(&partial, base).map(|_| ()),
+            Ok(_) => match placement {
+                Some((base, _)) if !last => span(partial, base).map(|_| ()),
                 _ => Ok(()),
             },
         };
         match &result {
-            Ok(()) => {
-                if let Some((linker, why)) = failed.take() {
-                    link_with::demote(linker, &why);
-                }
-                break;
-            }
+            Ok(()) => break,
             Err(failure) if !last => {
-                let _ = std::fs::remove_file(&partial);
-                failed = Some((flags.linker, failure.text()));
+                let _ = std::fs::remove_file(partial);
+                failed.get_or_insert((flags.linker, failure.text()));
             }
             Err(_) => {}
         }
     }
-    let _ = std::fs::remove_file(&script);
-    let _ = std::fs::remove_file(&symbols);
-    if let Err(failure) = result {
-        let _ = std::fs::remove_file(&partial);
-        return Err(failure);
+    (result, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link_with::{Flags, Linker};
+
+    /// A fast linker that fails (here: a driver flag nobody knows) leaves the patch to `cc`,
+    /// at the fixed address, and is named as the one that failed.
+    #[test]
+    fn cc_links_what_the_fast_linker_could_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("p.c");
+        std::fs::write(
+            &source,
+            "__attribute__((visibility(\"hidden\"))) extern long __hs_d0;\n\
+             long p(void) { return __hs_d0; }\n",
+        )
+        .unwrap();
+        let object = dir.path().join("p.o");
+        let status = Command::new("cc")
+            .args(["-fPIC", "-c", "-o"])
+            .arg(&object)
+            .arg(&source)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let script = dir.path().join("p.ver");
+        std::fs::write(&script, VERSION_SCRIPT).unwrap();
+        let symbols = dir.path().join("p.ld");
+        std::fs::write(&symbols, "HIDDEN(__hs_d0 = 0x7e0000123450);\n").unwrap();
+        let partial = dir.path().join("p.so");
+        let broken = Flags {
+            linker: Linker::RustLld,
+            path: None,
+            args: vec!["-fuse-ld=no-such-linker".into()],
+        };
+        let cc = Flags {
+            linker: Linker::Cc,
+            path: None,
+            args: Vec::new(),
+        };
+        let base = 0x7e00_0000_0000;
+        let (result, failed) = link_trying(
+            "cc",
+            &[broken, cc],
+            &script,
+            &partial,
+            &[object.into_os_string()],
+            Some((base, &symbols)),
+        );
+        assert!(result.is_ok(), "{:?}", result.err().map(|f| f.text()));
+        assert_eq!(failed.map(|(l, _)| l), Some(Linker::RustLld));
+        assert!(span(&partial, base).is_ok());
     }
-    std::fs::rename(&partial, &file)
-        .map_err(|err| Failure::Other(format!("cannot move the patch into place: {err}")))?;
-    Ok(file)
 }
