@@ -272,8 +272,20 @@ pub fn command(
     Some(command)
 }
 
-/// The directory of the toolchain's `ld.lld` wrapper (which runs `../rust-lld`).
-fn gcc_ld_dir() -> Option<PathBuf> {
+/// The toolchain's sysroot: the one of the `cargo` that runs us (`$CARGO` is
+/// `<sysroot>/bin/cargo`), without starting a process, unless `RUSTC` names another compiler;
+/// else what `rustc --print sysroot` says.
+fn sysroot() -> Option<PathBuf> {
+    if std::env::var_os("RUSTC").is_none() {
+        let cargo = std::env::var_os("CARGO").map(PathBuf::from);
+        let sysroot = cargo
+            .as_deref()
+            .and_then(Path::parent)
+            .and_then(Path::parent);
+        if let Some(sysroot) = sysroot.filter(|s| s.join("lib").join("rustlib").is_dir()) {
+            return Some(sysroot.to_owned());
+        }
+    }
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let output = Command::new(rustc)
         .args(["--print", "sysroot"])
@@ -282,8 +294,14 @@ fn gcc_ld_dir() -> Option<PathBuf> {
     if !output.status.success() {
         return None;
     }
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    let rustlib = sysroot.join("lib").join("rustlib");
+    Some(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+/// The directory of the toolchain's `ld.lld` wrapper (which runs `../rust-lld`).
+fn gcc_ld_dir() -> Option<PathBuf> {
+    let rustlib = sysroot()?.join("lib").join("rustlib");
     let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let wrapper = |dir: &Path| dir.join("bin").join("gcc-ld").join("ld.lld").is_file();
     if wrapper(&rustlib.join(&host)) {
