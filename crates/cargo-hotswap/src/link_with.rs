@@ -18,11 +18,12 @@
 //!
 //! The choice is made once per session ([`chosen`]): `HOTSWAP_PATCH_LINKER`
 //! (`cc`, `lld`, `rust-lld` or `mold`) if set, else `rust-lld` if the toolchain has it, else
-//! `cc`. Measured on a 2-core machine (the link alone, median of interleaved runs): a Bevy
-//! crate's patch (6.4 MB of objects) 36 ms with rust-lld 22 against 57 ms with GNU ld 2.40; a
-//! small crate's (0.2 MB) 27 ms against 23 ms, the cost of starting a bigger linker. Debian's
-//! lld 14 was slower than GNU ld at every size (it loads `libLLVM`), so a system `ld.lld` is
-//! not taken unasked; nor is mold, which cannot place a patch at a fixed address.
+//! `cc`. Measured on a 2-core machine, the linker alone, under `cargo hotswap run` (median of
+//! 5 patches): a Bevy crate's patch (6.4 MB of objects) 31 ms with rust-lld 22 against 57 ms
+//! with GNU ld 2.40; a small crate's (0.2 MB) about 22 ms with either. Debian's lld 14 was
+//! slower than GNU ld at every size (it loads `libLLVM`), so a system `ld.lld` is not taken
+//! unasked; nor is mold (1.10: slower than both on a small crate's patch), which cannot place
+//! a patch at a fixed address anyway.
 //!
 //! The choice is made from availability and a flag set known to work, not from a self-test
 //! link at start: the flag sets are what the unit tests link and check with every
@@ -98,13 +99,22 @@ impl Linker {
                     b.push(&dir);
                     flags(
                         lld,
-                        vec![b, "-fuse-ld=lld".into(), UNDEFINED_VERSION.into()],
+                        vec![
+                            b,
+                            "-fuse-ld=lld".into(),
+                            UNDEFINED_VERSION.into(),
+                            ONE_THREAD.into(),
+                        ],
                     )
                 })
             }
             Linker::Lld => Some(flags(
                 on_path("ld.lld")?,
-                vec!["-fuse-ld=lld".into(), UNDEFINED_VERSION.into()],
+                vec![
+                    "-fuse-ld=lld".into(),
+                    UNDEFINED_VERSION.into(),
+                    ONE_THREAD.into(),
+                ],
             )),
             Linker::Mold => Some(flags(on_path("ld.mold")?, vec!["-fuse-ld=mold".into()])),
         }
@@ -114,6 +124,11 @@ impl Linker {
 /// lld (since 16) refuses a version script naming a symbol the link does not define (`main`,
 /// in a binary crate's script); GNU ld, whose behaviour the scripts are written for, does not.
 const UNDEFINED_VERSION: &str = "-Wl,--undefined-version";
+
+/// lld starts a thread per core; a patch is linked while the program runs (and the CLI checks
+/// the previous patch), and on two busy cores the threads cost more than they bring: a Bevy
+/// patch linked in 33.6 ms with them and 28.8 ms without, a small one no slower.
+const ONE_THREAD: &str = "-Wl,--threads=1";
 
 /// A linker and the driver flags that select it.
 #[derive(Clone, Debug)]
