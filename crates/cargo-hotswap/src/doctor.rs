@@ -39,6 +39,12 @@ pub fn run() -> i32 {
             needed_for_thin: true,
         },
         Check {
+            name: "patch linker",
+            result: patch_linker(),
+            // `cc` links a patch the chosen linker cannot.
+            needed_for_thin: false,
+        },
+        Check {
             name: "private patch directory",
             result: private_dir(),
             needed_for_thin: true,
@@ -180,6 +186,24 @@ fn linker() -> Result<String, String> {
     result
         .map(|()| "--export-dynamic, --whole-archive, -shared, -Bsymbolic-functions: ok".into())
         .map_err(|err| format!("the linker rejected a flag hotswap needs: {err}"))
+}
+
+/// Which linker thin patches use and why, after linking a probe with it at a fixed address (as
+/// a patch that shares the program's statics is linked).
+fn patch_linker() -> Result<String, String> {
+    let choice = crate::link_with::chosen();
+    let flags = &choice.flags;
+    let dir = std::env::temp_dir().join(format!("hotswap-doctor-link-{}", std::process::id()));
+    let base = flags.linker.placement(0).map(|_| 0x7e00_0000_0000);
+    let probe = crate::link_with::probe("cc", flags, &dir, base, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    match probe {
+        Ok(found) => Ok(format!("{} (probe: {found})", choice.describe())),
+        Err(err) => Err(format!(
+            "{}; but its probe link failed ({err}): patches fall back to cc",
+            choice.describe()
+        )),
+    }
 }
 
 fn private_dir() -> Result<String, String> {

@@ -20,6 +20,7 @@ mod doctor;
 mod host;
 mod init;
 mod layout;
+mod link_with;
 mod linker;
 mod patch;
 mod progress;

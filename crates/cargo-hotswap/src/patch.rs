@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::capture::{Invocation, ROLE_ENV};
+use crate::link_with;
 use crate::linker;
 use crate::rewrite::{self, Placement, Program, Shared};
 use hotswap::protocol::Fixed;
@@ -72,6 +73,16 @@ pub enum Failure {
     Link(String),
     /// Anything else: a message.
     Other(String),
+}
+
+impl Failure {
+    /// The message, whatever the kind.
+    fn text(&self) -> String {
+        match self {
+            Failure::Compile(lines) => lines.concat(),
+            Failure::Refused(text) | Failure::Link(text) | Failure::Other(text) => text.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -453,6 +464,8 @@ fn compile(mut command: Command) -> Result<Vec<String>, Failure> {
 /// name.
 /// With `fixed`, the patch is linked to be loaded at that address, and the linker script text
 /// defines the symbols the rewriter introduced (their absolute addresses).
+/// The session's patch linker ([`link_with::chosen`]) links it; if that fails, or its patch does
+/// not start at the fixed address, `cc` links it again before the link counts as failed.
 fn link(
     linker: &str,
     patch_dir: &Path,
@@ -465,49 +478,128 @@ fn link(
     let script = patch_dir.join(format!("patch-{number}.ver"));
     std::fs::write(&script, version_script)
         .map_err(|err| Failure::Other(format!("cannot write {}: {err}", script.display())))?;
-    let mut placement: Vec<OsString> = Vec::new();
     let symbols = patch_dir.join(format!("patch-{number}.ld"));
-    if let Some((base, text)) = fixed {
+    if let Some((_, text)) = fixed {
         std::fs::write(&symbols, text)
             .map_err(|err| Failure::Other(format!("cannot write {}: {err}", symbols.display())))?;
-        placement.push(format!("-Wl,-Ttext-segment={base:#x}").into());
-        // Segments aligned to one page: glibc maps a larger alignment with extra room past
-        // the span the program released.
-        placement.push("-Wl,-z,max-page-size=4096".into());
-        // A file of assignments only: the linker reads it as an implicit script that adds
-        // to its default one.
-        placement.push(symbols.clone().into_os_string());
     }
     let file = patch_dir.join(format!("{name}-{number}.so"));
     let partial = patch_dir.join(format!(".{name}-{number}.so.partial"));
-    let output = Command::new(linker)
-        .arg("-shared")
-        // Calls between the patch's own functions bind inside the patch: the new code calls
-        // the new code. Data still binds to the program where the program exports it.
-        .arg("-Wl,-Bsymbolic-functions")
-        .arg("-Wl,-z,noexecstack")
-        // No debug information: nothing can read it once the file is deleted after loading
-        // (backtraces and debuggers look for the file), and it is most of a patch's size, held
-        // on disk for as long as the patch stays mapped.
-        .arg("-Wl,-S")
-        .arg(format!("-Wl,--version-script={}", script.display()))
-        .arg("-o")
-        .arg(&partial)
-        .args(inputs)
-        .args(&placement)
-        .output()
-        .map_err(|err| Failure::Other(format!("cannot run the linker `{linker}`: {err}")));
+    let placement = fixed.map(|(base, _)| (base, symbols.as_path()));
+    let attempts = link_with::attempts(fixed.is_some());
+    let (result, failed) = link_trying(linker, &attempts, &script, &partial, inputs, placement);
+    if let (Ok(()), Some((fast, why))) = (&result, failed) {
+        link_with::demote(fast, &why);
+    }
     let _ = std::fs::remove_file(&script);
     let _ = std::fs::remove_file(&symbols);
-    let output = output?;
-    if !output.status.success() {
+    if let Err(failure) = result {
         let _ = std::fs::remove_file(&partial);
-        return Err(Failure::Link(format!(
-            "linking the patch failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )));
+        return Err(failure);
     }
     std::fs::rename(&partial, &file)
         .map_err(|err| Failure::Other(format!("cannot move the patch into place: {err}")))?;
     Ok(file)
+}
+
+/// Links with each of `attempts` in turn until one gives a patch (a fast linker's, at a fixed
+/// address, must start there). The result, and the first linker that failed and why, if a
+/// later one succeeded or not.
+fn link_trying(
+    linker: &str,
+    attempts: &[link_with::Flags],
+    script: &Path,
+    partial: &Path,
+    inputs: &[OsString],
+    placement: Option<(u64, &Path)>,
+) -> (Result<(), Failure>, Option<(link_with::Linker, String)>) {
+    let mut result = Err(Failure::Other("no linker to try".into()));
+    let mut failed = None;
+    for (at, flags) in attempts.iter().enumerate() {
+        let last = at + 1 == attempts.len();
+        let Some(mut command) =
+            link_with::command(linker, flags, script, partial, inputs, placement)
+        else {
+            continue;
+        };
+        result = match command.output() {
+            Err(err) => Err(Failure::Other(format!(
+                "cannot run the linker `{linker}`: {err}"
+            ))),
+            Ok(output) if !output.status.success() => Err(Failure::Link(format!(
+                "linking the patch failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ))),
+            // `cc`'s patch is checked where it is used, as it always was; a fast linker's
+            // here too, so that `cc` can do better.
+            Ok(_) => match placement {
+                Some((base, _)) if !last => span(partial, base).map(|_| ()),
+                _ => Ok(()),
+            },
+        };
+        match &result {
+            Ok(()) => break,
+            Err(failure) if !last => {
+                let _ = std::fs::remove_file(partial);
+                failed.get_or_insert((flags.linker, failure.text()));
+            }
+            Err(_) => {}
+        }
+    }
+    (result, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link_with::{Flags, Linker};
+
+    /// A fast linker that fails (here: a driver flag nobody knows) leaves the patch to `cc`,
+    /// at the fixed address, and is named as the one that failed.
+    #[test]
+    fn cc_links_what_the_fast_linker_could_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("p.c");
+        std::fs::write(
+            &source,
+            "__attribute__((visibility(\"hidden\"))) extern long __hs_d0;\n\
+             long p(void) { return __hs_d0; }\n",
+        )
+        .unwrap();
+        let object = dir.path().join("p.o");
+        let status = Command::new("cc")
+            .args(["-fPIC", "-c", "-o"])
+            .arg(&object)
+            .arg(&source)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let script = dir.path().join("p.ver");
+        std::fs::write(&script, VERSION_SCRIPT).unwrap();
+        let symbols = dir.path().join("p.ld");
+        std::fs::write(&symbols, "HIDDEN(__hs_d0 = 0x7e0000123450);\n").unwrap();
+        let partial = dir.path().join("p.so");
+        let broken = Flags {
+            linker: Linker::RustLld,
+            path: None,
+            args: vec!["-fuse-ld=no-such-linker".into()],
+        };
+        let cc = Flags {
+            linker: Linker::Cc,
+            path: None,
+            args: Vec::new(),
+        };
+        let base = 0x7e00_0000_0000;
+        let (result, failed) = link_trying(
+            "cc",
+            &[broken, cc],
+            &script,
+            &partial,
+            &[object.into_os_string()],
+            Some((base, &symbols)),
+        );
+        assert!(result.is_ok(), "{:?}", result.err().map(|f| f.text()));
+        assert_eq!(failed.map(|(l, _)| l), Some(Linker::RustLld));
+        assert!(span(&partial, base).is_ok());
+    }
 }
