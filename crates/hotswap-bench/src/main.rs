@@ -40,6 +40,7 @@ mod build;
 mod edit;
 mod measure;
 mod report;
+mod subsecond;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -611,6 +612,8 @@ pub fn rows() -> Vec<Row> {
         opt_in: true,
         ..template
     });
+    // subsecond hot-patched by `dx serve --hotpatch` (opt-in; `subsecond.rs`).
+    rows.extend(subsecond::rows(&rows));
     rows
 }
 
@@ -888,7 +891,9 @@ fn main() {
             continue;
         }
         let result = builder.get(&row.host).and_then(|host| {
-            if spec.plain_build {
+            if row.tool.is_dx_edit() {
+                subsecond::run(&mut builder, row, spec, &plan)
+            } else if spec.plain_build {
                 edit::plain_build(&mut builder, spec, plan.edits)
             } else if row.tool.is_hlr_edit() {
                 edit::hot_lib_reloader(&mut builder, &host, spec, plan.edits)

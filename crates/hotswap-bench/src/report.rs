@@ -262,6 +262,8 @@ pub fn sections(
         });
         sections.push(("edit-frameworks".into(), text, missing.is_empty(), note));
     }
+    // subsecond hot-patched by `dx serve --hotpatch` (opt-in): a region of its own.
+    sections.extend(crate::subsecond::section(rows, outcomes, &context.brief));
     sections.push(("problems".into(), problems(rows, outcomes), false, None));
     sections.push(("commands".into(), commands(rows, outcomes), false, None));
     let home = std::env::var("HOME").unwrap_or_else(|_| "/nonexistent".into());
@@ -289,7 +291,7 @@ fn missing_framework_rows(rows: &[Row]) -> Vec<&'static str> {
         .collect()
 }
 
-fn ratio(value: f64, base: f64) -> String {
+pub(crate) fn ratio(value: f64, base: f64) -> String {
     if value.is_finite() && base.is_finite() && base > 0.0 {
         let ratio = value / base;
         if ratio.abs() < 0.095 {
@@ -302,7 +304,7 @@ fn ratio(value: f64, base: f64) -> String {
     }
 }
 
-fn only(id: &str) -> String {
+pub(crate) fn only(id: &str) -> String {
     format!("`cargo run -p hotswap-bench --release -- --only {id}`")
 }
 
@@ -394,7 +396,7 @@ fn percall_table(
     Some(out)
 }
 
-fn fmt_ns(value: f64) -> String {
+pub(crate) fn fmt_ns(value: f64) -> String {
     if value.is_finite() {
         format!("{value:.2}")
     } else {
@@ -410,7 +412,7 @@ fn fmt_ir(value: f64) -> String {
     }
 }
 
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.replace('\n', " ").replace('|', "\\|")
 }
 
@@ -422,14 +424,14 @@ fn median_of(rows: &[Row], outcomes: &[Outcome], id: Option<&str>) -> f64 {
         .map_or(f64::NAN, |(_, outcome)| median(&outcome.values))
 }
 
-fn min_max(values: &[f64]) -> String {
+pub(crate) fn min_max(values: &[f64]) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{}–{}", fmt_ms(min), fmt_ms(max))
 }
 
 /// Milliseconds with a precision that suits them.
-fn fmt_ms(value: f64) -> String {
+pub(crate) fn fmt_ms(value: f64) -> String {
     if !value.is_finite() {
         "—".into()
     } else if value < 10.0 {
@@ -624,6 +626,7 @@ fn edit_table(rows: &[Row], outcomes: &[Outcome], frameworks: bool) -> Option<St
         .iter()
         .zip(outcomes)
         .filter(|(row, _)| row.kind == Kind::Edit && row.tool.is_framework_edit() == frameworks)
+        .filter(|(row, _)| !row.tool.is_dx_edit())
         .collect();
     if in_table.is_empty() {
         return None;
@@ -689,7 +692,7 @@ fn edit_table(rows: &[Row], outcomes: &[Outcome], frameworks: bool) -> Option<St
     Some(out)
 }
 
-fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
+pub(crate) fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
     let mut lines = Vec::new();
     for (row, outcome) in rows.iter().zip(outcomes) {
         if let Some(error) = &outcome.error {
@@ -708,7 +711,7 @@ fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
     }
 }
 
-fn commands(rows: &[Row], outcomes: &[Outcome]) -> String {
+pub(crate) fn commands(rows: &[Row], outcomes: &[Outcome]) -> String {
     let mut out = String::from(
         "| row | builds (in the tool's scratch workspace, `CARGO_TARGET_DIR=<repo>/target/bench`) \
          | measuring run (timed; callgrind runs the same with `--toggle-collect=SYMBOL`) |\n\
