@@ -329,6 +329,8 @@ pub fn run(builder: &mut Builder, row: &Row, spec: Spec, plan: &Plan) -> Result<
         spec.host,
         "--interactive",
         "false",
+        "--addr",
+        "127.0.0.1",
         "--port",
         &port,
     ]);
@@ -344,8 +346,8 @@ pub fn run(builder: &mut Builder, row: &Row, spec: Spec, plan: &Plan) -> Result<
     let mut measured = Measured {
         run: format!(
             "`{}` (once), then `CARGO_TARGET_DIR=<repo>/target/bench/dx-target \
-             <repo>/target/bench/dx/bin/dx serve --hotpatch -p {} --interactive false --port \
-             PORT{}` in `$WORK/ws/{}` (PORT: a free one), then {}",
+             <repo>/target/bench/dx/bin/dx serve --hotpatch -p {} --interactive false --addr \
+             127.0.0.1 --port PORT{}` in `$WORK/ws/{}` (PORT: a free one), then {}",
             install_command(),
             spec.host,
             if percall {
