@@ -7,8 +7,8 @@
 //! telemetry and downloads compiled out) runs a plain binary, not a Dioxus app, in a scratch
 //! workspace of the edit rows' kind: the hot crate (`sse_small` or `sse_heavy`: the edit rows'
 //! `small.rs` and `heavy.rs`, unchanged) and a host (`fixtures/dx/host.rs`) that calls
-//! `dioxus_devtools::connect_subsecond()` at start and prints `subsecond::call(|| tick(n))`
-//! every 5 ms. The saves, the clock and the 20 + 1 edits are those of the other edit rows
+//! `dioxus_devtools::connect_subsecond()` at start and prints `subsecond::call` of `tick`
+//! every 5 ms (a closure that captures nothing: see the host). The saves, the clock and the 20 + 1 edits are those of the other edit rows
 //! ([`crate::edit::edit_loop`]); the program's lines reach the bench through `dx`, which prints
 //! them in its log (the bench reads the text from `tick edit-` on).
 //!
