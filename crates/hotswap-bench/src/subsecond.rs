@@ -352,7 +352,7 @@ pub fn run(builder: &mut Builder, row: &Row, spec: Spec, plan: &Plan) -> Result<
             spec.host,
             if percall {
                 format!(
-                    " --args 'percall 0 {samples} OUT'` (`HSB_SAMPLE_MS={}`",
+                    " --args 'percall 0 {samples} OUT'` with `HSB_SAMPLE_MS={}",
                     plan.sample_ms
                 )
             } else {
