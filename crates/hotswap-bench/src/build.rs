@@ -25,7 +25,7 @@ pub const SUBSECOND: &str = "0.7";
 
 /// Dependencies of the heavy hot crate of the edit-to-effect rows: a web service's (over a
 /// hundred crates in the tree).
-const HEAVY_DEPENDENCIES: &str = r#"tokio = { version = "1", features = ["full"] }
+pub(crate) const HEAVY_DEPENDENCIES: &str = r#"tokio = { version = "1", features = ["full"] }
 axum = { version = "0.8", features = ["ws", "multipart", "macros"] }
 tower-http = { version = "0.6", features = ["trace", "cors", "compression-gzip", "fs"] }
 tracing-subscriber = { version = "0.3", features = ["env-filter", "json"] }
@@ -62,6 +62,10 @@ pub enum Tool {
     /// The same edits with hot-lib-reloader.
     EditHlrSmall,
     EditHlrHeavy,
+    /// subsecond's edits, hot-patched by the Dioxus CLI's `dx serve --hotpatch`: the small and
+    /// heavy crates' code behind `subsecond::call` (`subsecond.rs`).
+    DxSmall,
+    DxHeavy,
     /// `cargo-hotswap` itself, built from this repository.
     Cli,
 }
@@ -82,6 +86,8 @@ impl Tool {
             Tool::EditEgui => "edit-egui",
             Tool::EditHlrSmall => "edit-hlr-small",
             Tool::EditHlrHeavy => "edit-hlr-heavy",
+            Tool::DxSmall => "dx-small",
+            Tool::DxHeavy => "dx-heavy",
             Tool::Cli => "cli",
         }
     }
@@ -102,6 +108,11 @@ impl Tool {
     /// An edit row of a framework's app (the `edit-frameworks` region).
     pub fn is_framework_edit(self) -> bool {
         matches!(self, Tool::EditBevy | Tool::EditEgui)
+    }
+
+    /// A workspace of subsecond's edit rows, run by `dx serve --hotpatch` (`subsecond.rs`).
+    pub fn is_dx_edit(self) -> bool {
+        matches!(self, Tool::DxSmall | Tool::DxHeavy)
     }
 
     /// An edit-to-effect workspace of hot-lib-reloader.
@@ -161,6 +172,7 @@ impl Tool {
             Tool::EditCHost | Tool::EditPython => return edit_library_files(self),
             Tool::EditBevy => return edit_bevy_files(),
             Tool::EditEgui => return edit_egui_files(),
+            Tool::DxSmall | Tool::DxHeavy => return crate::subsecond::files(self),
             Tool::Cli => return Vec::new(),
         }
         .into_iter()
@@ -751,6 +763,7 @@ impl Builder {
                 | Tool::EditPython
                 | Tool::EditBevy
                 | Tool::EditEgui
+                | Tool::DxHeavy
         ) {
             // Same dependency versions as the repo itself.
             let lock = self.repo.join("Cargo.lock");

@@ -136,10 +136,10 @@ pub struct Measured {
     pub notes: Vec<String>,
 }
 
-const LABEL_LINE: &str = "let label = \"edit-0\";";
+pub(crate) const LABEL_LINE: &str = "let label = \"edit-0\";";
 
 /// Lines of a pipe, each with the moment it was read.
-fn lines(stream: impl Read + Send + 'static) -> Receiver<(Instant, String)> {
+pub(crate) fn lines(stream: impl Read + Send + 'static) -> Receiver<(Instant, String)> {
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
@@ -155,7 +155,7 @@ fn lines(stream: impl Read + Send + 'static) -> Receiver<(Instant, String)> {
 /// A process the bench started, stopped (by its own pid) when dropped.
 pub(crate) struct Started {
     pub(crate) child: Child,
-    stdout: Receiver<(Instant, String)>,
+    pub(crate) stdout: Receiver<(Instant, String)>,
     pub(crate) stderr: Receiver<(Instant, String)>,
     /// stderr lines seen so far (for errors and the CLI's reports).
     pub(crate) seen: Vec<String>,
@@ -179,7 +179,7 @@ impl Started {
         })
     }
 
-    fn drain_stderr(&mut self) {
+    pub(crate) fn drain_stderr(&mut self) {
         while let Ok((_, line)) = self.stderr.try_recv() {
             self.seen.push(line);
         }
@@ -362,7 +362,7 @@ fn cli_report(line: &str) -> Vec<(String, f64)> {
 
 /// The edits themselves, on a started program. `after_save` runs right after each save (the
 /// hot-lib-reloader rows build there) and returns figures to keep.
-fn edit_loop(
+pub(crate) fn edit_loop(
     program: &mut Started,
     source: &Path,
     edits: usize,

@@ -46,6 +46,7 @@ mod first;
 mod measure;
 mod readme;
 mod report;
+mod subsecond;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -705,6 +706,8 @@ pub fn rows() -> Vec<Row> {
             ..template.clone()
         });
     }
+    // subsecond hot-patched by `dx serve --hotpatch` (opt-in; `subsecond.rs`).
+    rows.extend(subsecond::rows(&rows));
     rows
 }
 
@@ -982,7 +985,9 @@ fn main() {
             continue;
         }
         let result = builder.get(&row.host).and_then(|host| {
-            if spec.plain_build {
+            if row.tool.is_dx_edit() {
+                subsecond::run(&mut builder, row, spec, &plan)
+            } else if spec.plain_build {
                 edit::plain_build(&mut builder, spec, plan.edits)
             } else if row.tool.is_hlr_edit() {
                 edit::hot_lib_reloader(&mut builder, &host, spec, plan.edits)

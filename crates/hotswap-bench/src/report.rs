@@ -269,6 +269,8 @@ pub fn sections(
             sections.push(section);
         }
     }
+    // subsecond hot-patched by `dx serve --hotpatch` (opt-in): a region of its own.
+    sections.extend(crate::subsecond::section(rows, outcomes, &context.brief));
     sections.push(("problems".into(), problems(rows, outcomes), false, None));
     sections.push(("commands".into(), commands(rows, outcomes), false, None));
     let home = std::env::var("HOME").unwrap_or_else(|_| "/nonexistent".into());
@@ -424,7 +426,7 @@ pub fn ratio(value: f64, base: f64) -> String {
     }
 }
 
-fn only(id: &str) -> String {
+pub(crate) fn only(id: &str) -> String {
     format!("`cargo run -p hotswap-bench --release -- --only {id}`")
 }
 
@@ -516,7 +518,7 @@ fn percall_table(
     Some(out)
 }
 
-fn fmt_ns(value: f64) -> String {
+pub(crate) fn fmt_ns(value: f64) -> String {
     if value.is_finite() {
         format!("{value:.2}")
     } else {
@@ -532,7 +534,7 @@ fn fmt_ir(value: f64) -> String {
     }
 }
 
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.replace('\n', " ").replace('|', "\\|")
 }
 
@@ -544,7 +546,7 @@ fn median_of(rows: &[Row], outcomes: &[Outcome], id: Option<&str>) -> f64 {
         .map_or(f64::NAN, |(_, outcome)| median(&outcome.values))
 }
 
-fn min_max(values: &[f64]) -> String {
+pub(crate) fn min_max(values: &[f64]) -> String {
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!("{}–{}", fmt_ms(min), fmt_ms(max))
@@ -746,6 +748,7 @@ fn edit_table(rows: &[Row], outcomes: &[Outcome], frameworks: bool) -> Option<St
         .iter()
         .zip(outcomes)
         .filter(|(row, _)| row.kind == Kind::Edit && row.tool.is_framework_edit() == frameworks)
+        .filter(|(row, _)| !row.tool.is_dx_edit())
         .collect();
     if in_table.is_empty() {
         return None;
@@ -811,7 +814,7 @@ fn edit_table(rows: &[Row], outcomes: &[Outcome], frameworks: bool) -> Option<St
     Some(out)
 }
 
-fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
+pub(crate) fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
     let mut lines = Vec::new();
     for (row, outcome) in rows.iter().zip(outcomes) {
         if let Some(error) = &outcome.error {
@@ -830,7 +833,7 @@ fn problems(rows: &[Row], outcomes: &[Outcome]) -> String {
     }
 }
 
-fn commands(rows: &[Row], outcomes: &[Outcome]) -> String {
+pub(crate) fn commands(rows: &[Row], outcomes: &[Outcome]) -> String {
     let mut out = String::from(
         "| row | builds (in the tool's scratch workspace, `CARGO_TARGET_DIR=<repo>/target/bench`) \
          | measuring run (timed; callgrind runs the same with `--toggle-collect=SYMBOL`) |\n\
