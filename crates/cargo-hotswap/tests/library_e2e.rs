@@ -157,6 +157,23 @@ fn host_pids(cli: &Cli, count: usize) -> Vec<u32> {
     pids
 }
 
+/// Waits (from line `before`) for the command's line saying that process `pid` applied the
+/// first patch.
+fn wait_patched_in(cli: &Cli, package: &str, pid: u32, before: usize) {
+    let patched = format!("[hotswap] {package}: patched ");
+    let process = format!(" (lib/src/lib.rs) in process {pid} — version 1;");
+    cli.wait_for(
+        &format!("`{patched}… in process {pid}`"),
+        before,
+        PATCH,
+        |line| {
+            line.stream == Stream::Err
+                && line.text.starts_with(&patched)
+                && line.text.contains(&process)
+        },
+    );
+}
+
 /// Kills the hosts (they may be children of a shell the command started) when the test ends.
 struct Hosts(Vec<u32>);
 
@@ -304,18 +321,7 @@ fn two_processes_with_the_library_loaded_are_both_patched() {
     let before = cli.mark();
     scratch.save("lib/src/lib.rs", &lib_rs("v2", "2", STEP));
     for &pid in &pids {
-        let patched = format!("[hotswap] {package}: patched ");
-        let process = format!(" (lib/src/lib.rs) in process {pid} — version 1;");
-        cli.wait_for(
-            &format!("`{patched}… in process {pid}`"),
-            before,
-            PATCH,
-            |line| {
-                line.stream == Stream::Err
-                    && line.text.starts_with(&patched)
-                    && line.text.contains(&process)
-            },
-        );
+        wait_patched_in(&cli, &package, pid, before);
         let (_, step) = wait_step(&cli, pid, "v2", before);
         assert_eq!(step.version, 1, "{}", cli.transcript());
         assert_eq!(
@@ -372,19 +378,8 @@ fn a_host_started_by_hand_is_patched_too() {
     let before = cli.mark();
     let own = second.mark();
     scratch.save("lib/src/lib.rs", &lib_rs("v2", "2", STEP));
-    let patched = format!("[hotswap] {package}: patched ");
     for pid in [first, second_pid] {
-        let process = format!(" in process {pid} — version 1;");
-        cli.wait_for(
-            &format!("`{patched}… in process {pid}`"),
-            before,
-            PATCH,
-            |line| {
-                line.stream == Stream::Err
-                    && line.text.starts_with(&patched)
-                    && line.text.contains(&process)
-            },
-        );
+        wait_patched_in(&cli, &package, pid, before);
     }
     wait_step(&cli, first, "v2", before);
     let line = second.wait_out("its step with the new label", own, PATCH, |t| {
