@@ -348,8 +348,11 @@ fn rewrite(
     // list of `#[no_mangle]` items. An executable exports everything with `--export-dynamic`.
     let shared_library = args.iter().any(|a| a == "-shared");
     if shared_library && program.is_some() {
+        // Written whole under a private name and renamed: links may run side by side.
         let script = capture_dir.join("export-all.ver");
-        std::fs::write(&script, "{\n  global: *;\n};\n")
+        let partial = capture_dir.join(format!(".export-all.ver.{}", std::process::id()));
+        std::fs::write(&partial, "{\n  global: *;\n};\n")
+            .and_then(|()| std::fs::rename(&partial, &script))
             .map_err(|err| format!("cannot write {}: {err}", script.display()))?;
         let mut replaced = false;
         for arg in out.iter_mut() {

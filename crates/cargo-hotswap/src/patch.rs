@@ -77,7 +77,7 @@ pub enum Failure {
 
 impl Failure {
     /// The message, whatever the kind.
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         match self {
             Failure::Compile(lines) => lines.concat(),
             Failure::Refused(text) | Failure::Link(text) | Failure::Other(text) => text.clone(),

@@ -68,6 +68,11 @@ struct InFlight {
     sent_to: usize,
     /// How many of them applied it.
     applied: usize,
+    /// The processes that refused it so far: connection, pid, reason.
+    refused: Vec<(u64, u32, String)>,
+    /// The load bias of the process the patch's own file (not a copy) was linked for: where
+    /// the statics it adds are, relative to the library (the same in every copy).
+    bias: Option<u64>,
     /// The running build it replaced in the checks' view (hot crate key and build): restored
     /// if every process refuses the patch and keeps its code (a library host).
     replaced: Option<(String, Build)>,
@@ -376,25 +381,6 @@ impl Session {
         let Some(image) = connection.image.as_ref().filter(|i| i.library) else {
             return Err("it did not say which library it runs the runtime from".into());
         };
-        let path = Path::new(&image.path);
-        let same_file = std::fs::metadata(path)
-            .ok()
-            .zip(image.inode)
-            .is_some_and(|(meta, inode)| meta.ino() == inode);
-        if !same_file {
-            return Err(format!(
-                "{} is no longer the file it loaded; restart it",
-                image.path
-            ));
-        }
-        if std::fs::read(path).ok() != std::fs::read(built).ok() {
-            return Err(format!(
-                "it loaded {}, which is not the library this session built ({}); start it with \
-                 HOTSWAP_LIBRARY's library",
-                image.path,
-                built.display()
-            ));
-        }
         if self.patched {
             return Err(
                 "it loaded the library after patches were applied to the others, so it runs \
@@ -402,6 +388,26 @@ impl Session {
                  restarting `cargo hotswap run --lib` to patch it too"
                     .into(),
             );
+        }
+        let path = Path::new(&image.path);
+        let loaded = std::fs::metadata(path)
+            .ok()
+            .filter(|meta| Some(meta.ino()) == image.inode)
+            .ok_or_else(|| format!("{} is no longer the file it loaded; restart it", image.path))?;
+        // The same build: a copy of ours (same size, same bytes) or ours itself.
+        let ours = std::fs::metadata(built).ok();
+        let same = ours
+            .as_ref()
+            .is_some_and(|ours| ours.ino() == loaded.ino() && ours.dev() == loaded.dev())
+            || (ours.as_ref().is_some_and(|ours| ours.len() == loaded.len())
+                && std::fs::read(path).ok() == std::fs::read(built).ok());
+        if !same {
+            return Err(format!(
+                "it loaded {}, which is not the library this session built ({}); start it with \
+                 HOTSWAP_LIBRARY's library",
+                image.path,
+                built.display()
+            ));
         }
         Ok(())
     }
@@ -445,13 +451,6 @@ impl Session {
         } else {
             vec![None; fixed.len()]
         }
-    }
-
-    /// The load bias of the first connected process, whose links of patches at a fixed address
-    /// say where the statics they add are (the same place in every process, see
-    /// [`Session::placements`]).
-    fn first_bias(&self) -> Option<u64> {
-        Some(self.connections.first()?.reserved?.load_bias)
     }
 
     fn changed(&mut self, paths: &[PathBuf]) {
@@ -624,12 +623,7 @@ impl Session {
                     match copy {
                         Ok(copy) => copies.push(copy),
                         Err(failure) => {
-                            let err = match failure {
-                                Failure::Compile(text) => text.concat(),
-                                Failure::Refused(err)
-                                | Failure::Link(err)
-                                | Failure::Other(err) => err,
-                            };
+                            let err = failure.text();
                             self.discard_scratch(id);
                             for (file, _) in &copies {
                                 let _ = std::fs::remove_file(file);
@@ -684,6 +678,8 @@ impl Session {
                         waiting,
                         sent_to,
                         applied: 0,
+                        refused: Vec::new(),
+                        bias: placements.first().copied().flatten().map(|(_, bias)| bias),
                         replaced: replaced.map(|build| (hot.key(), build)),
                     },
                 );
@@ -960,7 +956,6 @@ impl Session {
                 states,
                 micros,
             } => {
-                let bias = self.first_bias();
                 let Some(patch) = self.in_flight.get_mut(&id) else {
                     return;
                 };
@@ -971,7 +966,7 @@ impl Session {
                 if patch.fixed && patch.applied == 1 {
                     // Its new statics are at their final addresses now (the first copy's
                     // addresses, relative to the library, are every copy's).
-                    if let (Some(program), Some(bias)) = (self.program_data.as_mut(), bias) {
+                    if let (Some(program), Some(bias)) = (self.program_data.as_mut(), patch.bias) {
                         if let Err(err) = program.add_patch_statics(&patch.file, bias) {
                             report::warn(&err);
                         }
@@ -1027,48 +1022,16 @@ impl Session {
                     return;
                 };
                 patch.waiting.retain(|c| *c != connection);
-                let package = patch.package.clone();
-                let (sent_to, applied) = (patch.sent_to, patch.applied);
-                let all_answered = patch.waiting.is_empty();
                 if self.program.library {
-                    if sent_to == 1 || (all_answered && applied == 0) {
-                        // Nobody runs the patch: the checks go on from the code they run.
-                        if let Some((key, build)) = self
-                            .in_flight
-                            .get_mut(&id)
-                            .and_then(|patch| patch.replaced.take())
-                        {
-                            self.running.insert(key, build);
-                        }
-                        let process = if sent_to > 1 {
-                            format!("process {pid}")
-                        } else {
-                            format!("`{}`", self.host_command())
-                        };
-                        report::warn(&format!(
-                            "{package}: {process} refused the patch: {reason}. hotswap does not \
-                             restart a host: `{}` keeps running the code it has. Undo the change \
-                             to go on patching, or quit the host to run it (the next save builds \
-                             the library and starts it again).",
-                            self.host_command()
-                        ));
-                    } else {
-                        // Others may have applied it: this one no longer runs what the next
-                        // patch is checked against.
-                        self.connections.retain(|c| c.id != connection);
-                        report::warn(&format!(
-                            "{package}: process {pid} refused the patch: {reason}. It keeps \
-                             running the code it had and gets no more patches: restart it (hotswap \
-                             does not restart a host)."
-                        ));
-                    }
-                    if all_answered {
+                    // Settled once every process has answered: whether any runs it decides
+                    // what the checks go on from.
+                    patch.refused.push((connection, pid, reason));
+                    if patch.waiting.is_empty() {
                         self.finish(id);
                     }
                 } else {
-                    if all_answered {
-                        self.finish(id);
-                    }
+                    let package = patch.package.clone();
+                    self.finish(id);
                     report::warn(&format!(
                         "{package}: the program refused the patch: {reason}"
                     ));
@@ -1085,13 +1048,46 @@ impl Session {
         }
     }
 
-    /// A patch every process has answered (or left): its file is no longer needed.
+    /// A patch every process has answered (or left): its files are no longer needed, and the
+    /// processes that refused it are dealt with. If none applied it, nothing runs it: the checks
+    /// go on from the code the processes run, and they all stay connected. If some did, those
+    /// that refused no longer run what the next patch is checked against: they are patched no
+    /// more (a host is not ours to restart).
     fn finish(&mut self, id: u64) {
-        if let Some(patch) = self.in_flight.remove(&id) {
-            let _ = std::fs::remove_file(&patch.file);
-            for copy in &patch.copies {
-                let _ = std::fs::remove_file(copy);
+        let Some(mut patch) = self.in_flight.remove(&id) else {
+            return;
+        };
+        let _ = std::fs::remove_file(&patch.file);
+        for copy in &patch.copies {
+            let _ = std::fs::remove_file(copy);
+        }
+        let Some((_, _, reason)) = patch.refused.first() else {
+            return;
+        };
+        let package = &patch.package;
+        if patch.applied == 0 {
+            if let Some((key, build)) = patch.replaced.take() {
+                self.running.insert(key, build);
             }
+            let who = if patch.sent_to > 1 {
+                "every process"
+            } else {
+                "the host"
+            };
+            report::warn(&format!(
+                "{package}: {who} refused the patch: {reason}. hotswap does not restart a host: \
+                 `{}` keeps running the code it has. Undo the change to go on patching, or quit \
+                 the host to run it (the next save builds the library and starts it again).",
+                self.host_command()
+            ));
+            return;
+        }
+        for (connection, pid, reason) in &patch.refused {
+            self.connections.retain(|c| c.id != *connection);
+            report::warn(&format!(
+                "{package}: process {pid} refused the patch: {reason}. It keeps running the code \
+                 it had and gets no more patches: restart it (hotswap does not restart a host)."
+            ));
         }
     }
 
@@ -1193,11 +1189,7 @@ impl Session {
                     Ok(app) => {
                         report::info(&format!(
                             "started `{}` (pid {}) after a {} build",
-                            if library.is_some() {
-                                self.host_command()
-                            } else {
-                                self.program.name.clone()
-                            },
+                            self.running_name(),
                             app.pid,
                             report::ms(started.elapsed())
                         ));

@@ -157,11 +157,11 @@ fn host_pids(cli: &Cli, count: usize) -> Vec<u32> {
     pids
 }
 
-/// Waits (from line `before`) for the command's line saying that process `pid` applied the
-/// first patch.
-fn wait_patched_in(cli: &Cli, package: &str, pid: u32, before: usize) {
+/// Waits (from line `before`) for the command's line saying that process `pid` applied a
+/// patch and is now at `version`.
+fn wait_patched_in(cli: &Cli, package: &str, pid: u32, before: usize, version: u64) {
     let patched = format!("[hotswap] {package}: patched ");
-    let process = format!(" (lib/src/lib.rs) in process {pid} — version 1;");
+    let process = format!(" (lib/src/lib.rs) in process {pid} — version {version};");
     cli.wait_for(
         &format!("`{patched}… in process {pid}`"),
         before,
@@ -248,13 +248,7 @@ fn a_c_host_is_patched_and_keeps_its_counters() {
     );
 
     // A signature change of `scale` (which the library was built with): refused, the host runs on.
-    let changed_signature = lib_rs("v3", "3", STEP)
-        .replace(
-            "pub fn scale(counter: u64) -> u64 {",
-            "pub fn scale(counter: u64, by: u64) -> u64 {",
-        )
-        .replace("counter * 3", "counter * by")
-        .replace("    scale(counter)\n", "    scale(counter, 4)\n");
+    let changed_signature = scale_signature_changed("v3");
     let before = cli.mark();
     let outcome = save(&scratch, &cli, &package, &changed_signature);
     assert!(
@@ -298,10 +292,23 @@ fn a_c_host_is_patched_and_keeps_its_counters() {
     );
 }
 
+/// A signature change of `scale`, which the library was built with (refused by the runtime).
+fn scale_signature_changed(label: &str) -> String {
+    lib_rs(label, "3", STEP)
+        .replace(
+            "pub fn scale(counter: u64) -> u64 {",
+            "pub fn scale(counter: u64, by: u64) -> u64 {",
+        )
+        .replace("counter * 3", "counter * by")
+        .replace("    scale(counter)\n", "    scale(counter, 4)\n")
+}
+
 /// Two processes that loaded the library (a shell starts two hosts) are both patched by one
-/// save, each with its own counters kept.
+/// save, each with its own counters kept. A change both refuse leaves both running their code
+/// and still connected: the next good save patches both again.
 ///
-/// Fails if: only one process is patched, or either starts its static again.
+/// Fails if: only one process is patched, either starts its static again, a refusal by every
+/// process is not reported as such, or a process is dropped after a refusal nobody applied.
 #[test]
 fn two_processes_with_the_library_loaded_are_both_patched() {
     let _serial = support::serial();
@@ -321,13 +328,37 @@ fn two_processes_with_the_library_loaded_are_both_patched() {
     let before = cli.mark();
     scratch.save("lib/src/lib.rs", &lib_rs("v2", "2", STEP));
     for &pid in &pids {
-        wait_patched_in(&cli, &package, pid, before);
+        wait_patched_in(&cli, &package, pid, before, 1);
         let (_, step) = wait_step(&cli, pid, "v2", before);
         assert_eq!(step.version, 1, "{}", cli.transcript());
         assert_eq!(
             step.calls,
             step.counter,
             "process {pid} started its static again\n{}",
+            cli.transcript()
+        );
+    }
+
+    // Refused by both: reported once, and both stay patched from here on.
+    let outcome = save(&scratch, &cli, &package, &scale_signature_changed("v3"));
+    assert!(
+        outcome.text.contains("every process refused the patch")
+            && outcome
+                .text
+                .contains("`hs_libtwo_lib::scale`: signature changed"),
+        "{:?}\n{}",
+        outcome.text,
+        cli.transcript()
+    );
+    let before = cli.mark();
+    scratch.save("lib/src/lib.rs", &lib_rs("v4", "2", STEP));
+    for &pid in &pids {
+        wait_patched_in(&cli, &package, pid, before, 2);
+        let (_, step) = wait_step(&cli, pid, "v4", before);
+        assert_eq!(
+            (step.version, step.calls),
+            (2, step.counter),
+            "{}",
             cli.transcript()
         );
     }
@@ -379,7 +410,7 @@ fn a_host_started_by_hand_is_patched_too() {
     let own = second.mark();
     scratch.save("lib/src/lib.rs", &lib_rs("v2", "2", STEP));
     for pid in [first, second_pid] {
-        wait_patched_in(&cli, &package, pid, before);
+        wait_patched_in(&cli, &package, pid, before, 1);
     }
     wait_step(&cli, first, "v2", before);
     let line = second.wait_out("its step with the new label", own, PATCH, |t| {

@@ -269,6 +269,32 @@ mod tests {
         assert_eq!(below(GAP), None);
     }
 
+    /// Below first, then further down, then above; every candidate within 2 GiB of every byte
+    /// of the image (a library of 64 MiB here), each `SIZE` long and on a `GAP` boundary.
+    #[test]
+    fn candidates_start_below_and_stay_within_reach_of_the_whole_image() {
+        let (lowest, highest) = (0x7f00_0000_0000u64, 0x7f00_0400_0000u64);
+        let all: Vec<Range<u64>> = candidates(lowest, highest).collect();
+        assert_eq!(all.first(), below(lowest).as_ref());
+        assert!(all.iter().any(|r| r.start >= highest), "no candidate above");
+        for range in &all {
+            assert_eq!(range.end - range.start, SIZE);
+            assert_eq!(range.start % GAP, 0);
+            assert!(
+                range.end <= lowest || range.start >= highest,
+                "{range:x?} overlaps"
+            );
+            assert!(
+                highest - range.start.min(lowest) < 2 << 30,
+                "{range:x?} out of reach"
+            );
+            assert!(
+                range.end.max(highest) - lowest < 2 << 30,
+                "{range:x?} out of reach"
+            );
+        }
+    }
+
     #[test]
     fn overlap_is_half_open() {
         let released = [0x1000..0x3000, 0x5000..0x6000];
