@@ -123,13 +123,24 @@ impl Snapshot {
         // and the other units (a heavy crate's instances of its dependencies' generic code,
         // most of its debug information) need not be read. If no unit defines one, all are
         // read, so that "no type information" still means what it says.
-        let stored = stored_types(objects.iter().map(|(_, data)| *data), crate_name);
-        let with_roots: Vec<&(String, &[u8])> = objects
-            .iter()
-            .filter(|(_, data)| {
-                defines_roots(data, shared_statics) || defines_stored(data, &stored)
-            })
-            .collect();
+        // Types the program stores type-erased are roots too; the unit defining their trait
+        // impl describes them. Each object is parsed once for both.
+        let mut stored = HashMap::new();
+        let mut with_roots: Vec<&(String, &[u8])> = Vec::new();
+        for unit in objects {
+            let (roots, unit_stored) = match object::File::parse(unit.1) {
+                Ok(file) => (
+                    defines_roots_in(&file, shared_statics),
+                    stored_types_in(&file, crate_name),
+                ),
+                // Counted as a root, so that reading it reports the error.
+                Err(_) => (true, HashMap::new()),
+            };
+            if roots || !unit_stored.is_empty() {
+                with_roots.push(unit);
+            }
+            stored.extend(unit_stored);
+        }
         let chosen: Vec<&(String, &[u8])> = if with_roots.is_empty() {
             objects.iter().collect()
         } else {
@@ -154,7 +165,14 @@ impl Snapshot {
         sources: &[syn::File],
     ) -> Result<Snapshot, String> {
         let mut snapshot = Snapshot::new(crate_name, sources);
-        snapshot.types.stored_names = stored_types(objects.iter().copied(), crate_name);
+        for object in objects {
+            if let Ok(file) = object::File::parse(*object) {
+                snapshot
+                    .types
+                    .stored_names
+                    .extend(stored_types_in(&file, crate_name));
+            }
+        }
         for (index, object) in objects.iter().enumerate() {
             snapshot
                 .types
@@ -198,11 +216,17 @@ impl Snapshot {
 /// Whether an object defines a root: a `#[hot]` implementation (`__hotswap_impl_*`), or one of
 /// the statics the program shares with patches. An object that cannot be parsed counts, so
 /// that reading it reports the error.
+#[cfg(test)]
 fn defines_roots(data: &[u8], shared_statics: &[String]) -> bool {
+    match object::File::parse(data) {
+        Ok(file) => defines_roots_in(&file, shared_statics),
+        Err(_) => true,
+    }
+}
+
+/// [`defines_roots`] of a parsed object.
+fn defines_roots_in(file: &object::File<'_>, shared_statics: &[String]) -> bool {
     use object::{Object, ObjectSymbol};
-    let Ok(file) = object::File::parse(data) else {
-        return true;
-    };
     file.symbols().any(|symbol| {
         if symbol.is_undefined() {
             return false;
@@ -229,70 +253,45 @@ pub const STORAGE_TRAITS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The types of crate `crate_name` that the objects implement a [`STORAGE_TRAITS`] trait for:
-/// type path → what the message says.
-fn stored_types<'a>(
-    objects: impl Iterator<Item = &'a [u8]>,
-    crate_name: &str,
-) -> HashMap<String, &'static str> {
+/// The types of crate `crate_name` for which the object defines a [`STORAGE_TRAITS`] trait's
+/// method: type path → what the message says.
+fn stored_types_in(file: &object::File<'_>, crate_name: &str) -> HashMap<String, &'static str> {
     use object::{Object, ObjectSymbol};
     let prefix = format!("<{crate_name}::");
     let mut found = HashMap::new();
-    for data in objects {
-        let Ok(file) = object::File::parse(data) else {
+    for symbol in file.symbols() {
+        if symbol.is_undefined() {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        // Cheap before demangling: the trait's last segment is in the mangled name.
+        if !STORAGE_TRAITS
+            .iter()
+            .any(|(path, _)| name.contains(path.rsplit("::").next().unwrap_or(path)))
+        {
+            continue;
+        }
+        let Ok(demangled) = rustc_demangle::try_demangle(name) else {
             continue;
         };
-        for symbol in file.symbols() {
-            let Ok(name) = symbol.name() else { continue };
-            // Cheap before demangling: the trait's last segment is in the mangled name.
-            if !STORAGE_TRAITS
-                .iter()
-                .any(|(path, _)| name.contains(path.rsplit("::").next().unwrap_or(path)))
-            {
-                continue;
-            }
-            let Ok(demangled) = rustc_demangle::try_demangle(name) else {
-                continue;
-            };
-            let text = format!("{demangled:#}");
-            let Some(rest) = text.strip_prefix(&prefix) else {
-                continue;
-            };
-            let Some((ty, rest)) = rest.split_once(" as ") else {
-                continue;
-            };
-            let Some((trait_path, _)) = rest.split_once('>') else {
-                continue;
-            };
-            if let Some((_, said)) = STORAGE_TRAITS
-                .iter()
-                .find(|(path, _)| trait_path == *path || trait_path.ends_with(&format!("::{path}")))
-            {
-                found.insert(format!("{crate_name}::{ty}"), *said);
-            }
+        let text = format!("{demangled:#}");
+        let Some(rest) = text.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((ty, rest)) = rest.split_once(" as ") else {
+            continue;
+        };
+        let Some((trait_path, _)) = rest.split_once('>') else {
+            continue;
+        };
+        if let Some((_, said)) = STORAGE_TRAITS
+            .iter()
+            .find(|(path, _)| trait_path == *path || trait_path.ends_with(&format!("::{path}")))
+        {
+            found.insert(format!("{crate_name}::{ty}"), *said);
         }
     }
     found
-}
-
-/// Whether an object defines a trait method for one of the `stored` types (its DWARF
-/// describes the type).
-fn defines_stored(data: &[u8], stored: &HashMap<String, &'static str>) -> bool {
-    use object::{Object, ObjectSymbol};
-    if stored.is_empty() {
-        return false;
-    }
-    let Ok(file) = object::File::parse(data) else {
-        return false;
-    };
-    file.symbols().any(|symbol| {
-        !symbol.is_undefined()
-            && symbol.name().is_ok_and(|name| {
-                STORAGE_TRAITS
-                    .iter()
-                    .any(|(path, _)| name.contains(path.rsplit("::").next().unwrap_or(path)))
-            })
-    })
 }
 
 /// One type, reachable from what the running program holds, whose layout a patch changes.
