@@ -524,22 +524,7 @@ pub fn plain_build(builder: &mut Builder, spec: Spec, edits: usize) -> Result<Me
     let build = |builder: &mut Builder| -> Result<(), String> {
         let mut command = builder.cargo(spec.tool)?;
         command.args(["build", "-p", spec.host]);
-        let output = command
-            .output()
-            .map_err(|err| format!("cannot run cargo: {err}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "cargo build -p {} failed: {}",
-                spec.host,
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            ));
-        }
-        Ok(())
+        run_timed(command, &format!("cargo build -p {}", spec.host)).map(|_| ())
     };
     eprintln!(
         "hotswap-bench: edit to effect: plain cargo build -p {}",
@@ -596,23 +581,7 @@ pub fn hot_lib_reloader(
     let build = |builder: &mut Builder| -> Result<Duration, String> {
         let mut command = builder.cargo(spec.tool)?;
         command.args(["build", "-p", spec.lib]);
-        let started = Instant::now();
-        let output = command
-            .output()
-            .map_err(|err| format!("cannot run cargo: {err}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "cargo build -p {} failed: {}",
-                spec.lib,
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .join(" / ")
-            ));
-        }
-        Ok(started.elapsed())
+        run_timed(command, &format!("cargo build -p {}", spec.lib))
     };
     eprintln!(
         "hotswap-bench: edit to effect: hot-lib-reloader, {}",
@@ -658,6 +627,27 @@ pub fn hot_lib_reloader(
         }
     }
     result.map(|()| measured)
+}
+
+/// Runs `command` (`what` names it in errors) to its end; how long it took, or its last
+/// lines of stderr.
+pub(crate) fn run_timed(mut command: Command, what: &str) -> Result<Duration, String> {
+    let started = Instant::now();
+    let output = command
+        .output()
+        .map_err(|err| format!("cannot run {what}: {err}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+                .lines()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ));
+    }
+    Ok(started.elapsed())
 }
 
 #[cfg(test)]

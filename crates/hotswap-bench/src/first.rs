@@ -57,25 +57,6 @@ fn timing_linker(dir: &Path, log: &Path) -> Result<PathBuf, String> {
     Ok(script)
 }
 
-fn run(mut command: Command, what: &str) -> Result<Duration, String> {
-    let started = Instant::now();
-    let output = command
-        .output()
-        .map_err(|err| format!("cannot run {what}: {err}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{what} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-                .lines()
-                .rev()
-                .take(4)
-                .collect::<Vec<_>>()
-                .join(" / ")
-        ));
-    }
-    Ok(started.elapsed())
-}
-
 /// `cargo clean -p LIB -p HOST` in `target`.
 fn clean(builder: &mut Builder, tool: Tool, target: &Path) -> Result<(), String> {
     let (lib, host) = packages(tool);
@@ -83,7 +64,7 @@ fn clean(builder: &mut Builder, tool: Tool, target: &Path) -> Result<(), String>
     command
         .args(["clean", "-p", lib, "-p", host, "--target-dir"])
         .arg(target);
-    run(command, &format!("cargo clean -p {lib} -p {host}")).map(|_| ())
+    crate::edit::run_timed(command, &format!("cargo clean -p {lib} -p {host}")).map(|_| ())
 }
 
 /// The plain build: (wall ms, link ms).
@@ -99,7 +80,7 @@ fn plain(
     command
         .args(["rustc", "-p", host, "--bin", host, "--", "-C"])
         .arg(format!("linker={}", linker.display()));
-    let took = run(command, &format!("cargo rustc -p {host} --bin {host}"))?;
+    let took = crate::edit::run_timed(command, &format!("cargo rustc -p {host} --bin {host}"))?;
     let link_ns: f64 = std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
