@@ -40,12 +40,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             // The cold branch is the module as written, but for the `#[hot(skip)]` marks on
             // its functions: `hot` may not be in scope inside the module.
             let cold = without_skip_marks(module);
-            return Ok(quote! {
-                ::hotswap::__select! {
-                    hot { #hot }
-                    cold { #cold }
-                }
-            });
+            return Ok(crate::select(hot, cold));
         }
         other => {
             return Err(syn::Error::new_spanned(
@@ -54,12 +49,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> 
             ))
         }
     };
-    Ok(quote! {
-        ::hotswap::__select! {
-            hot { #hot }
-            cold { #item }
-        }
-    })
+    Ok(crate::select(hot, item))
 }
 
 /// Whether an attribute is `#[hot(skip)]` (or `#[hotswap::hot(skip)]`).
@@ -578,12 +568,11 @@ impl HotFn<'_> {
         format!("{prefix}{abi}fn({}){}{}", args.join(", "), ret, self.assoc)
     }
 
-    /// Module-level items shared by free functions and methods: slot, boot, guarded shim and
-    /// manifest entry.
+    /// Module-level items shared by free functions and methods: slot, boot, guarded shim,
+    /// `types`/`pointees` and manifest entry, written by `hotswap::__hot_items!` from what this
+    /// function works out (see that macro for why it is a template).
     fn support_items(&self) -> TokenStream {
-        let slot = self.item("slot");
-        let boot = self.item("boot");
-        let guarded = self.item("guarded");
+        let names = ["slot", "boot", "guarded", "types", "pointees"].map(|kind| self.item(kind));
         let impl_path = self.impl_path();
         let (generics, where_clause) = self.generics();
         let types = self.arg_types_of(self.dispatch_sig());
@@ -604,6 +593,7 @@ impl HotFn<'_> {
             self.base_name(),
             counter
         );
+        let registration = self.item("registration");
         // What the caller hands over and gets back, as written (for an `async fn`: the
         // arguments and the future's output).
         let layout_types: Vec<Type> = self
@@ -612,48 +602,34 @@ impl HotFn<'_> {
             .chain(self.return_type().iter())
             .map(erase_lifetimes)
             .collect();
-        let registration = self.item("registration");
-        let describe = self.item("types");
         let type_count = layout_types.len();
-        // For each parameter and the return type: the described type behind any references.
-        let described: Vec<TokenStream> = layout_types
-            .iter()
-            .enumerate()
-            .map(|(i, ty)| {
-                let inner = strip_references(ty);
-                match inner {
-                    Type::Never(_) => quote!(#i => ::core::ptr::null()),
-                    inner => {
-                        quote!(#i => (&&::hotswap::__private::Probe::<#inner>::new()).describe())
-                    }
-                }
-            })
-            .collect();
-        let pointees = self.item("pointees");
+        let layouts = layout_types.iter().map(|ty| quote!({ #ty }));
+        // For each position: the described type behind any references (`!` is never described:
+        // `types` answers null for it, as for any position it does not list).
+        let described =
+            layout_types
+                .iter()
+                .enumerate()
+                .filter_map(|(i, ty)| match strip_references(ty) {
+                    Type::Never(_) => None,
+                    inner => Some(quote!(#i: #inner)),
+                });
         let references: u64 = layout_types
             .iter()
             .enumerate()
             .filter(|(i, ty)| *i < 64 && is_reference(ty))
             .fold(0, |bits, (i, _)| bits | 1 << i);
-        // For each parameter and the return type: what it is behind any references.
-        let pointed: Vec<TokenStream> = layout_types
+        // For each position that is a reference (the runtime asks for no other): its name and
+        // what it is behind its references.
+        let pointed = layout_types
             .iter()
             .enumerate()
+            .filter(|(i, _)| *i < 64 && references & (1 << i) != 0)
             .map(|(i, ty)| {
                 let inner = strip_references(ty);
                 let name = tidy(&inner.to_token_stream().to_string());
-                let layout = match inner {
-                    Type::Never(_) => quote!(::hotswap::__private::SizeAlign::NEVER),
-                    inner => quote!(
-                        (&&::hotswap::__private::SizeProbe::<#inner>::new()).size_align()
-                    ),
-                };
-                quote!(#i => ::hotswap::__private::Pointee {
-                    name: ::hotswap::__private::RawStr::new(#name),
-                    layout: #layout,
-                })
-            })
-            .collect();
+                quote!(#i: #name #inner)
+            });
         let display_name = match (self.self_ty, self.trait_) {
             (Some(ty), Some(trait_)) => format!(
                 "<{} as {}>::{}",
@@ -668,101 +644,23 @@ impl HotFn<'_> {
             (None, _) => self.sig.ident.to_string(),
         };
         let signature = self.signature_text();
-        let name = quote!(::core::concat!(::core::module_path!(), "::", #display_name));
-        let guarded_body = match &self.asyncness {
-            None => quote!(::hotswap::__private::guard(#name, move || #impl_path(#(#args),*))),
-            // The future is made behind the guard, and each poll of it runs behind it.
-            Some(_) => quote!(
-                ::hotswap::__private::guard(#name, move || #impl_path(#(#args),*)).guarded(#name)
-            ),
+        let mode = match &self.asyncness {
+            None => quote!(sync),
+            Some(_) => quote!(async),
         };
-
-        let layouts: Vec<TokenStream> = layout_types
-            .iter()
-            .map(|ty| match ty {
-                Type::Never(_) => quote!(::hotswap::__private::SizeAlign::NEVER),
-                ty => quote!(::hotswap::__private::SizeAlign::of::<#ty>()),
-            })
-            .collect();
-
+        let [slot, boot, guarded, describe, pointees] = names;
         quote! {
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            static #slot: ::hotswap::__private::Slot =
-                ::hotswap::__private::Slot::new(#boot as *const ());
-
-            #[doc(hidden)]
-            #[allow(non_snake_case, clippy::too_many_arguments)]
-            fn #boot #generics (#(#args: #types),*) #output #where_clause {
-                ::hotswap::__private::boot(&#slot, #boot as *const (), #impl_path as *const ());
-                let __hotswap_like: fn(#(#holes),*) -> _ = #impl_path;
-                // SAFETY: the slot only ever holds `#boot`, the compiled-in implementation or a
-                // patch's implementation whose signature fingerprint matched this one.
-                let __hotswap_f = unsafe { ::hotswap::__private::load(&#slot, __hotswap_like) };
-                __hotswap_f(#(#args),*)
+            ::hotswap::__hot_items! {
+                names { #slot #boot #guarded #describe #pointees #entry #registration }
+                implementation { #impl_path }
+                generics { #generics } where { #where_clause }
+                args { #(#args: #types),* } output { #output } like { fn(#(#holes),*) -> _ }
+                name #display_name signature #signature
+                layouts { #(#layouts)* } type_count #type_count
+                types { #(#described),* }
+                pointees { #(#pointed),* } references #references
+                #mode
             }
-
-            #[doc(hidden)]
-            #[allow(non_snake_case, clippy::too_many_arguments)]
-            fn #guarded #generics (#(#args: #types),*) #output #where_clause {
-                #guarded_body
-            }
-
-            #[doc(hidden)]
-            #[allow(non_snake_case, unused_imports)]
-            fn #describe(index: usize) -> *const ::hotswap::__private::TypeLayout {
-                use ::hotswap::__private::{ProbeDescribed as _, ProbeOpaque as _};
-                match index {
-                    #(#described,)*
-                    _ => ::core::ptr::null(),
-                }
-            }
-
-            #[doc(hidden)]
-            #[allow(non_snake_case, unused_imports)]
-            fn #pointees(index: usize) -> ::hotswap::__private::Pointee {
-                use ::hotswap::__private::{ProbeSized as _, ProbeUnsized as _};
-                match index {
-                    #(#pointed,)*
-                    _ => ::hotswap::__private::Pointee {
-                        name: ::hotswap::__private::RawStr::new(""),
-                        layout: ::hotswap::__private::SizeAlign::UNSIZED,
-                    },
-                }
-            }
-
-            // Not exported: a thin patch binds data references to the program wherever the
-            // program exports the symbol, and the patch's registration below must point at the
-            // patch's own entry. The runtime finds entries through the registration section.
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            static #entry: ::hotswap::__private::Entry = ::hotswap::__private::Entry {
-                abi: ::hotswap::__private::ENTRY_ABI,
-                name: ::hotswap::__private::RawStr::new(
-                    ::core::concat!(::core::module_path!(), "::", #display_name)
-                ),
-                signature: ::hotswap::__private::RawStr::new(#signature),
-                fingerprint: ::hotswap::__private::fingerprint(#signature, &[#(#layouts),*]),
-                token: ::hotswap::__private::RawStr::new(
-                    match ::core::option_env!("HOTSWAP_BUILD_TOKEN") {
-                        ::core::option::Option::Some(token) => token,
-                        ::core::option::Option::None => "",
-                    }
-                ),
-                slot: &#slot,
-                types: #describe,
-                type_count: #type_count,
-                pointees: #pointees,
-                references: #references,
-                implementation: #impl_path as *const (),
-                guarded: #guarded as *const (),
-            };
-
-            #[::hotswap::__private::linkme::distributed_slice(::hotswap::__private::ENTRIES)]
-            #[linkme(crate = ::hotswap::__private::linkme)]
-            #[doc(hidden)]
-            #[allow(non_upper_case_globals)]
-            static #registration: &::hotswap::__private::Entry = &#entry;
         }
     }
 
@@ -1360,10 +1258,14 @@ fn erase_lifetimes(ty: &Type) -> Type {
 mod tests {
     use super::*;
 
-    /// The `hot` branch of the expansion of `item`, parsed as a file.
+    /// The hot shape of the expansion of `item`, parsed as a file: the `hot` branch of
+    /// `::hotswap::__select! { hot { … } cold { … } }`, or all of it when this crate was
+    /// compiled in hot mode.
     fn hot_items(item: TokenStream) -> syn::File {
         let expanded = expand(TokenStream::new(), item).expect("accepted");
-        // `::hotswap::__select! { hot { … } cold { … } }`
+        if cfg!(any(hotswap, feature = "hot")) {
+            return syn::parse2(expanded).expect("the hot shape parses");
+        }
         let Some(body) = expanded.into_iter().find_map(|tree| match tree {
             TokenTree::Group(group) => Some(group),
             _ => None,
@@ -1376,6 +1278,19 @@ mod tests {
             panic!("no `hot` branch")
         };
         syn::parse2(hot.stream()).expect("the hot branch parses")
+    }
+
+    /// The tokens of the `hotswap::__hot_items!` invocation in `file`.
+    fn support_invocation(file: &syn::File) -> String {
+        file.items
+            .iter()
+            .find_map(|item| match item {
+                Item::Macro(m) if m.mac.path.segments.last().unwrap().ident == "__hot_items" => {
+                    Some(m.mac.tokens.to_string())
+                }
+                _ => None,
+            })
+            .expect("a `__hot_items!` invocation")
     }
 
     fn function<'a>(file: &'a syn::File, name: &str) -> &'a ItemFn {
@@ -1395,21 +1310,13 @@ mod tests {
         })
     }
 
+    /// The signature text the entry gets (the literal after `signature`).
     fn signature_of(file: &syn::File) -> String {
-        let entry = file
-            .items
-            .iter()
-            .find_map(|item| match item {
-                Item::Static(s) if s.ident.to_string().starts_with("__hotswap_entry_") => Some(s),
-                _ => None,
-            })
-            .expect("an entry");
-        let text = entry.expr.to_token_stream().to_string();
-        let at = text.find("signature").expect("a signature field");
-        let rest = &text[at..];
-        let start = rest.find('"').unwrap();
-        let end = rest[start..].find(") ,").unwrap() + start;
-        rest[start..end].trim().to_owned()
+        let text = support_invocation(file);
+        let at = text.find("signature").expect("a signature");
+        let rest = text[at + "signature".len()..].trim_start();
+        let end = rest.find(" layouts").expect("layouts after the signature");
+        rest[..end].trim().to_owned()
     }
 
     #[test]
@@ -1431,16 +1338,25 @@ mod tests {
                 .expect("the wrapper keeps `extern \"C\"`");
             assert_eq!(abi.name.as_ref().unwrap().value(), "C");
             assert!(has_attr(wrapper, "mangle") || has_attr(wrapper, "export_name"));
-            for name in [
-                "__hotswap_impl_step",
-                "__hotswap_boot_step",
-                "__hotswap_guarded_step",
-            ] {
-                let func = function(&file, name);
-                assert!(func.sig.abi.is_none(), "{name} has an ABI");
+            let implementation = function(&file, "__hotswap_impl_step");
+            assert!(
+                implementation.sig.abi.is_none(),
+                "the implementation has an ABI"
+            );
+            assert!(
+                !has_attr(implementation, "no_mangle") && !has_attr(implementation, "export_name"),
+                "the implementation carries a symbol attribute"
+            );
+            // The boot function and the guarded shim are written by the template from the
+            // parameter and return types alone: Rust functions with no symbol attribute.
+            let support = support_invocation(&file);
+            assert!(support.contains("__hotswap_boot_step __hotswap_guarded_step"));
+            assert!(support.contains("args { __hotswap_arg0 : u64 } output { -> u64 }"));
+            let functions = &support[..support.find(" name ").expect("a name")];
+            for attr in ["extern", "no_mangle", "export_name"] {
                 assert!(
-                    !has_attr(func, "no_mangle") && !has_attr(func, "export_name"),
-                    "{name} carries a symbol attribute"
+                    !functions.contains(attr),
+                    "`{attr}` reaches the template: {support}"
                 );
             }
             assert_eq!(signature_of(&file), r#""extern \"C\" fn(u64) -> u64""#);

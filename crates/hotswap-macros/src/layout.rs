@@ -102,30 +102,26 @@ pub fn derive(input: TokenStream, migrate: bool) -> syn::Result<TokenStream> {
             #[allow(non_upper_case_globals)]
             static #symbol: ::hotswap::__private::StateEntry =
                 ::hotswap::__private::StateEntry::of::<#ident>();
-            #[::hotswap::__private::linkme::distributed_slice(::hotswap::__private::STATES)]
-            #[linkme(crate = ::hotswap::__private::linkme)]
-            static __HOTSWAP_STATE_REGISTRATION: &::hotswap::__private::StateEntry = &#symbol;
+            ::hotswap::__register! { STATES,
+                static __HOTSWAP_STATE_REGISTRATION: &::hotswap::__private::StateEntry = &#symbol;
+            }
         }
     } else {
         quote!()
     };
-    Ok(quote! {
-        ::hotswap::__select! {
-            hot {
-                const _: () = {
-                    impl ::hotswap::__private::Described for #ident {
-                        const LAYOUT: &'static ::hotswap::__private::TypeLayout =
-                            &::hotswap::__private::TypeLayout::new(
-                                ::core::concat!(::core::module_path!(), "::", #name),
-                                ::core::mem::size_of::<#ident>(),
-                                ::core::mem::align_of::<#ident>(),
-                                &[#(#fields),*],
-                            );
-                    }
-                    #migration
-                };
+    let hot = quote! {
+        const _: () = {
+            impl ::hotswap::__private::Described for #ident {
+                const LAYOUT: &'static ::hotswap::__private::TypeLayout =
+                    &::hotswap::__private::TypeLayout::new(
+                        ::core::concat!(::core::module_path!(), "::", #name),
+                        ::core::mem::size_of::<#ident>(),
+                        ::core::mem::align_of::<#ident>(),
+                        &[#(#fields),*],
+                    );
             }
-            cold {}
-        }
-    })
+            #migration
+        };
+    };
+    Ok(crate::select(hot, quote!()))
 }

@@ -1,12 +1,14 @@
 //! Procedural macros of [hotswap](https://docs.rs/hotswap). Do not depend on this crate directly:
 //! use `hotswap::hot`, which re-exports it.
 //!
-//! `#[hot]` turns a function into a hot-swappable entry point. It always emits both shapes of the
+//! `#[hot]` turns a function into a hot-swappable entry point. It emits both shapes of the
 //! function and lets `hotswap::__select!` keep one: the plain function in a normal build, or the
 //! dispatch slot, wrapper and manifest entry in hot mode. The choice is made by a `cfg` inside the
-//! `hotswap` crate, so user crates never need to know which flag switched hot mode on.
+//! `hotswap` crate, so user crates never need to know which flag switched hot mode on. When this
+//! crate itself was compiled in hot mode (see [`select`]), it emits the hot shape alone.
 
 use proc_macro::TokenStream;
+use quote::quote;
 
 mod expand;
 mod layout;
@@ -84,5 +86,27 @@ pub fn derive_migrate(item: TokenStream) -> TokenStream {
     match layout::derive(item.into(), true) {
         Ok(tokens) => tokens.into(),
         Err(err) => err.to_compile_error().into(),
+    }
+}
+
+/// `hot`, or both shapes for `hotswap::__select!`. When this crate was compiled in hot mode
+/// (`--cfg hotswap`, which `cargo hotswap run` passes to every crate it compiles, or the `hot`
+/// feature, which `hotswap`'s `hot` feature turns on) so was `hotswap`: only the hot shape is
+/// written, which saves the compiler the cold copy of every item. (Were `hotswap` not in hot
+/// mode after all, the hot shape's `hotswap::__private` paths would not compile: never a silent
+/// mix of the two.)
+pub(crate) fn select(
+    hot: proc_macro2::TokenStream,
+    cold: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    if cfg!(any(hotswap, feature = "hot")) {
+        hot
+    } else {
+        quote! {
+            ::hotswap::__select! {
+                hot { #hot }
+                cold { #cold }
+            }
+        }
     }
 }

@@ -153,6 +153,217 @@ macro_rules! __load_slot {
     };
 }
 
+/// Registers `$item` (a `static` holding a `&'static` element) in the distributed slice
+/// `__private::$slice` (`ENTRIES`, `STATES`): what `#[linkme::distributed_slice(..)]` on the
+/// element does, written out for ELF, where linkme puts a slice's elements in the section
+/// `linkme_<SLICE>` (bounded by the linker's `__start_`/`__stop_` symbols, which the slice reads)
+/// and keeps them with `#[used]`. The runtime reads a patch's registrations from the same section
+/// (`platform::ENTRIES_SECTION`). Spelled out because linkme's attribute is a procedural macro
+/// that also emits a type check per element: every `#[hot]` function would pay for both on each
+/// build of its crate. The element's type is right by construction (the macro writes it).
+/// Elsewhere linkme's attribute does it.
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register {
+    (ENTRIES, $item:item) => {
+        #[used]
+        #[unsafe(link_section = "linkme_ENTRIES")]
+        $item
+    };
+    (STATES, $item:item) => {
+        #[used]
+        #[unsafe(link_section = "linkme_STATES")]
+        $item
+    };
+}
+
+/// See the Linux version.
+#[cfg(not(target_os = "linux"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __register {
+    ($slice:ident, $item:item) => {
+        #[::hotswap::__private::linkme::distributed_slice(::hotswap::__private::$slice)]
+        #[linkme(crate = ::hotswap::__private::linkme)]
+        $item
+    };
+}
+
+/// The items behind one `#[hot]` function's slot, from what `#[hot]` worked out: the slot, the
+/// boot function (the slot's first value: starts the runtime, then points the slot at the
+/// implementation), the guarded shim (the implementation behind a panic guard, for
+/// self-contained libraries and the roll-back policy), the `types` and `pointees` functions
+/// the runtime's signature check calls, the manifest entry and its registration.
+///
+/// A `macro_rules!` template rather than tokens the procedural macro writes out: every token a
+/// procedural macro returns crosses the compiler's proc-macro bridge, and this expansion is
+/// the same for every hot function, so the macro hands over only what differs. A crate of
+/// 10,000 `#[hot]` functions compiles seconds faster per edit that way.
+///
+/// Inputs: the item names; the implementation's path; the generic parameters and where clause
+/// of the generated functions; the parameters (`name: Type`) and return type of the function
+/// behind the slot and that function's pointer type with `_` holes; the entry's name (after
+/// `module_path!()`) and signature text; for each position (parameters, then the return type)
+/// its type in braces (`{ ! }` for the never type) and their count, the positions that may be described
+/// (`index: Type`), and those that are references (`index: "name" Type`, the type behind the
+/// references) with their bit mask; and `sync` or `async` (the guarded shim of an `async fn`
+/// also guards each poll of its future).
+#[cfg(any(hotswap, feature = "hot"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __hot_items {
+    (
+        names { $slot:ident $boot:ident $guarded:ident $types:ident $pointees:ident $entry:ident
+            $registration:ident }
+        implementation { $($implementation:tt)* }
+        generics { $($generics:tt)* } where { $($where:tt)* }
+        args { $($arg:ident: $ty:ty),* } output { $($output:tt)* } like { $like:ty }
+        name $display:literal signature $signature:literal
+        layouts { $({ $($layout:tt)* })* } type_count $count:literal
+        types { $($index:literal: $described:ty),* }
+        pointees { $($pointed:tt)* } references $references:literal
+        $mode:ident
+    ) => {
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        static $slot: $crate::__private::Slot = $crate::__private::Slot::new($boot as *const ());
+
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::too_many_arguments)]
+        fn $boot $($generics)* ($($arg: $ty),*) $($output)* $($where)* {
+            $crate::__private::boot(
+                &$slot,
+                $boot as *const (),
+                $($implementation)* as *const (),
+            );
+            let __hotswap_like: $like = $($implementation)*;
+            // SAFETY: the slot only ever holds the boot function, the compiled-in
+            // implementation or a patch's implementation whose signature fingerprint matched
+            // this one, all of this exact function pointer type.
+            let __hotswap_f = unsafe { $crate::__private::load(&$slot, __hotswap_like) };
+            __hotswap_f($($arg),*)
+        }
+
+        $crate::__hot_items! { @guarded $mode $guarded { $($implementation)* }
+            { $($generics)* } { $($where)* } { $($arg: $ty),* } { $($output)* }
+            ::core::concat!(::core::module_path!(), "::", $display)
+        }
+
+        #[doc(hidden)]
+        #[allow(non_snake_case, unused_imports)]
+        fn $types(index: usize) -> *const $crate::__private::TypeLayout {
+            use $crate::__private::{ProbeDescribed as _, ProbeOpaque as _};
+            match index {
+                $($index => (&&$crate::__private::Probe::<$described>::new()).describe(),)*
+                _ => ::core::ptr::null(),
+            }
+        }
+
+        $crate::__hot_items! { @pointees $pointees { $($pointed)* } }
+
+        // Not exported: a thin patch binds data references to the program wherever the
+        // program exports the symbol, and the patch's registration below must point at the
+        // patch's own entry. The runtime finds entries through the registration section.
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        static $entry: $crate::__private::Entry = $crate::__private::Entry {
+            abi: $crate::__private::ENTRY_ABI,
+            name: $crate::__private::RawStr::new(
+                ::core::concat!(::core::module_path!(), "::", $display)
+            ),
+            signature: $crate::__private::RawStr::new($signature),
+            fingerprint: $crate::__private::fingerprint(
+                $signature,
+                &[$($crate::__size_align!($($layout)*)),*],
+            ),
+            token: $crate::__private::RawStr::new(
+                match ::core::option_env!("HOTSWAP_BUILD_TOKEN") {
+                    ::core::option::Option::Some(token) => token,
+                    ::core::option::Option::None => "",
+                }
+            ),
+            slot: &$slot,
+            types: $types,
+            type_count: $count,
+            pointees: $pointees,
+            references: $references,
+            implementation: $($implementation)* as *const (),
+            guarded: $guarded as *const (),
+        };
+
+        $crate::__register! { ENTRIES,
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals)]
+            static $registration: &$crate::__private::Entry = &$entry;
+        }
+    };
+
+    // The guarded shim of a synchronous function: the arguments move into one closure, which
+    // the (not generic) guard runs; the result comes back through `__hotswap_out`.
+    (@guarded sync $guarded:ident { $($implementation:tt)* } { $($generics:tt)* }
+        { $($where:tt)* } { $($arg:ident: $ty:ty),* } { $($output:tt)* } $name:expr) => {
+        #[doc(hidden)]
+        // `unreachable_code`: the shim of a function returning `!`.
+        #[allow(non_snake_case, clippy::too_many_arguments, unreachable_code)]
+        fn $guarded $($generics)* ($($arg: $ty),*) $($output)* $($where)* {
+            let mut __hotswap_args = ::core::option::Option::Some(($($arg,)*));
+            let mut __hotswap_out = ::core::option::Option::None;
+            $crate::__private::guard_call($name, &mut || {
+                if let ::core::option::Option::Some(($($arg,)*)) = __hotswap_args.take() {
+                    __hotswap_out = ::core::option::Option::Some($($implementation)*($($arg),*));
+                }
+            });
+            match __hotswap_out {
+                ::core::option::Option::Some(value) => value,
+                ::core::option::Option::None => $crate::__private::guard_returned_nothing($name),
+            }
+        }
+    };
+    // An `async fn`'s: the future is made behind the guard, and each poll of it runs behind it.
+    (@guarded async $guarded:ident { $($implementation:tt)* } { $($generics:tt)* }
+        { $($where:tt)* } { $($arg:ident: $ty:ty),* } { $($output:tt)* } $name:expr) => {
+        #[doc(hidden)]
+        #[allow(non_snake_case, clippy::too_many_arguments)]
+        fn $guarded $($generics)* ($($arg: $ty),*) $($output)* $($where)* {
+            $crate::__private::guard($name, move || $($implementation)*($($arg),*)).guarded($name)
+        }
+    };
+
+    // No position is a reference: the runtime never asks, and one shared function answers.
+    (@pointees $pointees:ident {}) => {
+        #[doc(hidden)]
+        use $crate::__private::no_pointees as $pointees;
+    };
+    (@pointees $pointees:ident { $($index:literal: $name:literal $pointee:ty),+ }) => {
+        #[doc(hidden)]
+        #[allow(non_snake_case, unused_imports)]
+        fn $pointees(index: usize) -> $crate::__private::Pointee {
+            use $crate::__private::{ProbeSized as _, ProbeUnsized as _};
+            match index {
+                $($index => $crate::__private::Pointee {
+                    name: $crate::__private::RawStr::new($name),
+                    layout: (&&$crate::__private::SizeProbe::<$pointee>::new()).size_align(),
+                },)+
+                _ => $crate::__private::no_pointees(index),
+            }
+        }
+    };
+}
+
+/// `SizeAlign` of the type written (`SizeAlign::NEVER` for `!`, which has no size).
+#[cfg(any(hotswap, feature = "hot"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __size_align {
+    (!) => {
+        $crate::__private::SizeAlign::NEVER
+    };
+    ($ty:ty) => {
+        $crate::__private::SizeAlign::of::<$ty>()
+    };
+}
+
 /// Whether this build is in hot mode (its `#[hot]` functions can be swapped).
 pub const fn is_hot() -> bool {
     cfg!(any(hotswap, feature = "hot"))

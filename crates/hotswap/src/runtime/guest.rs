@@ -146,10 +146,11 @@ fn adopt(context: &HostContext) {
 /// Runs patched code. In a guest (self-contained library) a panic becomes a host panic with the
 /// same message; in the host (a thin patch under the roll-back policy) the runtime hears of it
 /// and the panic goes on as it was.
-#[inline(always)]
-pub(crate) fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
+/// Not generic, and not inlined: every hot function's guarded shim calls this one copy.
+#[inline(never)]
+pub(crate) fn guard(function: &'static str, f: &mut dyn FnMut()) {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(value) => value,
+        Ok(()) => {}
         Err(payload) => {
             let message = payload_message(&*payload);
             match RAISE.get() {
