@@ -220,6 +220,15 @@ fn choose(asked: Option<&str>, locate: impl Fn(Linker) -> Option<Flags>) -> Choi
     }
 }
 
+/// Every linker installed here that can place a patch at a fixed address (`cc` first).
+#[cfg(test)]
+pub fn present_for_tests() -> Vec<Flags> {
+    [Linker::Cc, Linker::RustLld, Linker::Lld]
+        .into_iter()
+        .filter_map(Linker::locate)
+        .collect()
+}
+
 /// How to try linking one patch, in order: the session's linker (unless it cannot place a
 /// patch at a fixed address and one is asked for, or it was demoted), then `cc`.
 pub fn attempts(fixed: bool) -> Vec<Flags> {

@@ -22,6 +22,7 @@ mod init;
 mod layout;
 mod link_with;
 mod linker;
+mod objects;
 mod patch;
 mod progress;
 mod project;
