@@ -20,6 +20,7 @@ mod doctor;
 mod host;
 mod init;
 mod layout;
+mod link_direct;
 mod link_with;
 mod linker;
 mod objects;

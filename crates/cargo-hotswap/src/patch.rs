@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::capture::{Invocation, ROLE_ENV};
+use crate::link_direct;
 use crate::link_with;
 use crate::linker;
 use crate::objects::{self, Source};
@@ -522,28 +523,36 @@ fn link_trying(
     let mut failed = None;
     for (at, flags) in attempts.iter().enumerate() {
         let last = at + 1 == attempts.len();
-        let Some(mut command) =
-            link_with::command(linker, flags, script, partial, inputs, placement)
+        // `cc`'s patch is checked where it is used, as it always was; a fast linker's here
+        // too, so that `cc` can do better.
+        let check = placement.map(|(base, _)| base).filter(|_| !last);
+        // The linker started directly, then, if that failed, through the driver.
+        let direct = link_direct::enabled()
+            .then(|| link_with::direct_command(linker, flags, script, partial, inputs, placement))
+            .flatten();
+        let mut direct_failed = None;
+        if let Some(command) = direct {
+            result = run_link(command, linker, partial, check);
+            match &result {
+                Ok(()) => break,
+                Err(failure) => {
+                    let _ = std::fs::remove_file(partial);
+                    direct_failed = Some(failure.text());
+                }
+            }
+        }
+        let Some(command) = link_with::command(linker, flags, script, partial, inputs, placement)
         else {
             continue;
         };
-        result = match command.output() {
-            Err(err) => Err(Failure::Other(format!(
-                "cannot run the linker `{linker}`: {err}"
-            ))),
-            Ok(output) if !output.status.success() => Err(Failure::Link(format!(
-                "linking the patch failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ))),
-            // `cc`'s patch is checked where it is used, as it always was; a fast linker's
-            // here too, so that `cc` can do better.
-            Ok(_) => match placement {
-                Some((base, _)) if !last => span(partial, base).map(|_| ()),
-                _ => Ok(()),
-            },
-        };
+        result = run_link(command, linker, partial, check);
         match &result {
-            Ok(()) => break,
+            Ok(()) => {
+                if let Some(why) = direct_failed {
+                    link_direct::give_up(flags.linker, &why);
+                }
+                break;
+            }
             Err(failure) if !last => {
                 let _ = std::fs::remove_file(partial);
                 failed.get_or_insert((flags.linker, failure.text()));
@@ -552,6 +561,28 @@ fn link_trying(
         }
     }
     (result, failed)
+}
+
+/// Runs one link; with `check`, its patch must start at that base.
+fn run_link(
+    mut command: Command,
+    linker: &str,
+    partial: &Path,
+    check: Option<u64>,
+) -> Result<(), Failure> {
+    match command.output() {
+        Err(err) => Err(Failure::Other(format!(
+            "cannot run the linker `{linker}`: {err}"
+        ))),
+        Ok(output) if !output.status.success() => Err(Failure::Link(format!(
+            "linking the patch failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))),
+        Ok(_) => match check {
+            Some(base) => span(partial, base).map(|_| ()),
+            None => Ok(()),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -645,7 +676,10 @@ mod tests {
         let globs: Vec<String> = LOCAL_PATTERNS.iter().map(|p| format!("*{p}*;")).collect();
         assert_eq!(
             VERSION_SCRIPT,
-            format!("{{\n  local: {};\n}};\n", globs.join(" ").trim_end_matches(';'))
+            format!(
+                "{{\n  local: {};\n}};\n",
+                globs.join(" ").trim_end_matches(';')
+            )
         );
         let names = ["_ZN4game15__hotswap_slot_417h0123456789abcdefE".to_owned()];
         let listed = version_script(false, Some(&names));
