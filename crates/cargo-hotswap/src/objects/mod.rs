@@ -3,7 +3,7 @@
 //! file) loses its debug sections' bytes, which the link drops anyway ([`strip`]), is
 //! rewritten to share the running program's data ([`crate::rewrite`]), and goes into one
 //! archive, which the patch is linked from `--whole-archive` ([`archive`]). Nothing is
-//! written but that archive: about a fifth of the objects' size, one file.
+//! written but that archive: about a quarter of the objects' size, in one file.
 
 mod archive;
 mod strip;
