@@ -220,6 +220,15 @@ fn choose(asked: Option<&str>, locate: impl Fn(Linker) -> Option<Flags>) -> Choi
     }
 }
 
+/// Every linker installed here that can place a patch at a fixed address (`cc` first).
+#[cfg(test)]
+pub fn present_for_tests() -> Vec<Flags> {
+    [Linker::Cc, Linker::RustLld, Linker::Lld]
+        .into_iter()
+        .filter_map(Linker::locate)
+        .collect()
+}
+
 /// How to try linking one patch, in order: the session's linker (unless it cannot place a
 /// patch at a fixed address and one is asked for, or it was demoted), then `cc`.
 pub fn attempts(fixed: bool) -> Vec<Flags> {
@@ -259,32 +268,76 @@ pub fn command(
     inputs: &[OsString],
     fixed: Option<(u64, &Path)>,
 ) -> Option<Command> {
+    let args = link_args(flags, version_script, inputs, fixed)?;
     let mut command = Command::new(driver);
     command
         .args(&flags.args)
         .arg("-shared")
+        .args(&args.before_output)
+        .arg("-o")
+        .arg(output)
+        .args(&args.after_output);
+    Some(command)
+}
+
+/// [`command`]'s link with the linker started directly, not through `driver` (see
+/// [`crate::link_direct`]); `None` where that is not done.
+pub fn direct_command(
+    driver: &str,
+    flags: &Flags,
+    version_script: &Path,
+    output: &Path,
+    inputs: &[OsString],
+    fixed: Option<(u64, &Path)>,
+) -> Option<Command> {
+    let args = link_args(flags, version_script, inputs, fixed)?;
+    let all: Vec<OsString> = args
+        .before_output
+        .into_iter()
+        .chain(args.after_output)
+        .collect();
+    crate::link_direct::command(driver, flags, output, &all)
+}
+
+/// The driver arguments of a patch's link, on either side of `-o`.
+struct LinkArgs {
+    before_output: Vec<OsString>,
+    after_output: Vec<OsString>,
+}
+
+fn link_args(
+    flags: &Flags,
+    version_script: &Path,
+    inputs: &[OsString],
+    fixed: Option<(u64, &Path)>,
+) -> Option<LinkArgs> {
+    let mut script = OsString::from("-Wl,--version-script=");
+    script.push(version_script);
+    let before_output = vec![
         // Calls between the patch's own functions bind inside the patch: the new code calls
         // the new code. Data still binds to the program where the program exports it.
-        .arg("-Wl,-Bsymbolic-functions")
-        .arg("-Wl,-z,noexecstack")
+        OsString::from("-Wl,-Bsymbolic-functions"),
+        OsString::from("-Wl,-z,noexecstack"),
         // No debug information: nothing can read it once the file is deleted after loading
         // (backtraces and debuggers look for the file), and it is most of a patch's size, held
         // on disk for as long as the patch stays mapped.
-        .arg("-Wl,-S");
-    let mut script = OsString::from("-Wl,--version-script=");
-    script.push(version_script);
-    command.arg(script).arg("-o").arg(output).args(inputs);
+        OsString::from("-Wl,-S"),
+        script,
+    ];
+    let mut after_output = inputs.to_vec();
     if let Some((base, symbols)) = fixed {
-        command
-            .args(flags.linker.placement(base)?)
-            // Segments aligned to one page: glibc maps a larger alignment with extra room past
-            // the span the program released.
-            .arg("-Wl,-z,max-page-size=4096")
-            // A file of assignments only: the linker reads it as an implicit script that adds
-            // to its default one.
-            .arg(symbols);
+        after_output.extend(flags.linker.placement(base)?);
+        // Segments aligned to one page: glibc maps a larger alignment with extra room past
+        // the span the program released.
+        after_output.push("-Wl,-z,max-page-size=4096".into());
+        // A file of assignments only: the linker reads it as an implicit script that adds
+        // to its default one.
+        after_output.push(symbols.as_os_str().to_owned());
     }
-    Some(command)
+    Some(LinkArgs {
+        before_output,
+        after_output,
+    })
 }
 
 /// The toolchain's sysroot: the one of the `cargo` that runs us (`$CARGO` is

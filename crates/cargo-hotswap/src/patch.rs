@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::capture::{Invocation, ROLE_ENV};
+use crate::link_direct;
 use crate::link_with;
 use crate::linker;
-use crate::rewrite::{self, Placement, Program, Shared};
+use crate::objects::{self, Source};
+use crate::rewrite::{Placement, Program, Shared};
 use hotswap::protocol::Fixed;
 
 pub struct Patch {
@@ -37,7 +39,8 @@ pub struct Patch {
 
 /// The objects a patch was linked from, kept until the patch is delivered: a library host's
 /// processes each need their own link of a patch at a fixed address (each has the library at
-/// its own address, and its own reservation).
+/// its own address, and its own reservation). A library crate's are read from its rlib again,
+/// which nothing rebuilds before the patch is delivered.
 pub struct Inputs {
     crate_: Invocation,
     linker: String,
@@ -45,7 +48,7 @@ pub struct Inputs {
     number: u64,
     binary: bool,
     scratch: PathBuf,
-    objects: Vec<PathBuf>,
+    source: Source,
 }
 
 /// Links the patch `inputs` came from again, as copy number `copy` (its own file), with
@@ -60,7 +63,7 @@ pub fn link_again(inputs: &Inputs, sharing: &Sharing, copy: usize) -> Result<Pat
         binary: inputs.binary,
         copy,
     };
-    let linked = link_objects_or_float(&job, sharing, &inputs.scratch, &inputs.objects)?;
+    let linked = link_objects_or_float(&job, sharing, &inputs.scratch, &inputs.source)?;
     Ok(linked.into_patch(Duration::ZERO, started.elapsed(), Vec::new(), Vec::new()))
 }
 
@@ -103,6 +106,10 @@ struct Diagnostic {
 /// (`crates/hotswap-bench` reads this constant's text to link its patches the same way.)
 const VERSION_SCRIPT: &str =
     "{\n  local: *__hotswap_entry_v1_*; *__HOTSWAP_STATE_*; *__hotswap_slot_*;\n};\n";
+
+/// What [`VERSION_SCRIPT`]'s patterns look for in a name. A patch linked from objects this
+/// reads gets a script that lists the names they match instead (see [`version_script`]).
+const LOCAL_PATTERNS: [&str; 3] = ["__hotswap_entry_v1_", "__HOTSWAP_STATE_", "__hotswap_slot_"];
 
 /// How a patch may share the running program's statics and thread-locals (see
 /// [`crate::rewrite`]).
@@ -161,7 +168,7 @@ pub fn build(
         });
     }
     let scratch = scratch_dir(patch_dir, number)?;
-    let objects = extract_objects(&crate_.rlib(), &scratch.join("objects"))?;
+    let source = Source::Rlib(crate_.rlib());
     let job = Job {
         crate_,
         linker,
@@ -170,9 +177,9 @@ pub fn build(
         binary: false,
         copy: 0,
     };
-    let linked = link_objects_or_float(&job, sharing, &scratch, &objects)?;
+    let linked = link_objects_or_float(&job, sharing, &scratch, &source)?;
     let mut patch = linked.into_patch(build, started.elapsed(), warnings, Vec::new());
-    patch.inputs = Some(job.inputs(&scratch, objects));
+    patch.inputs = Some(job.inputs(&scratch, source));
     Ok(patch)
 }
 
@@ -221,8 +228,9 @@ pub fn build_program(
         binary: true,
         copy: 0,
     };
-    let linked = link_objects_or_float(&job, sharing, &scratch, &objects)?;
-    let inputs = job.inputs(&scratch, objects.clone());
+    let source = Source::Files(objects.clone());
+    let linked = link_objects_or_float(&job, sharing, &scratch, &source)?;
+    let inputs = job.inputs(&scratch, source);
     let mut patch = linked.into_patch(build, started.elapsed(), warnings, objects);
     patch.inputs = Some(inputs);
     Ok(patch)
@@ -241,7 +249,7 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn inputs(&self, scratch: &Path, objects: Vec<PathBuf>) -> Inputs {
+    fn inputs(&self, scratch: &Path, source: Source) -> Inputs {
         Inputs {
             crate_: self.crate_.clone(),
             linker: self.linker.to_owned(),
@@ -249,7 +257,7 @@ impl Job<'_> {
             number: self.number,
             binary: self.binary,
             scratch: scratch.to_owned(),
-            objects,
+            source,
         }
     }
 }
@@ -290,61 +298,56 @@ fn link_objects_or_float(
     job: &Job,
     sharing: &Sharing,
     scratch: &Path,
-    objects: &[PathBuf],
+    source: &Source,
 ) -> Result<Linked, Failure> {
-    match link_objects(job, sharing, scratch, objects) {
+    match link_objects(job, sharing, scratch, source) {
         Err(Failure::Link(_)) if sharing.fixed.is_some() => {
             let anywhere = Sharing {
                 fixed: None,
                 ..*sharing
             };
-            link_objects(job, &anywhere, scratch, objects)
+            link_objects(job, &anywhere, scratch, source)
         }
         other => other,
     }
 }
 
-/// Rewrites `objects` to share the program's data and links them.
+/// Rewrites `source`'s objects to share the program's data and links them.
 fn link_objects(
     job: &Job,
     sharing: &Sharing,
     scratch: &Path,
-    objects: &[PathBuf],
+    source: &Source,
 ) -> Result<Linked, Failure> {
     let placement = match sharing.fixed {
         Some((_, load_bias)) => Placement::Fixed { load_bias },
         None => Placement::Anywhere,
     };
     // The objects as rustc wrote them go to the checks, which compare them with the program's;
-    // the link takes rewritten copies.
-    let mut shared = Shared::default();
-    let mut inputs: Vec<OsString> = Vec::with_capacity(objects.len());
-    for path in objects {
-        let bytes = std::fs::read(path)
-            .map_err(|err| Failure::Other(format!("cannot read {}: {err}", path.display())))?;
-        let rewritten =
-            rewrite::rewrite_object(&bytes, sharing.program, placement, job.binary, &mut shared)
-                .map_err(|refusal| Failure::Refused(refusal.describe(&job.crate_.crate_name)))?;
-        let input = match rewritten {
-            None => path.clone(),
-            Some(bytes) => {
-                let name = path.file_name().unwrap_or_default();
-                let copy = scratch.join(name);
-                std::fs::write(&copy, &bytes).map_err(|err| {
-                    Failure::Other(format!("cannot write {}: {err}", copy.display()))
-                })?;
-                copy
-            }
-        };
-        inputs.push(input.into_os_string());
-    }
+    // the link takes rewritten copies, in one archive of this link's own.
+    let archive = scratch.join(format!("objects-{}.a", job.copy));
+    let prepared = objects::prepare(
+        source,
+        &archive,
+        sharing.program,
+        placement,
+        job.binary,
+        &LOCAL_PATTERNS,
+    )
+    .map_err(|problem| match problem {
+        objects::Problem::Refused(refusal) => {
+            Failure::Refused(refusal.describe(&job.crate_.crate_name))
+        }
+        objects::Problem::Other(text) => Failure::Other(text),
+    })?;
+    let shared = prepared.shared;
+    let mut inputs: Vec<OsString> = vec![
+        "-Wl,--whole-archive".into(),
+        prepared.archive.into_os_string(),
+        "-Wl,--no-whole-archive".into(),
+    ];
     inputs.extend(sharing.library.map(|l| l.as_os_str().to_owned()));
-    // `main` too, for a binary crate: the program's is the one that runs.
-    let script = if job.binary {
-        VERSION_SCRIPT.replacen("local: ", "local: main; ", 1)
-    } else {
-        VERSION_SCRIPT.to_owned()
-    };
+    let script = version_script(job.binary, prepared.matching.as_deref());
     let symbols = shared.script();
     let name = match job.copy {
         0 => job.crate_.crate_name.clone(),
@@ -373,6 +376,31 @@ fn link_objects(
     })
 }
 
+/// The version script of a patch linked from objects: [`VERSION_SCRIPT`], with `main` local
+/// too for a binary crate (the program's is the one that runs). `matching`: the names its
+/// patterns match in the objects, listed instead of the patterns, which the linker would
+/// otherwise match against every symbol (a tenth of a heavy crate's link); `None`: the
+/// patterns.
+fn version_script(binary: bool, matching: Option<&[String]>) -> String {
+    let main = if binary { "main; " } else { "" };
+    match matching {
+        Some(names) => {
+            let mut script = format!("{{\n  local: {main}");
+            for name in names {
+                script.push_str(name);
+                script.push_str("; ");
+            }
+            // A script that makes nothing local still needs an entry.
+            if names.is_empty() && !binary {
+                script.push_str("__hotswap_no_local_symbol; ");
+            }
+            script.push_str("\n};\n");
+            script
+        }
+        None => VERSION_SCRIPT.replacen("local: ", &format!("local: {main}"), 1),
+    }
+}
+
 /// A fresh scratch directory for patch `number`'s objects.
 fn scratch_dir(patch_dir: &Path, number: u64) -> Result<PathBuf, Failure> {
     let scratch = patch_dir.join(format!("bin-{number}"));
@@ -380,28 +408,6 @@ fn scratch_dir(patch_dir: &Path, number: u64) -> Result<PathBuf, Failure> {
     std::fs::create_dir_all(&scratch)
         .map_err(|err| Failure::Other(format!("cannot create {}: {err}", scratch.display())))?;
     Ok(scratch)
-}
-
-/// Writes the object files of `rlib` into `dir`.
-fn extract_objects(rlib: &Path, dir: &Path) -> Result<Vec<PathBuf>, Failure> {
-    let fail = |err: String| Failure::Other(format!("{}: {err}", rlib.display()));
-    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let data = crate::statics::map(rlib).map_err(fail)?;
-    let archive =
-        object::read::archive::ArchiveFile::parse(&*data).map_err(|e| fail(e.to_string()))?;
-    let mut objects = Vec::new();
-    for member in archive.members() {
-        let member = member.map_err(|e| fail(e.to_string()))?;
-        let name = String::from_utf8_lossy(member.name()).into_owned();
-        if !name.ends_with(".o") {
-            continue;
-        }
-        let bytes = member.data(&*data).map_err(|e| fail(e.to_string()))?;
-        let path = dir.join(&name);
-        std::fs::write(&path, bytes).map_err(|e| fail(e.to_string()))?;
-        objects.push(path);
-    }
-    Ok(objects)
 }
 
 /// How much address space the linked patch takes from `base`: to the end of its last `PT_LOAD`
@@ -517,28 +523,36 @@ fn link_trying(
     let mut failed = None;
     for (at, flags) in attempts.iter().enumerate() {
         let last = at + 1 == attempts.len();
-        let Some(mut command) =
-            link_with::command(linker, flags, script, partial, inputs, placement)
+        // `cc`'s patch is checked where it is used, as it always was; a fast linker's here
+        // too, so that `cc` can do better.
+        let check = placement.map(|(base, _)| base).filter(|_| !last);
+        // The linker started directly, then, if that failed, through the driver.
+        let direct = link_direct::enabled()
+            .then(|| link_with::direct_command(linker, flags, script, partial, inputs, placement))
+            .flatten();
+        let mut direct_failed = None;
+        if let Some(command) = direct {
+            result = run_link(command, linker, partial, check);
+            match &result {
+                Ok(()) => break,
+                Err(failure) => {
+                    let _ = std::fs::remove_file(partial);
+                    direct_failed = Some(failure.text());
+                }
+            }
+        }
+        let Some(command) = link_with::command(linker, flags, script, partial, inputs, placement)
         else {
             continue;
         };
-        result = match command.output() {
-            Err(err) => Err(Failure::Other(format!(
-                "cannot run the linker `{linker}`: {err}"
-            ))),
-            Ok(output) if !output.status.success() => Err(Failure::Link(format!(
-                "linking the patch failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ))),
-            // `cc`'s patch is checked where it is used, as it always was; a fast linker's
-            // here too, so that `cc` can do better.
-            Ok(_) => match placement {
-                Some((base, _)) if !last => span(partial, base).map(|_| ()),
-                _ => Ok(()),
-            },
-        };
+        result = run_link(command, linker, partial, check);
         match &result {
-            Ok(()) => break,
+            Ok(()) => {
+                if let Some(why) = direct_failed {
+                    link_direct::give_up(flags.linker, &why);
+                }
+                break;
+            }
             Err(failure) if !last => {
                 let _ = std::fs::remove_file(partial);
                 failed.get_or_insert((flags.linker, failure.text()));
@@ -549,10 +563,132 @@ fn link_trying(
     (result, failed)
 }
 
+/// Runs one link; with `check`, its patch must start at that base.
+fn run_link(
+    mut command: Command,
+    linker: &str,
+    partial: &Path,
+    check: Option<u64>,
+) -> Result<(), Failure> {
+    match command.output() {
+        Err(err) => Err(Failure::Other(format!(
+            "cannot run the linker `{linker}`: {err}"
+        ))),
+        Ok(output) if !output.status.success() => Err(Failure::Link(format!(
+            "linking the patch failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))),
+        Ok(_) => match check {
+            Some(base) => span(partial, base).map(|_| ()),
+            None => Ok(()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::link_with::{Flags, Linker};
+
+    /// A patch linked from the archive (objects without their debug sections, rewritten, and
+    /// a version script listing names) is the file that linking each rewritten object as
+    /// rustc wrote it, with the script's patterns, gives: byte for byte, at a fixed address,
+    /// sharing the program's static and thread-local the same way.
+    #[test]
+    fn a_patch_from_the_archive_is_the_one_its_objects_give() {
+        use object::{Object as _, ObjectSymbol as _};
+        let dir = tempfile::tempdir().unwrap();
+        let object = crate::objects::tests::debug_object(dir.path());
+        let bytes = std::fs::read(&object).unwrap();
+        let find = |part: &str, kind: object::SymbolKind| {
+            let file = object::File::parse(&*bytes).unwrap();
+            let name = file
+                .symbols()
+                .filter(|s| s.kind() == kind && !s.is_undefined())
+                .filter_map(|s| s.name().ok().map(str::to_owned))
+                .find(|n| n.contains(part));
+            name.unwrap()
+        };
+        let (count, tl) = (
+            find("5COUNT", object::SymbolKind::Data),
+            find("2TL", object::SymbolKind::Tls),
+        );
+        let program = Program::for_tests(0x40, &[(&tl, (0x10, 8))], &[(&count, (0x5000, 8))]);
+        let load_bias = 0x5555_5555_4000;
+        let base = load_bias - 0x2000_0000;
+        let placement = Placement::Fixed { load_bias };
+
+        let mut shared = Shared::default();
+        let rewritten =
+            crate::rewrite::rewrite_object(&bytes, &program, placement, false, &mut shared)
+                .unwrap()
+                .expect("the object uses the program's data");
+        let rewritten_file = dir.path().join("rewritten.o");
+        std::fs::write(&rewritten_file, rewritten).unwrap();
+        let patches = dir.path().join("patches");
+        std::fs::create_dir_all(&patches).unwrap();
+        let script = shared.script();
+        let whole = link(
+            "cc",
+            &patches,
+            "whole",
+            1,
+            VERSION_SCRIPT,
+            &[rewritten_file.into_os_string()],
+            Some((base, &script)),
+        )
+        .map_err(|f| f.text())
+        .unwrap();
+
+        let crate_: Invocation = serde_json::from_value(serde_json::json!({
+            "crate_name": "game", "crate_types": ["lib"], "extra_filename": "",
+            "out_dir": dir.path(), "externs": [], "rustc": "rustc", "args": [],
+            "cwd": dir.path(), "env": [],
+        }))
+        .unwrap();
+        let job = Job {
+            crate_: &crate_,
+            linker: "cc",
+            patch_dir: &patches,
+            number: 2,
+            binary: false,
+            copy: 0,
+        };
+        let sharing = Sharing {
+            program: &program,
+            fixed: Some((base, load_bias)),
+            library: None,
+        };
+        let scratch = scratch_dir(&patches, 2).map_err(|f| f.text()).unwrap();
+        let linked = link_objects(&job, &sharing, &scratch, &Source::Files(vec![object]))
+            .map_err(|f| f.text())
+            .unwrap();
+        assert_eq!(linked.shared.names, shared.names);
+        assert_eq!(linked.shared.script(), script);
+        assert_eq!(linked.shared.names.len(), 2, "{:?}", shared.names);
+        let (whole, archived) = (std::fs::read(whole).unwrap(), std::fs::read(&linked.file));
+        assert!(whole == archived.unwrap(), "the patches differ");
+    }
+
+    /// The listed script makes local what the patterns would, and `main` for a binary crate.
+    #[test]
+    fn the_version_script_lists_what_its_patterns_match() {
+        let globs: Vec<String> = LOCAL_PATTERNS.iter().map(|p| format!("*{p}*;")).collect();
+        assert_eq!(
+            VERSION_SCRIPT,
+            format!(
+                "{{\n  local: {};\n}};\n",
+                globs.join(" ").trim_end_matches(';')
+            )
+        );
+        let names = ["_ZN4game15__hotswap_slot_417h0123456789abcdefE".to_owned()];
+        let listed = version_script(false, Some(&names));
+        assert_eq!(listed, format!("{{\n  local: {}; \n}};\n", names[0]));
+        assert!(version_script(true, Some(&names)).contains("local: main; _ZN4game"));
+        assert!(version_script(false, Some(&[])).contains("local: __hotswap_no_local_symbol;"));
+        assert_eq!(version_script(false, None), VERSION_SCRIPT);
+        assert!(version_script(true, None).contains("local: main; *__hotswap_entry_v1_*;"));
+    }
 
     /// A fast linker that fails (here: a driver flag nobody knows) leaves the patch to `cc`,
     /// at the fixed address, and is named as the one that failed.

@@ -184,6 +184,33 @@ impl Program {
     }
 }
 
+#[cfg(test)]
+impl Program {
+    /// A program (not a library host) with these thread-locals and statics (linkage name,
+    /// then value and size), its TLS block `block_offset` below the thread pointer.
+    pub(crate) fn for_tests(
+        block_offset: u64,
+        tls: &[(&str, (u64, u64))],
+        statics: &[(&str, (u64, u64))],
+    ) -> Program {
+        let map = |entries: &[(&str, (u64, u64))]| {
+            entries
+                .iter()
+                .map(|(name, found)| (name.to_string(), Some(*found)))
+                .collect::<HashMap<_, _>>()
+        };
+        let data = map(statics);
+        Program {
+            library: false,
+            block_offset,
+            tls: map(tls),
+            paths: data.keys().filter_map(|n| path_of(n)).collect(),
+            data,
+            init: HashMap::new(),
+        }
+    }
+}
+
 /// How a patch is linked, which decides what can be shared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Placement {
