@@ -55,18 +55,35 @@ struct Rendered {
 /// A copy of this binary at a fixed place in our target directory, used as the rustc wrapper
 /// and linker. Reinstalling `cargo-hotswap` while a session runs replaces the original (its
 /// path then reads `… (deleted)`), which would break every later build of the session.
+///
+/// The copy keeps the original's modification time, and is made again only when its size or
+/// that time differ: cargo keys its cache of what rustc reports (`.rustc_info.json`: `-vV`, the
+/// target's file names and cfgs) by the wrapper's path and modification time, so a fresh copy
+/// each session would have cargo ask rustc again (three more compiler runs before the first
+/// crate, a tenth of a second).
 fn tool(project: &Project) -> Result<PathBuf, String> {
     use std::sync::OnceLock;
     static TOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TOOL.get_or_init(|| {
         let me = std::env::current_exe().map_err(|err| format!("cannot find myself: {err}"))?;
         let dir = project.target_dir.join("tool");
+        let copy = dir.join("cargo-hotswap");
+        let original = std::fs::metadata(&me)
+            .and_then(|meta| Ok((meta.len(), meta.modified()?)))
+            .map_err(|err| format!("cannot read {}: {err}", me.display()))?;
+        let current = std::fs::metadata(&copy)
+            .and_then(|meta| Ok((meta.len(), meta.modified()?)))
+            .ok();
+        if current == Some(original) {
+            return Ok(copy);
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-        let copy = dir.join("cargo-hotswap");
         let partial = dir.join(format!(".cargo-hotswap.{}", std::process::id()));
         std::fs::copy(&me, &partial)
-            .and_then(|_| std::fs::rename(&partial, &copy))
+            .and_then(|_| std::fs::File::options().write(true).open(&partial))
+            .and_then(|file| file.set_modified(original.1))
+            .and_then(|()| std::fs::rename(&partial, &copy))
             .map_err(|err| format!("cannot copy {} to {}: {err}", me.display(), copy.display()))?;
         Ok(copy)
     })
