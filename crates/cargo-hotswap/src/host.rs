@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::build_units;
 use crate::capture::{
     CAPTURE_DIR_ENV, HOT_CRATES_ENV, HOT_PROGRAM_ENV, INNER_WRAPPER_ENV, ROLE_ENV, ROLE_WRAPPER,
 };
@@ -99,6 +100,7 @@ pub fn build(
     token: &str,
 ) -> Result<PathBuf, String> {
     let me = tool(project)?;
+    let profile = if options.release { "release" } else { "dev" };
     let hot: Vec<&str> = project
         .hot_libraries()
         .map(|c| c.crate_name.as_str())
@@ -110,10 +112,7 @@ pub fn build(
         // The runtime itself optimised even in a dev build: checking a patch of thousands of
         // functions is several times faster, and nothing of the user's code changes.
         .arg("--config")
-        .arg(format!(
-            "profile.{}.package.hotswap.opt-level=3",
-            if options.release { "release" } else { "dev" }
-        ))
+        .arg(format!("profile.{profile}.package.hotswap.opt-level=3"))
         .arg("-p")
         .arg(&program.package)
         .args(if program.library {
@@ -149,8 +148,26 @@ pub fn build(
     let link_log = crate::linker::link_log(&project.capture_dir());
     let _ = std::fs::remove_file(&link_log);
     let state = Arc::new(Mutex::new(BuildProgress::default()));
-    // The total, estimated while cargo starts (a second `cargo metadata`, with dependencies).
-    {
+    // The total: the last build's count when nothing it depends on changed, else estimated
+    // while cargo builds (a second `cargo metadata`, with dependencies).
+    let units_file = build_units::path(&project.target_dir, &program.name);
+    let units_key = {
+        let args: Vec<String> = command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        let mut manifests = vec![
+            project.root.join("Cargo.lock"),
+            project.root.join("Cargo.toml"),
+        ];
+        manifests.extend(project.members.iter().map(|m| m.manifest_path.clone()));
+        build_units::Key::new(&args, &manifests)
+    };
+    let remembered = build_units::remembered(&units_file, units_key);
+    if let (Some(total), Ok(mut state)) = (remembered, state.lock()) {
+        state.total = Some(total);
+    }
+    if remembered.is_none() {
         let state = Arc::clone(&state);
         let root = project.root.clone();
         let package = program.package.clone();
@@ -276,6 +293,7 @@ pub fn build(
     let link = program_link_time(&link_log, &program.name);
     if let Ok(state) = state.lock() {
         report::info(&state.summary(started.elapsed(), link));
+        build_units::remember(&units_file, units_key, state.done);
     }
     Ok(executable)
 }
