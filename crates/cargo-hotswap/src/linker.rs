@@ -291,7 +291,7 @@ fn rewrite(
     args: Vec<OsString>,
     hot_names: &[String],
 ) -> Result<Rewritten, String> {
-    let all = Invocation::load_all(capture_dir);
+    let all = Invocation::load_graph(capture_dir);
     let on_line = |path: &Path| args.iter().any(|a| Path::new(a) == path);
     let output: Option<PathBuf> = args
         .iter()
@@ -302,6 +302,7 @@ fn rewrite(
     // off the line) and carry all of its code, also what the program's link dropped as unused
     // (such as the instances of generic code it borrows from its dependencies).
     let program = output.as_deref().and_then(|exe| hot_program(&all, exe));
+    let program = program.map(|lean| lean.full(capture_dir)).transpose()?;
     let program_closure = program
         .as_ref()
         .map(|p| capture::library_closure(&all, &[p]))
@@ -435,7 +436,10 @@ fn rewrite(
         let linked = Linked {
             executable,
             linker: real.to_owned(),
-            hot: hot.into_iter().map(|(n, inv)| (n, inv.clone())).collect(),
+            hot: hot
+                .into_iter()
+                .map(|(name, inv)| Ok((name, inv.full(capture_dir)?)))
+                .collect::<Result<_, String>>()?,
             objects,
             dependents,
             program,
@@ -779,11 +783,12 @@ mod tests {
         let (captures, deps) = (scratch.path().join("captures"), scratch.path().join("deps"));
         std::fs::create_dir_all(&deps).unwrap();
         for (name, externs) in [("game", vec![]), ("ui", vec!["game"]), ("log", vec![])] {
-            let inv = inv(name, &externs, &deps);
+            let mut inv = inv(name, &externs, &deps);
+            inv.args = vec![format!("{name}/src/lib.rs")];
             std::fs::write(inv.rlib(), b"!<arch>\n").unwrap();
             std::fs::create_dir_all(&captures).unwrap();
             let record = serde_json::to_vec(&inv).unwrap();
-            std::fs::write(captures.join(format!("{name}.json")), record).unwrap();
+            std::fs::write(captures.join(inv.file_name()), record).unwrap();
         }
         let object = deps.join("app-1.app.a-cgu.0.rcgu.o");
         std::fs::write(&object, b"object").unwrap();
@@ -805,6 +810,9 @@ mod tests {
         std::fs::remove_file(&object).unwrap();
         let linked = Linked::load(&captures, "app").unwrap();
         assert_eq!(linked.dependents, [(rlib("ui"), vec!["game".to_owned()])]);
+        // The hot crate's whole record, for its patches (the graph is read without them).
+        assert_eq!(linked.hot.len(), 1);
+        assert_eq!(linked.hot[0].1.args, ["game/src/lib.rs"]);
         assert_eq!(
             linked.objects,
             [Linked::objects_dir(&captures, "app").join("app-1.app.a-cgu.0.rcgu.o")]
