@@ -150,19 +150,26 @@ fn adopt(context: &HostContext) {
 pub(crate) fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(value) => value,
-        Err(payload) => {
-            let message = payload_message(&*payload);
-            match RAISE.get() {
-                Some(raise) => {
-                    drop(payload);
-                    let location = LAST_LOCATION.with(|last| last.borrow().clone());
-                    raise(function, &message, &location)
-                }
-                None => {
-                    super::panicked(function, &message);
-                    std::panic::resume_unwind(payload)
-                }
-            }
+        Err(payload) => unwound(function, payload),
+    }
+}
+
+/// What [`guard`] does with a panic, out of line and not generic: `guard` is instantiated in
+/// every hot function's crate (the shim), which would otherwise compile its own copy of all of
+/// this, the thread-local access included (about a third of a small hot crate's codegen units).
+#[cold]
+#[inline(never)]
+fn unwound(function: &'static str, payload: Box<dyn Any + Send>) -> ! {
+    let message = payload_message(&*payload);
+    match RAISE.get() {
+        Some(raise) => {
+            drop(payload);
+            let location = LAST_LOCATION.with(|last| last.borrow().clone());
+            raise(function, &message, &location)
+        }
+        None => {
+            super::panicked(function, &message);
+            std::panic::resume_unwind(payload)
         }
     }
 }
