@@ -166,7 +166,8 @@ impl Invocation {
         files
     }
 
-    fn file_name(&self) -> String {
+    /// The record's file name in the capture directory.
+    pub(crate) fn file_name(&self) -> String {
         format!(
             "{}{}-{}.json",
             self.crate_name,
@@ -175,8 +176,20 @@ impl Invocation {
         )
     }
 
-    /// Every command recorded in `dir`.
-    pub fn load_all(dir: &Path) -> Vec<Invocation> {
+    /// Every command recorded in `dir` as far as the crate graph goes: without the arguments,
+    /// environment, compiler and directory (`args`, `env` empty), which are most of each record
+    /// and which a link, reading every record, needs only for the few it keeps (see
+    /// [`Invocation::full`]).
+    pub fn load_graph(dir: &Path) -> Vec<Invocation> {
+        /// The fields of a record the graph needs; serde skips the others unread.
+        #[derive(Deserialize)]
+        struct Node {
+            crate_name: String,
+            crate_types: Vec<String>,
+            extra_filename: String,
+            out_dir: PathBuf,
+            externs: Vec<PathBuf>,
+        }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
@@ -184,8 +197,27 @@ impl Invocation {
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|ext| ext == "json"))
             .filter_map(|e| std::fs::read(e.path()).ok())
-            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .filter_map(|bytes| serde_json::from_slice::<Node>(&bytes).ok())
+            .map(|node| Invocation {
+                crate_name: node.crate_name,
+                crate_types: node.crate_types,
+                extra_filename: node.extra_filename,
+                out_dir: node.out_dir,
+                externs: node.externs,
+                rustc: PathBuf::new(),
+                args: Vec::new(),
+                cwd: PathBuf::new(),
+                env: Vec::new(),
+            })
             .collect()
+    }
+
+    /// The whole record of this command in `dir` (for one [`Invocation::load_graph`] gave).
+    pub fn full(&self, dir: &Path) -> Result<Invocation, String> {
+        let path = dir.join(self.file_name());
+        let bytes =
+            std::fs::read(&path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|err| format!("{}: {err}", path.display()))
     }
 
     /// Runs the recorded command again, as the build ran it.

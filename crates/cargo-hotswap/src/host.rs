@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::build_units;
 use crate::capture::{
     CAPTURE_DIR_ENV, HOT_CRATES_ENV, HOT_PROGRAM_ENV, INNER_WRAPPER_ENV, ROLE_ENV, ROLE_WRAPPER,
 };
@@ -55,18 +56,35 @@ struct Rendered {
 /// A copy of this binary at a fixed place in our target directory, used as the rustc wrapper
 /// and linker. Reinstalling `cargo-hotswap` while a session runs replaces the original (its
 /// path then reads `… (deleted)`), which would break every later build of the session.
+///
+/// The copy keeps the original's modification time, and is made again only when its size or
+/// that time differ: cargo keys its cache of what rustc reports (`.rustc_info.json`: `-vV`, the
+/// target's file names and cfgs) by the wrapper's path and modification time, so a fresh copy
+/// each session would have cargo ask rustc again (three more compiler runs before the first
+/// crate, a tenth of a second).
 fn tool(project: &Project) -> Result<PathBuf, String> {
     use std::sync::OnceLock;
     static TOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TOOL.get_or_init(|| {
         let me = std::env::current_exe().map_err(|err| format!("cannot find myself: {err}"))?;
         let dir = project.target_dir.join("tool");
+        let copy = dir.join("cargo-hotswap");
+        let original = std::fs::metadata(&me)
+            .and_then(|meta| Ok((meta.len(), meta.modified()?)))
+            .map_err(|err| format!("cannot read {}: {err}", me.display()))?;
+        let current = std::fs::metadata(&copy)
+            .and_then(|meta| Ok((meta.len(), meta.modified()?)))
+            .ok();
+        if current == Some(original) {
+            return Ok(copy);
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
-        let copy = dir.join("cargo-hotswap");
         let partial = dir.join(format!(".cargo-hotswap.{}", std::process::id()));
         std::fs::copy(&me, &partial)
-            .and_then(|_| std::fs::rename(&partial, &copy))
+            .and_then(|_| std::fs::File::options().write(true).open(&partial))
+            .and_then(|file| file.set_modified(original.1))
+            .and_then(|()| std::fs::rename(&partial, &copy))
             .map_err(|err| format!("cannot copy {} to {}: {err}", me.display(), copy.display()))?;
         Ok(copy)
     })
@@ -82,6 +100,7 @@ pub fn build(
     token: &str,
 ) -> Result<PathBuf, String> {
     let me = tool(project)?;
+    let profile = if options.release { "release" } else { "dev" };
     let hot: Vec<&str> = project
         .hot_libraries()
         .map(|c| c.crate_name.as_str())
@@ -93,10 +112,13 @@ pub fn build(
         // The runtime itself optimised even in a dev build: checking a patch of thousands of
         // functions is several times faster, and nothing of the user's code changes.
         .arg("--config")
-        .arg(format!(
-            "profile.{}.package.hotswap.opt-level=3",
-            if options.release { "release" } else { "dev" }
-        ))
+        .arg(format!("profile.{profile}.package.hotswap.opt-level=3"))
+        // ...and without debug information: no check reads the runtime's (the layout check
+        // reads the hot crates' own), and the program's link takes the whole runtime
+        // (`--whole-archive`), so its debug information would only lengthen that link (by a
+        // fifth for a small program).
+        .arg("--config")
+        .arg(format!("profile.{profile}.package.hotswap.debug=0"))
         .arg("-p")
         .arg(&program.package)
         .args(if program.library {
@@ -132,8 +154,26 @@ pub fn build(
     let link_log = crate::linker::link_log(&project.capture_dir());
     let _ = std::fs::remove_file(&link_log);
     let state = Arc::new(Mutex::new(BuildProgress::default()));
-    // The total, estimated while cargo starts (a second `cargo metadata`, with dependencies).
-    {
+    // The total: the last build's count when nothing it depends on changed, else estimated
+    // while cargo builds (a second `cargo metadata`, with dependencies).
+    let units_file = build_units::path(&project.target_dir, &program.name);
+    let units_key = {
+        let args: Vec<String> = command
+            .get_args()
+            .map(|arg| arg.to_string_lossy().into_owned())
+            .collect();
+        let mut manifests = vec![
+            project.root.join("Cargo.lock"),
+            project.root.join("Cargo.toml"),
+        ];
+        manifests.extend(project.members.iter().map(|m| m.manifest_path.clone()));
+        build_units::Key::new(&args, &manifests)
+    };
+    let remembered = build_units::remembered(&units_file, units_key);
+    if let (Some(total), Ok(mut state)) = (remembered, state.lock()) {
+        state.total = Some(total);
+    }
+    if remembered.is_none() {
         let state = Arc::clone(&state);
         let root = project.root.clone();
         let package = program.package.clone();
@@ -259,6 +299,7 @@ pub fn build(
     let link = program_link_time(&link_log, &program.name);
     if let Ok(state) = state.lock() {
         report::info(&state.summary(started.elapsed(), link));
+        build_units::remember(&units_file, units_key, state.done);
     }
     Ok(executable)
 }

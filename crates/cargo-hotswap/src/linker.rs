@@ -207,17 +207,35 @@ fn link(args: Vec<OsString>) -> i32 {
             }
         };
     }
-    let args = match std::env::var_os(CAPTURE_DIR_ENV) {
+    let (args, replaced) = match std::env::var_os(CAPTURE_DIR_ENV) {
         Some(dir) => match rewrite(Path::new(&dir), &real, args.clone(), &hot_names()) {
-            Ok(args) => args,
+            Ok(rewritten) => (rewritten.args, rewritten.replaced),
             Err(err) => {
                 eprintln!("cargo-hotswap (linker): {err}; linking without hot-swap support");
-                args
+                (args, Vec::new())
             }
         },
-        None => args,
+        None => (args, Vec::new()),
     };
-    let mut command = Command::new(&real);
+    // The object sets this link replaced are removed while the linker runs: freeing their
+    // blocks can take tens of milliseconds, and rustc waits for the link.
+    let sweep = (!replaced.is_empty()).then(|| {
+        std::thread::spawn(move || {
+            for dir in replaced {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        })
+    });
+    let code = run_linker(&real, &args);
+    if let Some(sweep) = sweep {
+        let _ = sweep.join();
+    }
+    code
+}
+
+/// Runs the real linker on `args`; returns its exit code.
+fn run_linker(real: &str, args: &[OsString]) -> i32 {
+    let mut command = Command::new(real);
     command.env_remove(ROLE_ENV);
     // Long command lines go through a response file, as rustc does.
     let total: usize = args.iter().map(|a| a.len() + 1).sum();
@@ -242,7 +260,7 @@ fn link(args: Vec<OsString>) -> i32 {
         }
     }
     // Waited for, not `exec`ed: the time of the link goes into the build's summary.
-    match command.args(&args).status() {
+    match command.args(args).status() {
         Ok(status) => status.code().unwrap_or(1),
         Err(err) => {
             eprintln!("cargo-hotswap: cannot run the linker `{real}`: {err}");
@@ -261,13 +279,19 @@ fn hot_names() -> Vec<String> {
         .collect()
 }
 
+/// The link line [`rewrite`] made, and the object sets it replaced (to be removed).
+struct Rewritten {
+    args: Vec<OsString>,
+    replaced: Vec<PathBuf>,
+}
+
 fn rewrite(
     capture_dir: &Path,
     real: &str,
     args: Vec<OsString>,
     hot_names: &[String],
-) -> Result<Vec<OsString>, String> {
-    let all = Invocation::load_all(capture_dir);
+) -> Result<Rewritten, String> {
+    let all = Invocation::load_graph(capture_dir);
     let on_line = |path: &Path| args.iter().any(|a| Path::new(a) == path);
     let output: Option<PathBuf> = args
         .iter()
@@ -278,6 +302,7 @@ fn rewrite(
     // off the line) and carry all of its code, also what the program's link dropped as unused
     // (such as the instances of generic code it borrows from its dependencies).
     let program = output.as_deref().and_then(|exe| hot_program(&all, exe));
+    let program = program.map(|lean| lean.full(capture_dir)).transpose()?;
     let program_closure = program
         .as_ref()
         .map(|p| capture::library_closure(&all, &[p]))
@@ -380,6 +405,7 @@ fn rewrite(
     // would otherwise ask for an executable stack.
     out.push("-Wl,-z,noexecstack".into());
 
+    let mut replaced = Vec::new();
     if let Some(executable) = output {
         let name = executable
             .file_name()
@@ -394,15 +420,26 @@ fn rewrite(
         let objects = if hot.is_empty() && program.is_none() {
             Vec::new()
         } else {
-            keep_objects(&Linked::objects_dir(capture_dir, key), &objects).unwrap_or_else(|err| {
-                eprintln!("cargo-hotswap (linker): cannot keep the program's object files: {err}");
-                Vec::new()
-            })
+            match keep_objects(&Linked::objects_dir(capture_dir, key), &objects) {
+                Ok(kept) => {
+                    replaced = kept.replaced;
+                    kept.objects
+                }
+                Err(err) => {
+                    eprintln!(
+                        "cargo-hotswap (linker): cannot keep the program's object files: {err}"
+                    );
+                    Vec::new()
+                }
+            }
         };
         let linked = Linked {
             executable,
             linker: real.to_owned(),
-            hot: hot.into_iter().map(|(n, inv)| (n, inv.clone())).collect(),
+            hot: hot
+                .into_iter()
+                .map(|(name, inv)| Ok((name, inv.full(capture_dir)?)))
+                .collect::<Result<_, String>>()?,
             objects,
             dependents,
             program,
@@ -411,7 +448,10 @@ fn rewrite(
         std::fs::write(Linked::path(capture_dir, key), bytes)
             .map_err(|err| format!("cannot record the link: {err}"))?;
     }
-    Ok(out)
+    Ok(Rewritten {
+        args: out,
+        replaced,
+    })
 }
 
 /// The capture of the crate linked into `executable` (`<out-dir>/<crate><extra>`), if it is
@@ -538,10 +578,19 @@ fn dependents(
         .collect()
 }
 
+/// What [`keep_objects`] kept, and the earlier sets it moved aside for removal.
+struct Kept {
+    objects: Vec<PathBuf>,
+    replaced: Vec<PathBuf>,
+}
+
 /// Keeps `objects` in `dir` (hard links, copies across file systems), replacing the set kept
 /// by the previous link. rustc deletes a binary crate's objects once it is linked, and writes
 /// new files rather than rewriting these, so the links keep the contents this link used.
-fn keep_objects(dir: &Path, objects: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+///
+/// The previous set is renamed to `.<dir>.old.<pid>` rather than removed here: removing it is
+/// left to the caller (see [`link`]), with any such set an interrupted link left behind.
+fn keep_objects(dir: &Path, objects: &[PathBuf]) -> std::io::Result<Kept> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -564,9 +613,26 @@ fn keep_objects(dir: &Path, objects: &[PathBuf]) -> std::io::Result<Vec<PathBuf>
         }
         names.push(name);
     }
-    let _ = std::fs::remove_dir_all(dir);
+    let old_prefix = format!(".{name}.old.");
+    let old = dir.with_file_name(format!("{old_prefix}{}", std::process::id()));
+    if std::fs::rename(dir, &old).is_err() {
+        // None yet (or not renamable: removed the slow way).
+        let _ = std::fs::remove_dir_all(dir);
+    }
     std::fs::rename(&staging, dir)?;
-    Ok(names.into_iter().map(|name| dir.join(name)).collect())
+    let replaced = dir
+        .parent()
+        .and_then(|parent| std::fs::read_dir(parent).ok())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&old_prefix))
+        .map(|entry| entry.path())
+        .collect();
+    Ok(Kept {
+        objects: names.into_iter().map(|name| dir.join(name)).collect(),
+        replaced,
+    })
 }
 
 /// Replaces `@file` arguments by the arguments the file holds (one per line, as rustc writes
@@ -683,6 +749,8 @@ mod tests {
         }
         let dir = Linked::objects_dir(scratch.path(), "app");
         let kept = keep_objects(&dir, &first).unwrap();
+        assert!(kept.replaced.is_empty());
+        let kept = kept.objects;
         assert_eq!(kept.len(), 3);
         // rustc deletes its objects after the link; the kept ones stay, same names where free.
         for path in &first {
@@ -693,6 +761,13 @@ mod tests {
         let second = [build.join("app-1.app.b-cgu.0.rcgu.o")];
         std::fs::write(&second[0], "new").unwrap();
         let kept = keep_objects(&dir, &second).unwrap();
+        // The first set is moved aside, whole, for the caller to remove.
+        assert_eq!(kept.replaced.len(), 1);
+        assert_eq!(std::fs::read_dir(&kept.replaced[0]).unwrap().count(), 3);
+        for old in &kept.replaced {
+            std::fs::remove_dir_all(old).unwrap();
+        }
+        let kept = kept.objects;
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
         assert_eq!(left.len(), 1);
         assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "new");
@@ -708,11 +783,12 @@ mod tests {
         let (captures, deps) = (scratch.path().join("captures"), scratch.path().join("deps"));
         std::fs::create_dir_all(&deps).unwrap();
         for (name, externs) in [("game", vec![]), ("ui", vec!["game"]), ("log", vec![])] {
-            let inv = inv(name, &externs, &deps);
+            let mut inv = inv(name, &externs, &deps);
+            inv.args = vec![format!("{name}/src/lib.rs")];
             std::fs::write(inv.rlib(), b"!<arch>\n").unwrap();
             std::fs::create_dir_all(&captures).unwrap();
             let record = serde_json::to_vec(&inv).unwrap();
-            std::fs::write(captures.join(format!("{name}.json")), record).unwrap();
+            std::fs::write(captures.join(inv.file_name()), record).unwrap();
         }
         let object = deps.join("app-1.app.a-cgu.0.rcgu.o");
         std::fs::write(&object, b"object").unwrap();
@@ -725,13 +801,18 @@ mod tests {
             "-o".into(),
             deps.join("app-1").into(),
         ];
-        let out = rewrite(&captures, "cc", args, &["game".to_owned()]).unwrap();
+        let out = rewrite(&captures, "cc", args, &["game".to_owned()])
+            .unwrap()
+            .args;
         assert!(out.windows(3).any(|w| w[0] == "-Wl,--whole-archive"
             && w[1] == rlib("game").as_os_str()
             && w[2] == "-Wl,--no-whole-archive"));
         std::fs::remove_file(&object).unwrap();
         let linked = Linked::load(&captures, "app").unwrap();
         assert_eq!(linked.dependents, [(rlib("ui"), vec!["game".to_owned()])]);
+        // The hot crate's whole record, for its patches (the graph is read without them).
+        assert_eq!(linked.hot.len(), 1);
+        assert_eq!(linked.hot[0].1.args, ["game/src/lib.rs"]);
         assert_eq!(
             linked.objects,
             [Linked::objects_dir(&captures, "app").join("app-1.app.a-cgu.0.rcgu.o")]

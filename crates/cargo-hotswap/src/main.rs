@@ -11,6 +11,7 @@
 //! the program's runtime (check, swap) → back through [`deliver`] → [`report`].
 
 mod app;
+mod build_units;
 mod capture;
 mod carry;
 mod check;

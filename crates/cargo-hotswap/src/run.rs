@@ -217,7 +217,6 @@ impl Session {
                 return 1;
             }
         };
-        self.remove_abandoned_builds();
         let what = if self.program.library {
             format!("the library of `{}`", self.program.package)
         } else {
@@ -226,7 +225,11 @@ impl Session {
         report::info(&format!(
             "building {what} in hot mode (the first build takes longest)…"
         ));
-        if self.rebuild_and_start() {
+        let started = self.rebuild_and_start();
+        // Earlier sessions' kept builds, left by a command that was killed: removed once the
+        // program runs (removing large files can take a while, and nothing here needs them).
+        self.remove_abandoned_builds();
+        if started {
             // The hot crates this program links (not every one of the workspace).
             let linked = self.linked().ok();
             let hot: Vec<String> = self

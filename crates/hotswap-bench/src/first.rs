@@ -57,14 +57,29 @@ fn timing_linker(dir: &Path, log: &Path) -> Result<PathBuf, String> {
     Ok(script)
 }
 
-/// `cargo clean -p LIB -p HOST` in `target`.
+/// `cargo clean -p LIB -p HOST` in `target`, keeping `target`'s `.rustc_info.json`.
+///
+/// That file is cargo's cache of what rustc reports (`-vV`, the target's file names and cfgs),
+/// valid for one compiler and wrapper. `cargo clean`, which runs without the CLI's wrapper,
+/// rewrites it for plain rustc; in the CLI's target directory the next hot build would then
+/// ask rustc again through the wrapper (three compiler runs), which a user's session never
+/// does: only the CLI builds there. So the file is put back as it was, as for the plain build
+/// (whose clean and build agree on the compiler).
 fn clean(builder: &mut Builder, tool: Tool, target: &Path) -> Result<(), String> {
     let (lib, host) = packages(tool);
+    let info = target.join(".rustc_info.json");
+    let kept = std::fs::read(&info).ok();
     let mut command = builder.cargo(tool)?;
     command
         .args(["clean", "-p", lib, "-p", host, "--target-dir"])
         .arg(target);
-    crate::edit::run_timed(command, &format!("cargo clean -p {lib} -p {host}")).map(|_| ())
+    let cleaned =
+        crate::edit::run_timed(command, &format!("cargo clean -p {lib} -p {host}")).map(|_| ());
+    if let Some(bytes) = kept {
+        std::fs::write(&info, bytes)
+            .map_err(|err| format!("cannot restore {}: {err}", info.display()))?;
+    }
+    cleaned
 }
 
 /// The plain build: (wall ms, link ms).

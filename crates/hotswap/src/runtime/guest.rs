@@ -146,7 +146,9 @@ fn adopt(context: &HostContext) {
 /// Runs patched code. In a guest (self-contained library) a panic becomes a host panic with the
 /// same message; in the host (a thin patch under the roll-back policy) the runtime hears of it
 /// and the panic goes on as it was.
-/// Not generic, and not inlined: every hot function's guarded shim calls this one copy.
+///
+/// Not generic, and not inlined: every hot function's guarded shim calls this one copy (a
+/// generic guard was compiled again, `catch_unwind` and all, for each hot function).
 #[inline(never)]
 pub(crate) fn guard(function: &'static str, f: &mut dyn FnMut()) {
     match catch_unwind(AssertUnwindSafe(f)) {
