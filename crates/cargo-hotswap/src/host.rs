@@ -173,7 +173,7 @@ pub fn build(
     if let (Some(total), Ok(mut state)) = (remembered, state.lock()) {
         state.total = Some(total);
     }
-    if remembered.is_none() {
+    let estimate = remembered.is_none().then(|| {
         let state = Arc::clone(&state);
         let root = project.root.clone();
         let package = program.package.clone();
@@ -181,9 +181,12 @@ pub fn build(
             let total = progress::estimate_units(&root, &package, &feature_args);
             if let Ok(mut state) = state.lock() {
                 state.total = total;
+                if !std::io::stderr().is_terminal() && state.total_due() {
+                    report::info(&state.line());
+                }
             }
-        });
-    }
+        })
+    });
     let mut child = command
         .spawn()
         .map_err(|err| format!("cannot run cargo: {err}"))?;
@@ -262,6 +265,11 @@ pub fn build(
     }
     let status = child.wait().map_err(|err| err.to_string())?;
     let cargo_errors = cargo_errors.join().unwrap_or_default();
+    // The estimate ran beside the whole build (it is one `cargo metadata`): its line, if it
+    // comes after the first unit's, is printed before the summary, not at some random moment.
+    if let Some(estimate) = estimate {
+        let _ = estimate.join();
+    }
     report::clear_progress();
     if !status.success() || !success {
         let detail: Vec<&String> = cargo_errors
@@ -325,7 +333,7 @@ fn feature_args(options: &BuildOptions) -> Vec<String> {
 fn show(state: &mut BuildProgress, unit: bool) {
     if std::io::stderr().is_terminal() {
         report::progress(&state.line());
-    } else if unit && state.plain_due(Instant::now()) {
+    } else if unit && (state.plain_due(Instant::now()) || state.total_due()) {
         report::info(&state.line());
     }
 }

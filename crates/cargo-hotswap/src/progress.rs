@@ -32,6 +32,8 @@ pub struct BuildProgress {
     pub current: Option<String>,
     /// When the last plain line was printed (`None`: none yet).
     last_plain: Option<Instant>,
+    /// Whether a plain line with the total was printed.
+    total_shown: bool,
 }
 
 impl BuildProgress {
@@ -56,6 +58,18 @@ impl BuildProgress {
             .is_none_or(|last| now.saturating_duration_since(last) >= PLAIN_INTERVAL);
         if due {
             self.last_plain = Some(now);
+            self.total_shown |= self.total.is_some();
+        }
+        due
+    }
+
+    /// Whether a plain line is due because the total just became known (the estimate may come
+    /// after the first unit's line): once, when some unit is done and no line showed the total.
+    /// A build's log then always has a line with its total, whatever came first.
+    pub fn total_due(&mut self) -> bool {
+        let due = self.total.is_some() && !self.total_shown && self.done > 0;
+        if due {
+            self.total_shown = true;
         }
         due
     }
@@ -243,6 +257,27 @@ mod tests {
         assert!(progress
             .line()
             .starts_with("building (hot mode): 130/~130 crates"));
+    }
+
+    #[test]
+    fn a_total_known_after_the_first_line_gets_a_line_of_its_own_once() {
+        let mut progress = BuildProgress::default();
+        let start = Instant::now();
+        assert!(!progress.total_due(), "nothing done yet");
+        progress.done = 1;
+        assert!(progress.plain_due(start));
+        assert!(!progress.total_due(), "no total yet");
+        progress.total = Some(57);
+        assert!(progress.total_due());
+        assert!(!progress.total_due(), "once");
+        // Known before the first line: that line shows it, and no other is due.
+        let mut early = BuildProgress {
+            total: Some(57),
+            done: 1,
+            ..BuildProgress::default()
+        };
+        assert!(early.plain_due(start));
+        assert!(!early.total_due());
     }
 
     #[test]
