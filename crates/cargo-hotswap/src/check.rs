@@ -319,34 +319,17 @@ mod tests {
     #[test]
     fn check_builds_finds_a_layout_change_between_two_builds() {
         let dir = tempfile::tempdir().unwrap();
-        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
         let build = |name: &str, fields: &str| -> (PathBuf, PathBuf) {
-            let root = dir.path().join(name).join("lib.rs");
-            std::fs::create_dir_all(root.parent().unwrap()).unwrap();
-            std::fs::write(
-                &root,
-                format!(
+            let out = crate::test_rustc::compile(
+                &dir.path().join(name),
+                &format!(
                     "pub struct Counter {{ pub n: u64, {fields} }}\n\
                      pub fn __hotswap_impl_step(c: &mut Counter) -> u64 {{ c.n }}\n"
                 ),
-            )
-            .unwrap();
-            let out = dir.path().join(name).join("libgame.rlib");
-            let status = std::process::Command::new(&rustc)
-                .args([
-                    "--crate-type",
-                    "lib",
-                    "--crate-name",
-                    "game",
-                    "--edition",
-                    "2021",
-                ])
-                .args(["-C", "debuginfo=2", "-C", "metadata=x", "-o"])
-                .arg(&out)
-                .arg(&root)
-                .status()
-                .unwrap();
-            assert!(status.success());
+                &["-C", "debuginfo=2"],
+                "libgame.rlib",
+            );
+            let root = dir.path().join(name).join("lib.rs");
             (out, root)
         };
         let (running, running_root) = build("old", "");

@@ -534,10 +534,8 @@ mod tests {
     /// A small rustc object (a static, a thread-local, section groups, `.llvm_addrsig`): what
     /// patches are made of.
     fn rust_object(dir: &Path) -> PathBuf {
-        let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-        let src = dir.join("lib.rs");
-        std::fs::write(
-            &src,
+        crate::test_rustc::object(
+            dir,
             "use std::cell::Cell;\n\
              use std::sync::atomic::{AtomicU64, Ordering};\n\
              static COUNT: AtomicU64 = AtomicU64::new(0);\n\
@@ -546,27 +544,8 @@ mod tests {
                  TL.with(|t| t.set(t.get() + 1));\n\
                  COUNT.fetch_add(1, Ordering::Relaxed) + TL.with(|t| t.get())\n\
              }\n",
+            &[],
         )
-        .unwrap();
-        let out = dir.join("lib.o");
-        let status = Command::new(rustc)
-            .args(["--crate-type", "lib", "--crate-name", "game"])
-            .args([
-                "--edition",
-                "2021",
-                "--emit",
-                "obj",
-                "-C",
-                "codegen-units=1",
-            ])
-            .args(["-C", "relocation-model=pic"])
-            .arg("-o")
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        out
     }
 
     #[test]

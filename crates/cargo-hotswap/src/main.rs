@@ -37,6 +37,8 @@ mod rewrite;
 mod run;
 mod sources;
 mod statics;
+#[cfg(test)]
+mod test_rustc;
 mod watch;
 
 fn main() {

@@ -3,7 +3,6 @@
 //! linker each object as it was.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use object::read::elf::{FileHeader, SectionHeader};
 use object::{Object as _, ObjectSection as _};
@@ -14,10 +13,8 @@ use crate::link_with;
 /// Compiles a small library (a static, a thread-local, a generic instance, a panic) into one
 /// object with `-C debuginfo=2`, position-independent, as a dev rlib's members are.
 pub(crate) fn debug_object(dir: &Path) -> PathBuf {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let src = dir.join("lib.rs");
-    std::fs::write(
-        &src,
+    crate::test_rustc::object(
+        dir,
         "use std::cell::Cell;\n\
          use std::sync::atomic::{AtomicU64, Ordering};\n\
          static COUNT: AtomicU64 = AtomicU64::new(0);\n\
@@ -30,27 +27,8 @@ pub(crate) fn debug_object(dir: &Path) -> PathBuf {
              if joined.len() > 99 { panic!(\"too many: {}\", joined.len()); }\n\
              COUNT.fetch_add(1, Ordering::Relaxed) + TL.with(|t| t.get())\n\
          }\n",
+        &["-C", "debuginfo=2"],
     )
-    .unwrap();
-    let out = dir.join("lib.o");
-    let status = Command::new(rustc)
-        .args([
-            "--crate-type",
-            "lib",
-            "--crate-name",
-            "game",
-            "--edition",
-            "2021",
-        ])
-        .args(["--emit", "obj", "-C", "codegen-units=1", "-C", "metadata=t"])
-        .args(["-C", "debuginfo=2", "-C", "relocation-model=pic"])
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
 }
 
 fn sections(bytes: &[u8]) -> Vec<(String, u64, Vec<u8>)> {

@@ -23,26 +23,12 @@ pub fn bump() -> u64 {
 
 /// Compiles `source` as a one-unit library object.
 fn compile(dir: &Path, source: &str) -> Vec<u8> {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let src = dir.join("lib.rs");
-    std::fs::write(&src, source).unwrap();
-    let out = dir.join("lib.o");
-    let status = std::process::Command::new(rustc)
-        .args([
-            "--crate-type",
-            "lib",
-            "--crate-name",
-            "game",
-            "--edition",
-            "2021",
-        ])
-        .args(["--emit", "obj", "-C", "codegen-units=1", "-C", "metadata=t"])
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let out = crate::test_rustc::compile(
+        dir,
+        source,
+        &["--emit", "obj", "-C", "codegen-units=1"],
+        "lib.o",
+    );
     std::fs::read(out).unwrap()
 }
 
