@@ -333,7 +333,8 @@ macro_rules! __hot_items {
     // No position is a reference: the runtime never asks, and one shared function answers.
     (@pointees $pointees:ident {}) => {
         #[doc(hidden)]
-        use $crate::__private::no_pointees as $pointees;
+        #[allow(non_upper_case_globals)]
+        const $pointees: fn(usize) -> $crate::__private::Pointee = $crate::__private::no_pointees;
     };
     (@pointees $pointees:ident { $($index:literal: $name:literal $pointee:ty),+ }) => {
         #[doc(hidden)]
