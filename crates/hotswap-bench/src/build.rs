@@ -270,15 +270,12 @@ fn edit_files(tool: Tool) -> Vec<(String, String)> {
         Tool::EditSmall | Tool::EditHlrSmall => ("small", SMALL),
         _ => ("heavy", HEAVY),
     };
-    let package = |name: &str| {
-        format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n")
-    };
     let mut members = Vec::new();
     let mut files = Vec::new();
     {
         let lib = format!("{prefix}_{size}");
         let host = format!("{lib}_host");
-        let mut manifest = package(&lib);
+        let mut manifest = package_manifest(&lib);
         if hlr {
             // hot-lib-reloader loads a library file; a `cdylib` is self-contained (no
             // libstd-*.so to find at run time), as in its per-call rows.
@@ -306,7 +303,7 @@ fn edit_files(tool: Tool) -> Vec<(String, String)> {
             format!("{lib}/src/lib.rs"),
             source.replace("{{HOT}}", attribute),
         ));
-        let mut manifest = package(&host);
+        let mut manifest = package_manifest(&host);
         manifest.push_str("\n[dependencies]\n");
         if hlr {
             manifest.push_str("hot-lib-reloader = \"{{HLR_VERSION}}\"\n");
@@ -448,9 +445,6 @@ fn framework_files(
     dependency: &str,
 ) -> Vec<(String, String)> {
     let host = format!("{lib}_host");
-    let package = |name: &str| {
-        format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n")
-    };
     vec![
         (
             "Cargo.toml".into(),
@@ -464,7 +458,7 @@ fn framework_files(
             format!(
                 "{}\n[dependencies]\nhotswap = {{ path = \"{{{{HOTSWAP}}}}\" }}\n{dependency}\n\
                  [lints.rust]\nunexpected_cfgs = {{ level = \"warn\", check-cfg = [\"cfg(hotswap)\"] }}\n",
-                package(lib)
+                package_manifest(lib)
             ),
         ),
         (
@@ -475,7 +469,7 @@ fn framework_files(
             format!("{host}/Cargo.toml"),
             format!(
                 "{}\n[dependencies]\n{lib} = {{ path = \"../{lib}\" }}\n{dependency}",
-                package(&host)
+                package_manifest(&host)
             ),
         ),
         (
@@ -1286,4 +1280,11 @@ mod tests {
         assert!(script.contains("local:"), "{script:?}");
         assert!(script.contains("*__hotswap_entry_v1_*"), "{script:?}");
     }
+}
+
+/// The `[package]` table of a scratch workspace's member `name` (no dependencies).
+pub(crate) fn package_manifest(name: &str) -> String {
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n"
+    )
 }

@@ -51,9 +51,6 @@ pub fn files(tool: Tool) -> Vec<(String, String)> {
         _ => ("sse_small", SMALL, ""),
     };
     let host = format!("{lib}_host");
-    let package = |name: &str| {
-        format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n")
-    };
     vec![
         (
             "Cargo.toml".into(),
@@ -65,7 +62,10 @@ pub fn files(tool: Tool) -> Vec<(String, String)> {
         ),
         (
             format!("{lib}/Cargo.toml"),
-            format!("{}\n[dependencies]\n{dependencies}", package(lib)),
+            format!(
+                "{}\n[dependencies]\n{dependencies}",
+                crate::build::package_manifest(lib)
+            ),
         ),
         // subsecond needs no attribute: the host's `subsecond::call` is the hot entry.
         (format!("{lib}/src/lib.rs"), source.replace("{{HOT}}\n", "")),
@@ -74,7 +74,7 @@ pub fn files(tool: Tool) -> Vec<(String, String)> {
             format!(
                 "{}\n[dependencies]\n{lib} = {{ path = \"../{lib}\" }}\n\
                  subsecond = \"={DX_VERSION}\"\ndioxus-devtools = \"={DX_VERSION}\"\n",
-                package(&host)
+                crate::build::package_manifest(&host)
             ),
         ),
         (
