@@ -1241,6 +1241,13 @@ fn first_error(stderr: &str) -> String {
     }
 }
 
+/// The `[package]` table of a scratch workspace's member `name` (no dependencies).
+pub(crate) fn package_manifest(name: &str) -> String {
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -1280,11 +1287,4 @@ mod tests {
         assert!(script.contains("local:"), "{script:?}");
         assert!(script.contains("*__hotswap_entry_v1_*"), "{script:?}");
     }
-}
-
-/// The `[package]` table of a scratch workspace's member `name` (no dependencies).
-pub(crate) fn package_manifest(name: &str) -> String {
-    format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n"
-    )
 }
