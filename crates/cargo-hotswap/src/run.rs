@@ -22,11 +22,8 @@ use crate::report;
 use crate::rewrite::Program;
 use crate::watch::{self, Change, Owners};
 
-/// Editors save in several steps; wait this long after the last event before building.
-const DEBOUNCE: Duration = Duration::from_millis(15);
-
 pub enum Event {
-    Changed(Vec<PathBuf>),
+    Changed(Vec<PathBuf>, watch::Save),
     Connected(Connection),
     FromApp { connection: u64, message: ToCli },
     Disconnected(u64),
@@ -281,17 +278,21 @@ impl Session {
                 Ok(event) => event,
                 Err(_) => return 1,
             };
-            let Event::Changed(mut paths) = event else {
+            let Event::Changed(paths, save) = event else {
                 if let Some(code) = self.handle(event) {
                     return code;
                 }
                 continue;
             };
-            // Gather the rest of this save; anything else that arrives meanwhile (the program
-            // connecting or exiting, Ctrl-C) is handled at once, before the build.
+            // Gather the rest of this save (`watch::Gather`: at once when the files are whole,
+            // after the close of a file still being written); anything else that arrives
+            // meanwhile (the program connecting or exiting, Ctrl-C) is handled at once,
+            // before the build.
+            let mut save_of = watch::Gather::default();
+            save_of.add(paths, save);
             loop {
-                match events.recv_timeout(DEBOUNCE) {
-                    Ok(Event::Changed(more)) => paths.extend(more),
+                match events.recv_timeout(save_of.quiet()) {
+                    Ok(Event::Changed(more, save)) => save_of.add(more, save),
                     Ok(other) => {
                         if let Some(code) = self.handle(other) {
                             return code;
@@ -301,16 +302,14 @@ impl Session {
                     Err(RecvTimeoutError::Disconnected) => return 1,
                 }
             }
-            paths.sort();
-            paths.dedup();
-            self.changed(&paths);
+            self.changed(&save_of.finish());
         }
     }
 
     /// Handles every event but a file change; returns the exit code when `run` should stop.
     fn handle(&mut self, event: Event) -> Option<i32> {
         match event {
-            Event::Changed(paths) => self.changed(&paths),
+            Event::Changed(paths, _) => self.changed(&paths),
             Event::Connected(connection) => self.connected(connection),
             Event::FromApp {
                 connection,

@@ -1,10 +1,12 @@
 //! Watch: notice saved source files and sort them into what can be patched and what needs a
 //! restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
+use std::time::Duration;
 
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::project::Project;
@@ -19,6 +21,87 @@ pub enum Change {
     Restart(String),
 }
 
+/// How far the save of a file has got, from the event that reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Save {
+    /// The file is being replaced (created or written and not yet closed, renamed away,
+    /// removed): more events are likely to follow.
+    Writing,
+    /// The file is whole: renamed into place (how most editors save), closed after writing,
+    /// or only its metadata changed.
+    Written,
+}
+
+impl Save {
+    /// `None` for events that say nothing about a file's contents (opened, read) and for the
+    /// pair of a rename, whose halves come as events of their own.
+    fn of(kind: &EventKind) -> Option<Save> {
+        match kind {
+            // Renamed into place, or closed after writing: whole. A change of metadata alone
+            // (`touch`) leaves the bytes as they are.
+            EventKind::Modify(ModifyKind::Name(RenameMode::To))
+            | EventKind::Modify(ModifyKind::Metadata(_))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(Save::Written),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => None,
+            // Created, written, renamed away or removed: an editor that moves the old file
+            // aside or deletes it writes the new one next, so the save goes on (and, if
+            // nothing follows, ends after `DEBOUNCE`).
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => {
+                Some(Save::Writing)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// After the last event of a save, how long to wait for more before building, when every
+/// file is whole: editors that save several files at once rename them one right after the
+/// other.
+pub const SETTLE: Duration = Duration::from_millis(2);
+/// ... and when a file is still being written: its close is due (an editor writing in place),
+/// or, for a writer that never closes, this much quiet ends the save.
+pub const DEBOUNCE: Duration = Duration::from_millis(15);
+
+/// The files of one save, gathered from the watcher's events until it has settled.
+#[derive(Default)]
+pub struct Gather {
+    paths: Vec<PathBuf>,
+    writing: HashSet<PathBuf>,
+}
+
+impl Gather {
+    pub fn add(&mut self, paths: Vec<PathBuf>, save: Save) {
+        for path in paths {
+            match save {
+                Save::Writing => {
+                    self.writing.insert(path.clone());
+                }
+                Save::Written => {
+                    self.writing.remove(&path);
+                }
+            }
+            if !self.paths.contains(&path) {
+                self.paths.push(path);
+            }
+        }
+    }
+
+    /// How long to wait for the next event before the save counts as done.
+    pub fn quiet(&self) -> Duration {
+        if self.writing.is_empty() {
+            SETTLE
+        } else {
+            DEBOUNCE
+        }
+    }
+
+    /// The changed files, sorted.
+    pub fn finish(mut self) -> Vec<PathBuf> {
+        self.paths.sort();
+        self.paths
+    }
+}
+
 pub fn start(
     project: &Project,
     events: Sender<Event>,
@@ -26,19 +109,16 @@ pub fn start(
     let target = project.target_dir.parent().map(Path::to_path_buf);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        if !matches!(
-            event.kind,
-            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-        ) {
+        let Some(save) = Save::of(&event.kind) else {
             return;
-        }
+        };
         let paths: Vec<PathBuf> = event
             .paths
             .into_iter()
             .filter(|p| relevant(p) && !target.as_ref().is_some_and(|t| p.starts_with(t)))
             .collect();
         if !paths.is_empty() {
-            let _ = events.send(Event::Changed(paths));
+            let _ = events.send(Event::Changed(paths, save));
         }
     })
     .map_err(|err| format!("cannot watch files: {err}"))?;
@@ -176,4 +256,74 @@ fn is_bin_source(project: &Project, path: &Path) -> bool {
             .parent()
             .is_some_and(|dir| dir.file_name().is_some_and(|n| n != "src") && path.starts_with(dir))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(name: &str) -> PathBuf {
+        PathBuf::from(format!("/w/src/{name}"))
+    }
+
+    #[test]
+    fn a_rename_into_place_settles_at_once_and_a_write_in_place_waits_for_its_close() {
+        // An editor that writes a temporary file and renames it over the source.
+        let mut renamed = Gather::default();
+        renamed.add(vec![path("lib.rs")], Save::Written);
+        assert_eq!(renamed.quiet(), SETTLE);
+
+        // One that truncates and writes the file itself: created/written, then closed.
+        let mut in_place = Gather::default();
+        in_place.add(vec![path("lib.rs")], Save::Writing);
+        assert_eq!(in_place.quiet(), DEBOUNCE);
+        in_place.add(vec![path("other.rs")], Save::Written);
+        assert_eq!(in_place.quiet(), DEBOUNCE, "lib.rs is still open");
+        in_place.add(vec![path("lib.rs")], Save::Written);
+        assert_eq!(in_place.quiet(), SETTLE);
+        in_place.add(vec![path("lib.rs")], Save::Writing);
+        assert_eq!(in_place.quiet(), DEBOUNCE, "written again after its close");
+        assert_eq!(in_place.finish(), vec![path("lib.rs"), path("other.rs")]);
+    }
+
+    #[test]
+    fn events_are_read_as_the_save_they_belong_to() {
+        use notify::event::{CreateKind, DataChange, MetadataKind, RemoveKind};
+        let of = |kind| Save::of(&kind);
+        assert_eq!(of(EventKind::Create(CreateKind::File)), Some(Save::Writing));
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Data(DataChange::Any))),
+            Some(Save::Writing)
+        );
+        assert_eq!(
+            of(EventKind::Access(AccessKind::Close(AccessMode::Write))),
+            Some(Save::Written)
+        );
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Name(RenameMode::To))),
+            Some(Save::Written)
+        );
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any))),
+            Some(Save::Written)
+        );
+        assert_eq!(of(EventKind::Remove(RemoveKind::File)), Some(Save::Writing));
+        // vim's default: the old file is renamed to a backup, then the new one is written.
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Name(RenameMode::From))),
+            Some(Save::Writing)
+        );
+        assert_eq!(
+            of(EventKind::Modify(ModifyKind::Name(RenameMode::Both))),
+            None
+        );
+        assert_eq!(
+            of(EventKind::Access(AccessKind::Open(AccessMode::Any))),
+            None
+        );
+        assert_eq!(
+            of(EventKind::Access(AccessKind::Close(AccessMode::Read))),
+            None
+        );
+    }
 }
