@@ -13,20 +13,29 @@
 //! Each check compares the build the program runs (its [`Build`], kept when the program was
 //! built or the last patch was delivered) with the patch's.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::{layout, reach, sources};
 
 /// One build of a hot crate, as the checks compare it: its rlib, or for the program's binary
 /// crate its object files (links that no later build overwrites), its parsed sources, and what
-/// was read from them (once, on first use).
+/// was read from them (once, on first use; the layouts again only for other roots).
 pub struct Build {
     files: Files,
     sources: Vec<syn::File>,
-    layout: OnceCell<Result<layout::Snapshot, String>>,
+    layout: RefCell<Option<Layout>>,
     code: OnceCell<Result<reach::Code, String>>,
+}
+
+/// The layouts read of a build, and the shared statics (sorted, each once) they were read for:
+/// they decide which units are read, so other statics mean another reading (which takes the
+/// units' readings from this one, see `layout::Snapshot::read`).
+struct Layout {
+    shared: Vec<String>,
+    snapshot: Rc<Result<layout::Snapshot, String>>,
 }
 
 impl Build {
@@ -83,23 +92,53 @@ impl Build {
         Build {
             files,
             sources,
-            layout: OnceCell::new(),
+            layout: RefCell::new(None),
             code: OnceCell::new(),
         }
     }
 
-    fn layout(&self, crate_name: &str, shared: &[String]) -> Result<&layout::Snapshot, String> {
-        self.layout
-            .get_or_init(|| match &self.files {
-                Files::Rlib(rlib) => {
-                    layout::Snapshot::read(rlib, crate_name, &self.sources, shared)
-                }
-                Files::Objects(_, objects) => {
-                    layout::Snapshot::read_objects(objects, crate_name, &self.sources, shared)
-                }
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+    /// The layouts of this build, for the shared statics `shared`. `earlier`: a build whose
+    /// units' readings may be taken for the units of this one with the same bytes (the running
+    /// build, for a patch's: an edit rewrites few of the crate's units).
+    fn layout(
+        &self,
+        crate_name: &str,
+        shared: &[String],
+        earlier: Option<&Build>,
+    ) -> Rc<Result<layout::Snapshot, String>> {
+        let mut key = shared.to_vec();
+        key.sort_unstable();
+        key.dedup();
+        if let Some(kept) = &*self.layout.borrow() {
+            if kept.shared == key {
+                return kept.snapshot.clone();
+            }
+        }
+        let earlier = earlier.map(|build| build.layout(crate_name, shared, None));
+        let own = self.layout.borrow_mut().take();
+        let mut readings: Vec<&layout::Snapshot> = Vec::new();
+        readings.extend(
+            own.as_ref()
+                .and_then(|own| own.snapshot.as_ref().as_ref().ok()),
+        );
+        readings.extend(earlier.as_ref().and_then(|e| e.as_ref().as_ref().ok()));
+        let snapshot = Rc::new(match &self.files {
+            Files::Rlib(rlib) => {
+                layout::Snapshot::read(rlib, crate_name, &self.sources, shared, &readings)
+            }
+            Files::Objects(_, objects) => layout::Snapshot::read_objects(
+                objects,
+                crate_name,
+                &self.sources,
+                shared,
+                &readings,
+            ),
+        });
+        *self.layout.borrow_mut() = Some(Layout {
+            shared: key,
+            snapshot: snapshot.clone(),
+        });
+        snapshot
     }
 
     fn code(&self) -> Result<&reach::Code, String> {
@@ -135,9 +174,10 @@ impl Drop for Build {
 
 impl Build {
     /// Reads what the checks need of this build now (not at the first check): the layouts and
-    /// the code. The first error, if any, is kept for the check to report.
-    pub fn warm(&self, crate_name: &str, shared: &[String]) {
-        let _ = self.layout(crate_name, shared);
+    /// the code. The first error, if any, is kept for the check to report. `earlier`: as for
+    /// the layouts (the build a patch is checked against).
+    pub fn warm(&self, crate_name: &str, shared: &[String], earlier: Option<&Build>) {
+        let _ = self.layout(crate_name, shared, earlier);
         let _ = self.code();
     }
 }
@@ -188,10 +228,9 @@ pub fn check(
 ) -> Verdict {
     let started = Instant::now();
     let mut problems = Vec::new();
-    match (
-        running.layout(crate_name, shared_statics),
-        patch.layout(crate_name, shared_statics),
-    ) {
+    let old = running.layout(crate_name, shared_statics, None);
+    let new = patch.layout(crate_name, shared_statics, Some(running));
+    match (old.as_ref(), new.as_ref()) {
         (Ok(old), Ok(new)) if old.has_type_info() && new.has_type_info() => {
             problems.extend(
                 layout::compare(old, new, shared_statics)
@@ -259,19 +298,27 @@ pub fn check_builds(args: Standalone) -> i32 {
         }
     };
     let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-    let read = |rlib: &Path, root: &Path, name: &str| -> Result<(Build, Duration), String> {
+    // The patch's units are read as `run` reads them: those with the running build's bytes
+    // are taken from its reading.
+    let read = |rlib: &Path,
+                root: &Path,
+                name: &str,
+                earlier: Option<&Build>|
+     -> Result<(Build, Duration), String> {
         let started = Instant::now();
         let build = Build::keep(rlib, &dir.join(name), sources::read_crate(root)?)?;
-        build.warm(&args.crate_name, &args.shared);
+        build.warm(&args.crate_name, &args.shared, earlier);
         Ok((build, started.elapsed()))
     };
     let result = (|| -> Result<serde_json::Value, String> {
-        let (running, running_took) = read(&args.running, &args.running_root, "running.rlib")?;
+        let (running, running_took) =
+            read(&args.running, &args.running_root, "running.rlib", None)?;
         let started = Instant::now();
         let outside = Outside::new(args.outside.clone());
         outside.code()?;
         let outside_took = started.elapsed();
-        let (patch, patch_took) = read(&args.patch, &args.patch_root, "patch.rlib")?;
+        let (patch, patch_took) =
+            read(&args.patch, &args.patch_root, "patch.rlib", Some(&running))?;
         let verdict = check(&args.crate_name, &running, &patch, &outside, &args.shared);
         Ok(serde_json::json!({
             "read_running_ms": ms(running_took),
@@ -345,6 +392,68 @@ mod tests {
         };
         assert_eq!(check_builds(args(&patch, &patch_root)), 3);
         assert_eq!(check_builds(args(&running, &running_root)), 0);
+    }
+
+    /// The shared statics choose the units read, so a build's layouts are read again for
+    /// others (a static shared only from the second check on is described), taking what the
+    /// first reading read; for the same statics they are kept.
+    #[test]
+    fn the_layouts_are_read_again_for_other_shared_statics() {
+        let dir = tempfile::tempdir().unwrap();
+        let incremental = format!("incremental={}", dir.path().join("inc").display());
+        let rlib = crate::test_rustc::compile(
+            &dir.path().join("src"),
+            "pub mod limits {\n\
+                 pub struct Limit { pub most: u64 }\n\
+                 pub static LIMIT: Limit = Limit { most: 9 };\n\
+             }\n\
+             pub mod play {\n\
+                 pub struct Counter { pub n: u64 }\n\
+                 pub fn __hotswap_impl_step(c: &mut Counter) -> u64 { c.n }\n\
+             }\n",
+            &[
+                "-C",
+                "debuginfo=2",
+                "-C",
+                &incremental,
+                "-C",
+                "codegen-units=16",
+            ],
+            "libgame.rlib",
+        );
+        let limit = {
+            use object::{Object, ObjectSymbol};
+            let data = std::fs::read(&rlib).unwrap();
+            let archive = object::read::archive::ArchiveFile::parse(&*data).unwrap();
+            archive
+                .members()
+                .map(Result::unwrap)
+                .filter(|m| m.name().ends_with(b".o"))
+                .find_map(|m| {
+                    let file = object::File::parse(m.data(&*data).unwrap()).unwrap();
+                    file.symbols()
+                        .filter(|s| !s.is_undefined())
+                        .filter_map(|s| s.name().ok().map(str::to_owned))
+                        .find(|name| name.contains("6limits5LIMIT"))
+                })
+                .expect("LIMIT is defined")
+        };
+        let build = Build::keep(&rlib, &dir.path().join("kept.rlib"), Vec::new()).unwrap();
+        let described = |snapshot: &layout::Snapshot| {
+            snapshot
+                .statics()
+                .any(|(_, path)| path == "game::limits::LIMIT")
+        };
+        let first = build.layout("game", &[], None);
+        let first = first.as_ref().as_ref().unwrap();
+        assert!(!described(first), "the unit of LIMIT was read without it");
+        let shared = std::slice::from_ref(&limit);
+        let second = build.layout("game", shared, None);
+        let read = second.as_ref().as_ref().unwrap();
+        assert!(described(read), "LIMIT, shared now, is not described");
+        let (fresh, taken) = read.units_read();
+        assert!(fresh >= 1 && taken >= 1, "read {fresh}, taken {taken}");
+        assert!(Rc::ptr_eq(&second, &build.layout("game", shared, None)));
     }
 
     /// What [`Build::keep`] relies on: a rebuild replaces the rlib by a new file.

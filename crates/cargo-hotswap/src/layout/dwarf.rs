@@ -85,7 +85,7 @@ pub(super) struct Tag {
     pub size: Option<u64>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Type {
     /// The qualified name, as rustc writes it.
     pub name: String,
@@ -103,7 +103,7 @@ pub(super) struct Type {
 }
 
 /// A static of the crate.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Static {
     /// `game::CONFIG`.
     pub name: String,
@@ -111,7 +111,9 @@ pub(super) struct Static {
 }
 
 /// The types of one build, and the roots that reach them.
-#[derive(Default)]
+/// `PartialEq`: two readings of the same objects are equal (what the tests of kept readings
+/// compare), down to the ids.
+#[derive(Default, Debug, PartialEq, Eq)]
 pub(super) struct TypeTable {
     pub types: Vec<Type>,
     pub by_name: HashMap<String, TypeId>,
@@ -140,22 +142,19 @@ impl TypeTable {
     }
 
     /// Adds the types of one object file.
+    #[cfg(test)]
     pub(super) fn add_object(&mut self, data: &[u8]) -> Result<(), String> {
-        let file = object::File::parse(data).map_err(|err| format!("not an object file: {err}"))?;
-        let endian = if file.is_little_endian() {
-            RunTimeEndian::Little
-        } else {
-            RunTimeEndian::Big
-        };
-        let dwarf = gimli::Dwarf::load(|id| load_section(&file, id, endian))?;
-        let mut headers = dwarf.units();
-        while let Some(header) = headers.next().map_err(dwarf_error)? {
-            let unit = dwarf.unit(header).map_err(dwarf_error)?;
-            let arena = Arena::read(&dwarf, &unit).map_err(dwarf_error)?;
+        self.add(&ObjectTypes::read(data)?);
+        Ok(())
+    }
+
+    /// Adds the types of one object file, as read by [`ObjectTypes::read`]: the same table as
+    /// from the bytes themselves, whether the reading is fresh or kept from another build.
+    pub(super) fn add(&mut self, object: &ObjectTypes) {
+        for arena in &object.arenas {
             self.has_type_info |= !arena.types.is_empty();
             arena.merge_into(self);
         }
-        Ok(())
     }
 
     /// Interns a name, with an empty entry the first time.
@@ -177,6 +176,33 @@ impl TypeTable {
         });
         self.by_name.insert(name.to_owned(), id);
         id
+    }
+}
+
+/// The DWARF of one object file as read, before anything of it is merged into a table: a
+/// function of the object's bytes alone (not of the roots, nor of the other objects), so that a
+/// build can keep it for the next build's identical objects (see `layout::units`).
+pub(super) struct ObjectTypes {
+    /// One per DWARF unit, in order.
+    arenas: Vec<Arena>,
+}
+
+impl ObjectTypes {
+    pub(super) fn read(data: &[u8]) -> Result<ObjectTypes, String> {
+        let file = object::File::parse(data).map_err(|err| format!("not an object file: {err}"))?;
+        let endian = if file.is_little_endian() {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+        let dwarf = gimli::Dwarf::load(|id| load_section(&file, id, endian))?;
+        let mut arenas = Vec::new();
+        let mut headers = dwarf.units();
+        while let Some(header) = headers.next().map_err(dwarf_error)? {
+            let unit = dwarf.unit(header).map_err(dwarf_error)?;
+            arenas.push(Arena::read(&dwarf, &unit).map_err(dwarf_error)?);
+        }
+        Ok(ObjectTypes { arenas })
     }
 }
 
@@ -828,7 +854,7 @@ impl Arena {
     }
 
     /// Names every type reachable from this unit's roots and statics, and adds them.
-    fn merge_into(self, table: &mut TypeTable) {
+    fn merge_into(&self, table: &mut TypeTable) {
         let roots = self.roots();
         let mut reached = vec![false; self.types.len()];
         let stored: Vec<usize> = (0..self.types.len())
@@ -969,12 +995,15 @@ impl Arena {
                 }
             }
         }
-        for s in self.statics {
+        for s in &self.statics {
             let ty = id(s.ty);
             table
                 .statics
-                .entry(s.linkage)
-                .or_insert(Static { name: s.name, ty });
+                .entry(s.linkage.clone())
+                .or_insert_with(|| Static {
+                    name: s.name.clone(),
+                    ty,
+                });
         }
     }
 

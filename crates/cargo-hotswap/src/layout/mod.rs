@@ -31,7 +31,10 @@
 mod compare;
 mod dwarf;
 mod traits;
+mod units;
 
+#[cfg(test)]
+mod reuse_tests;
 #[cfg(test)]
 mod tests;
 
@@ -45,30 +48,50 @@ pub struct Snapshot {
     crate_name: String,
     types: dwarf::TypeTable,
     traits: HashMap<String, Vec<traits::TraitShape>>,
+    /// The units read, with their bytes, for a later build's snapshot to take readings from.
+    units: units::Units,
+}
+
+/// A codegen unit of a build: its name (for messages) and where its bytes are.
+struct Member {
+    name: String,
+    file: units::Mapped,
+    range: std::ops::Range<usize>,
+}
+
+impl Member {
+    fn bytes(&self) -> &[u8] {
+        &self.file[self.range.clone()]
+    }
 }
 
 impl Snapshot {
     /// `rlib`: the hot crate's rlib; `crate_name`: its rustc crate name (`game`);
     /// `sources`: the crate's parsed source files (for trait shapes); `shared_statics`: as for
     /// [`compare`] (the codegen units that define them are read, with those of the hot
-    /// functions).
+    /// functions). `earlier`: snapshots of other builds whose units' readings are taken for
+    /// units with the same bytes (see [`units`]); the result is the same without them.
     pub fn read(
         rlib: &Path,
         crate_name: &str,
         sources: &[syn::File],
         shared_statics: &[String],
+        earlier: &[&Snapshot],
     ) -> Result<Snapshot, String> {
         let file = std::fs::File::open(rlib)
             .map_err(|err| format!("cannot read {}: {err}", rlib.display()))?;
         // Mapped rather than read (a third of the time for a large crate's rlib, most of which
-        // is code this never looks at). SAFETY: the rlib the hot crate's build just wrote;
-        // rustc writes an archive to a temporary file and renames it into place, so a later
-        // build replaces the file instead of writing into this mapping, and nothing else writes
-        // to the CLI's target directory. The map lives for this call only: the snapshot owns
-        // what it keeps.
-        let data = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|err| format!("cannot map {}: {err}", rlib.display()))?;
-        let archive = ArchiveFile::parse(&*data)
+        // is code this never looks at). SAFETY: the rlib the hot crate's build just wrote, or
+        // the CLI's link to it (`check::Build::keep`); rustc writes an archive to a temporary
+        // file and renames it into place, so a later build replaces the file instead of writing
+        // into this mapping, and nothing else writes to the CLI's target directory. The map is
+        // kept as long as the snapshot is (the bytes of the units it read, to be compared with
+        // a later build's); removing the link does not end a mapping.
+        let data: units::Mapped = std::rc::Rc::new(
+            unsafe { memmap2::Mmap::map(&file) }
+                .map_err(|err| format!("cannot map {}: {err}", rlib.display()))?,
+        );
+        let archive = ArchiveFile::parse(&**data)
             .map_err(|err| format!("{} is not an rlib: {err}", rlib.display()))?;
         let mut objects = Vec::new();
         for member in archive.members() {
@@ -79,12 +102,23 @@ impl Snapshot {
             if !name.ends_with(".o") {
                 continue;
             }
-            let object = member
-                .data(&*data)
+            let bytes = member
+                .data(&**data)
                 .map_err(|err| format!("{} ({name}): {err}", rlib.display()))?;
-            objects.push((name, object));
+            // Where `data` found them (a thin member has none: empty, as `data` gives it).
+            let start = if bytes.is_empty() {
+                0
+            } else {
+                member.file_range().0 as usize
+            };
+            let range = start..start + bytes.len();
+            objects.push(Member {
+                name,
+                file: data.clone(),
+                range,
+            });
         }
-        Snapshot::from_units(&objects, rlib, crate_name, sources, shared_statics)
+        Snapshot::from_units(&objects, rlib, crate_name, sources, shared_statics, earlier)
     }
 
     /// [`Snapshot::read`] for a binary crate's object files (`paths`).
@@ -93,30 +127,37 @@ impl Snapshot {
         crate_name: &str,
         sources: &[syn::File],
         shared_statics: &[String],
+        earlier: &[&Snapshot],
     ) -> Result<Snapshot, String> {
-        let maps = paths
-            .iter()
-            .map(|path| crate::statics::map(path))
-            .collect::<Result<Vec<_>, String>>()?;
-        let objects: Vec<(String, &[u8])> = paths
-            .iter()
-            .zip(&maps)
-            .map(|(path, map)| {
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-                (name.unwrap_or_default(), &map[..])
-            })
-            .collect();
+        let mut objects = Vec::with_capacity(paths.len());
+        for path in paths {
+            let map = std::rc::Rc::new(crate::statics::map(path)?);
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            objects.push(Member {
+                name: name.unwrap_or_default(),
+                range: 0..map.len(),
+                file: map,
+            });
+        }
         let first = paths.first().map_or(Path::new(""), |p| p.as_path());
-        Snapshot::from_units(&objects, first, crate_name, sources, shared_statics)
+        Snapshot::from_units(
+            &objects,
+            first,
+            crate_name,
+            sources,
+            shared_statics,
+            earlier,
+        )
     }
 
-    /// From the crate's codegen units (name, bytes); `origin` names them in errors.
+    /// From the crate's codegen units; `origin` names them in errors.
     fn from_units(
-        objects: &[(String, &[u8])],
+        objects: &[Member],
         origin: &Path,
         crate_name: &str,
         sources: &[syn::File],
         shared_statics: &[String],
+        earlier: &[&Snapshot],
     ) -> Result<Snapshot, String> {
         // Only the codegen units that define a root: a unit's DWARF describes every type its
         // own entries refer to, so the types reachable from a root are all in the root's unit,
@@ -126,9 +167,9 @@ impl Snapshot {
         // Types the program stores type-erased are roots too; the unit defining their trait
         // impl describes them. Each object is parsed once for both.
         let mut stored = HashMap::new();
-        let mut with_roots: Vec<&(String, &[u8])> = Vec::new();
+        let mut with_roots: Vec<&Member> = Vec::new();
         for unit in objects {
-            let (roots, unit_stored) = match object::File::parse(unit.1) {
+            let (roots, unit_stored) = match object::File::parse(unit.bytes()) {
                 Ok(file) => (
                     defines_roots_in(&file, shared_statics),
                     stored_types_in(&file, crate_name),
@@ -141,18 +182,21 @@ impl Snapshot {
             }
             stored.extend(unit_stored);
         }
-        let chosen: Vec<&(String, &[u8])> = if with_roots.is_empty() {
+        let chosen: Vec<&Member> = if with_roots.is_empty() {
             objects.iter().collect()
         } else {
             with_roots
         };
+        let earlier: Vec<&units::Units> = earlier.iter().map(|s| &s.units).collect();
         let mut snapshot = Snapshot::new(crate_name, sources);
         snapshot.types.stored_names = stored;
-        for (name, object) in chosen {
-            snapshot
-                .types
-                .add_object(object)
-                .map_err(|err| format!("{} ({name}): {err}", origin.display()))?;
+        // In the objects' order, whichever reading each comes from: the table is the same.
+        for member in chosen {
+            let reading = snapshot
+                .units
+                .read(&member.file, member.range.clone(), &earlier)
+                .map_err(|err| format!("{} ({}): {err}", origin.display(), member.name))?;
+            snapshot.types.add(&reading);
         }
         Ok(snapshot)
     }
@@ -182,6 +226,13 @@ impl Snapshot {
         Ok(snapshot)
     }
 
+    /// How many units were read from their bytes, and how many readings were taken from an
+    /// earlier build's units.
+    #[cfg(test)]
+    pub fn units_read(&self) -> (usize, usize) {
+        (self.units.read, self.units.reused)
+    }
+
     /// False when the objects carry no type information (built with debuginfo 0 or 1).
     pub fn has_type_info(&self) -> bool {
         self.types.has_type_info
@@ -209,6 +260,7 @@ impl Snapshot {
             crate_name: crate_name.to_owned(),
             types: dwarf::TypeTable::default(),
             traits: traits::collect(sources),
+            units: units::Units::default(),
         }
     }
 }

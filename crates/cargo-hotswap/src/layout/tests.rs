@@ -585,7 +585,7 @@ pub mod b { pub fn __hotswap_impl_two(c: &crate::Counter) -> u64 { c.n } }
         "libgame.rlib",
     );
     let file = syn::parse_file(source).unwrap();
-    let snapshot = Snapshot::read(&rlib, "game", &[file], &[]).unwrap();
+    let snapshot = Snapshot::read(&rlib, "game", &[file], &[], &[]).unwrap();
     assert!(snapshot.has_type_info());
     assert_eq!(
         snapshot.hot_functions().collect::<Vec<_>>(),
@@ -594,7 +594,7 @@ pub mod b { pub fn __hotswap_impl_two(c: &crate::Counter) -> u64 { c.n } }
 
     let bad = dir.path().join("libbad.rlib");
     std::fs::write(&bad, b"not an archive").unwrap();
-    let err = Snapshot::read(&bad, "game", &[], &[]).err().unwrap();
+    let err = Snapshot::read(&bad, "game", &[], &[], &[]).err().unwrap();
     assert!(err.contains("libbad.rlib"), "{err}");
     let err = Snapshot::from_objects(&[b"\x7fELF garbage"], "game", &[])
         .err()
@@ -730,9 +730,9 @@ fn timing() {
             objects.push(rlib);
         }
         let started = Instant::now();
-        let before = Snapshot::read(&objects[0], "game", &files[..1], &[]).unwrap();
+        let before = Snapshot::read(&objects[0], "game", &files[..1], &[], &[]).unwrap();
         let read_one = started.elapsed();
-        let after = Snapshot::read(&objects[1], "game", &files[1..], &[]).unwrap();
+        let after = Snapshot::read(&objects[1], "game", &files[1..], &[], &[]).unwrap();
         let read_both = started.elapsed();
         let found = compare(&before, &after, &[]);
         let total = started.elapsed();
