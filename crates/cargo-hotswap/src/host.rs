@@ -15,6 +15,7 @@ use crate::capture::{
 use crate::progress::{self, BuildProgress};
 use crate::project::{cargo, Program, Project};
 use crate::report;
+use crate::runtime_deps;
 
 /// Options passed through to cargo.
 #[derive(Clone, Debug, Default)]
@@ -124,6 +125,9 @@ pub fn build(
         // fifth for a small program).
         .arg("--config")
         .arg(format!("profile.{profile}.package.hotswap.debug=0"))
+        // ...and so are the packages only the runtime brings in: the link takes them whole
+        // too, and they held most of its debug information (see `runtime_deps`).
+        .args(runtime_dependencies(project, profile))
         // `#[hot]`'s macro and the parser it shares with most derive macros, optimised: every
         // patch's build runs them again on each item they expand (a proc macro's output is
         // never cached by incremental compilation), and at opt-level 0 they are several times
@@ -325,6 +329,30 @@ pub fn build(
         build_units::remember(&units_file, units_key, state.done);
     }
     Ok(executable)
+}
+
+/// `--config` arguments building each package only the runtime brings into the build (read from
+/// the workspace's `Cargo.lock`, see [`runtime_deps`]) without debug information. None before
+/// the lock file exists (cargo writes it on the first build).
+fn runtime_dependencies(project: &Project, profile: &str) -> Vec<String> {
+    let Ok(lock) = std::fs::read_to_string(project.root.join("Cargo.lock")) else {
+        return Vec::new();
+    };
+    let members: Vec<&str> = project.members.iter().map(|m| m.name.as_str()).collect();
+    runtime_deps::only_the_runtimes(&lock, &members)
+        .into_iter()
+        // Cargo refuses two overrides matching one package, and these have theirs.
+        .filter(|spec| {
+            let name = spec.split('@').next().unwrap_or(spec);
+            !FAST_MACROS.contains(&name)
+        })
+        .flat_map(|spec| {
+            [
+                "--config".to_owned(),
+                format!("profile.{profile}.package.\"{spec}\".debug=0"),
+            ]
+        })
+        .collect()
 }
 
 /// Cargo's feature flags of `options`, for the build and for `cargo metadata`.

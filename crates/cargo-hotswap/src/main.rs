@@ -35,6 +35,7 @@ mod reach;
 mod report;
 mod rewrite;
 mod run;
+mod runtime_deps;
 mod sources;
 mod statics;
 #[cfg(test)]
