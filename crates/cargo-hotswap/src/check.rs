@@ -141,6 +141,22 @@ impl Build {
         snapshot
     }
 
+    /// The kept rlib of a library's build (read for its code while its patch links, see
+    /// [`Build::with_code`]).
+    pub fn kept_rlib(&self) -> Option<&Path> {
+        match &self.files {
+            Files::Rlib(rlib) => Some(rlib),
+            Files::Objects(..) => None,
+        }
+    }
+
+    /// This build with its code already read (`reach::Code::read_rlib` of [`Build::kept_rlib`],
+    /// on another thread), so the checks do not read it again.
+    pub fn with_code(self, code: Result<reach::Code, String>) -> Build {
+        let _ = self.code.set(code);
+        self
+    }
+
     fn code(&self) -> Result<&reach::Code, String> {
         self.code
             .get_or_init(|| match &self.files {

@@ -125,19 +125,36 @@ pub struct Sharing<'a> {
     pub library: Option<&'a Path>,
 }
 
-/// Compiles library `crate_` again and links `patch_dir/<crate>-<number>.so` from its rlib, or,
-/// when it may share the program's data (`share`), from its objects rewritten to do so.
-pub fn build(
+/// A library crate compiled again for a patch (its rlib is where the capture says), not linked
+/// yet: the caller may read the new build for the checks while [`link_library`] links it.
+pub struct Compiled {
+    build: Duration,
+    warnings: Vec<String>,
+}
+
+/// Compiles library `crate_` again; [`link_library`] then links
+/// `patch_dir/<crate>-<number>.so` from its rlib, or, when it may share the program's data,
+/// from its objects rewritten to do so.
+pub fn compile_library(crate_: &Invocation) -> Result<Compiled, Failure> {
+    let started = Instant::now();
+    let warnings = compile(crate_.command())?;
+    Ok(Compiled {
+        build: started.elapsed(),
+        warnings,
+    })
+}
+
+/// Links the patch of library `crate_` just compiled ([`compile_library`]).
+pub fn link_library(
     crate_: &Invocation,
     linker: &str,
     sharing: &Sharing,
     share: bool,
     patch_dir: &Path,
     number: u64,
+    compiled: Compiled,
 ) -> Result<Patch, Failure> {
-    let started = Instant::now();
-    let warnings = compile(crate_.command())?;
-    let build = started.elapsed();
+    let Compiled { build, warnings } = compiled;
     let started = Instant::now();
     if !share {
         let mut inputs = vec![

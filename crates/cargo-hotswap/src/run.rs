@@ -547,6 +547,9 @@ impl Session {
             );
         }
         let placements = self.placements();
+        // A library's build, kept for the checks before its patch is linked.
+        let mut early: Option<Build> = None;
+        let mut waited = Duration::ZERO;
         let built = match self.program_data().map(|_| ()) {
             Err(err) => Err(Failure::Other(err)),
             Ok(()) => {
@@ -558,9 +561,42 @@ impl Session {
                     library: self.program.library.then_some(executable.as_path()),
                 };
                 match hot.kind {
-                    CrateKind::Library => {
-                        patch::build(capture, &linked.linker, &sharing, share, &self.dir, id)
-                    }
+                    CrateKind::Library => patch::compile_library(capture).and_then(|compiled| {
+                        // The new build is kept for the checks now, and its machine code (the
+                        // largest part of what they read) is read while the patch links.
+                        let build = self
+                            .keep_patch_build(&hot, &capture.rlib(), id)
+                            .map_err(Failure::Other)?;
+                        let rlib = build.kept_rlib().map(Path::to_path_buf);
+                        let (patch, code) = std::thread::scope(|scope| {
+                            let reading = rlib.map(|rlib| {
+                                scope.spawn(move || crate::reach::Code::read_rlib(&rlib))
+                            });
+                            let patch = patch::link_library(
+                                capture,
+                                &linked.linker,
+                                &sharing,
+                                share,
+                                &self.dir,
+                                id,
+                                compiled,
+                            );
+                            // The reading's time past the link's counts as the checks'.
+                            let started = Instant::now();
+                            let code = reading.map(|reading| {
+                                reading.join().unwrap_or_else(|_| {
+                                    Err("reading the patch's machine code failed".into())
+                                })
+                            });
+                            waited = started.elapsed();
+                            (patch, code)
+                        });
+                        early = Some(match code {
+                            Some(code) => build.with_code(code),
+                            None => build,
+                        });
+                        patch
+                    }),
                     CrateKind::Program => {
                         patch::build_program(capture, &linked.linker, &sharing, &self.dir, id)
                     }
@@ -585,7 +621,7 @@ impl Session {
                 self.running_name()
             )),
             Ok(patch) => {
-                let verdict = self.check_patch(&hot, capture, &patch, id);
+                let verdict = self.check_patch(&hot, &patch, early, id);
                 let (verdict, replaced) = match verdict {
                     Ok(checked) => checked,
                     Err(problems) => {
@@ -672,7 +708,7 @@ impl Session {
                         files: files.to_owned(),
                         build: patch.build,
                         link: patch.link,
-                        check: verdict.took,
+                        check: verdict.took + waited,
                         changed: verdict.changed,
                         file: patch.file,
                         copies: copies.into_iter().skip(1).map(|(file, _)| file).collect(),
@@ -693,21 +729,30 @@ impl Session {
     /// program runs; on success the patch's build becomes the running one (a patch the program
     /// then refuses restarts it, with a new running build). `Err`: why the patch cannot be
     /// applied everywhere its code runs.
+    ///
+    /// `patched`: the patch's build, if kept already (a library's, see `patch`); else the
+    /// binary crate's objects the patch was linked from are kept now.
     fn check_patch(
         &mut self,
         hot: &HotCrate,
-        capture: &crate::capture::Invocation,
         patch: &patch::Patch,
+        patched: Option<Build>,
         id: u64,
     ) -> Result<(check::Verdict, Option<Build>), Vec<String>> {
         let key = hot.key();
-        let sources = crate::sources::read_crate(&hot.root).map_err(|err| vec![err])?;
-        let keep = self.builds_dir()?.join(format!("patch-{key}-{id}"));
-        let patched = match hot.kind {
-            CrateKind::Library => Build::keep(&capture.rlib(), &keep, sources),
-            CrateKind::Program => Build::keep_objects(&patch.objects, &keep, sources),
-        }
-        .map_err(|err| vec![err])?;
+        let patched = match patched {
+            Some(patched) => patched,
+            None => {
+                let sources = crate::sources::read_crate(&hot.root).map_err(|err| vec![err])?;
+                let keep = self.builds_dir()?;
+                Build::keep_objects(
+                    &patch.objects,
+                    &keep.join(format!("patch-{key}-{id}")),
+                    sources,
+                )
+                .map_err(|err| vec![err])?
+            }
+        };
         let mut shared = self.shared_statics(&hot.crate_name);
         shared.extend(patch.shared.iter().cloned());
         let Some(running) = self.running.get(&key) else {
@@ -728,6 +773,17 @@ impl Session {
             self.program_patched(&patch.objects, id);
         }
         Ok((verdict, replaced))
+    }
+
+    /// Keeps the build of library `hot` that `rlib` holds (just compiled for patch `id`), with
+    /// its sources as they are now, for the checks.
+    fn keep_patch_build(&self, hot: &HotCrate, rlib: &Path, id: u64) -> Result<Build, String> {
+        let sources = crate::sources::read_crate(&hot.root)?;
+        let keep = self
+            .builds_dir()
+            .map_err(|err| err.join("; "))?
+            .join(format!("patch-{}-{id}", hot.key()));
+        Build::keep(rlib, &keep, sources)
     }
 
     /// A patch of the binary crate is delivered: its code calls the hot libraries as the
