@@ -22,6 +22,11 @@ use crate::report;
 use crate::rewrite::Program;
 use crate::watch::{self, Change, Owners};
 
+/// How long the first save after a start waits for the program's hello (see
+/// `Session::hello_due`); a program that calls no hot function by then gets the patch when it
+/// does, built without the program's reservation.
+const HELLO_WAIT: Duration = Duration::from_secs(3);
+
 pub enum Event {
     Changed(Vec<PathBuf>, watch::Save),
     Connected(Connection),
@@ -94,6 +99,9 @@ struct Session {
     patched: bool,
     /// Patches built before the program connected (its runtime starts at the first hot call).
     queued: Vec<(u64, PathBuf)>,
+    /// The program was started and has not said hello yet: the first save waits for it (see
+    /// [`HELLO_WAIT`]), once per start.
+    hello_due: bool,
     in_flight: HashMap<u64, InFlight>,
     next_patch: u64,
     last_code: Option<i32>,
@@ -185,6 +193,7 @@ fn start(options: RunOptions) -> Result<(Session, Receiver<Event>), String> {
         executable: None,
         app: None,
         generation: 0,
+        hello_due: false,
         connections: Vec::new(),
         patched: false,
         queued: Vec::new(),
@@ -291,7 +300,7 @@ impl Session {
             let mut save_of = watch::Gather::default();
             save_of.add(paths, save);
             loop {
-                match events.recv_timeout(save_of.quiet()) {
+                match events.recv_timeout(save_of.quiet(self.program.library)) {
                     Ok(Event::Changed(more, save)) => save_of.add(more, save),
                     Ok(other) => {
                         if let Some(code) = self.handle(other) {
@@ -300,6 +309,26 @@ impl Session {
                     }
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => return 1,
+                }
+            }
+            // A patch built before the program says hello cannot go where it keeps its
+            // statics (its reserved range is in the hello): it would start them afresh. A
+            // program just started says hello at its first hot call; wait for that, once.
+            if self.hello_due && self.app.is_some() && self.connections.is_empty() {
+                self.hello_due = false;
+                let until = Instant::now() + HELLO_WAIT;
+                while self.connections.is_empty() && self.app.is_some() {
+                    let left = until.saturating_duration_since(Instant::now());
+                    match events.recv_timeout(left) {
+                        Ok(Event::Changed(more, save)) => save_of.add(more, save),
+                        Ok(other) => {
+                            if let Some(code) = self.handle(other) {
+                                return code;
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return 1,
+                    }
                 }
             }
             self.changed(&save_of.finish());
@@ -356,6 +385,7 @@ impl Session {
         } else {
             self.connections.clear();
         }
+        self.hello_due = false;
         for (id, path) in std::mem::take(&mut self.queued) {
             // Built before the program said where patches may go: not at a fixed address.
             let _ = connection.send(&ToApp::Patch {
@@ -1254,6 +1284,7 @@ impl Session {
                         handover.report();
                         self.carry.started(&executable);
                         self.app = Some(app);
+                        self.hello_due = true;
                         self.executable = Some(executable);
                         self.keep_running_builds(sources);
                         true

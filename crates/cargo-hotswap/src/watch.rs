@@ -86,9 +86,12 @@ impl Gather {
         }
     }
 
-    /// How long to wait for the next event before the save counts as done.
-    pub fn quiet(&self) -> Duration {
-        if self.writing.is_empty() {
+    /// How long to wait for the next event before the save counts as done. `hosts`: the
+    /// patch goes to processes that are not ours (`run --lib`), each of which connects when it
+    /// first calls into the library, in its own time: the full [`DEBOUNCE`] then, so that one
+    /// connecting around the save is there when the patch is built.
+    pub fn quiet(&self, hosts: bool) -> Duration {
+        if self.writing.is_empty() && !hosts {
             SETTLE
         } else {
             DEBOUNCE
@@ -271,18 +274,27 @@ mod tests {
         // An editor that writes a temporary file and renames it over the source.
         let mut renamed = Gather::default();
         renamed.add(vec![path("lib.rs")], Save::Written);
-        assert_eq!(renamed.quiet(), SETTLE);
+        assert_eq!(renamed.quiet(false), SETTLE);
+        assert_eq!(
+            renamed.quiet(true),
+            DEBOUNCE,
+            "library hosts connect in their own time"
+        );
 
         // One that truncates and writes the file itself: created/written, then closed.
         let mut in_place = Gather::default();
         in_place.add(vec![path("lib.rs")], Save::Writing);
-        assert_eq!(in_place.quiet(), DEBOUNCE);
+        assert_eq!(in_place.quiet(false), DEBOUNCE);
         in_place.add(vec![path("other.rs")], Save::Written);
-        assert_eq!(in_place.quiet(), DEBOUNCE, "lib.rs is still open");
+        assert_eq!(in_place.quiet(false), DEBOUNCE, "lib.rs is still open");
         in_place.add(vec![path("lib.rs")], Save::Written);
-        assert_eq!(in_place.quiet(), SETTLE);
+        assert_eq!(in_place.quiet(false), SETTLE);
         in_place.add(vec![path("lib.rs")], Save::Writing);
-        assert_eq!(in_place.quiet(), DEBOUNCE, "written again after its close");
+        assert_eq!(
+            in_place.quiet(false),
+            DEBOUNCE,
+            "written again after its close"
+        );
         assert_eq!(in_place.finish(), vec![path("lib.rs"), path("other.rs")]);
     }
 
