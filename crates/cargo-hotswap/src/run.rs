@@ -300,15 +300,11 @@ impl Session {
             let mut save_of = watch::Gather::default();
             save_of.add(paths, save);
             loop {
-                match events.recv_timeout(save_of.quiet(self.program.library)) {
-                    Ok(Event::Changed(more, save)) => save_of.add(more, save),
-                    Ok(other) => {
-                        if let Some(code) = self.handle(other) {
-                            return code;
-                        }
-                    }
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => return 1,
+                let quiet = save_of.quiet(self.program.library);
+                match self.during_save(&events, quiet, &mut save_of) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(code) => return code,
                 }
             }
             // A patch built before the program says hello cannot go where it keeps its
@@ -319,20 +315,37 @@ impl Session {
                 let until = Instant::now() + HELLO_WAIT;
                 while self.connections.is_empty() && self.app.is_some() {
                     let left = until.saturating_duration_since(Instant::now());
-                    match events.recv_timeout(left) {
-                        Ok(Event::Changed(more, save)) => save_of.add(more, save),
-                        Ok(other) => {
-                            if let Some(code) = self.handle(other) {
-                                return code;
-                            }
-                        }
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => return 1,
+                    match self.during_save(&events, left, &mut save_of) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(code) => return code,
                     }
                 }
             }
             self.changed(&save_of.finish());
         }
+    }
+
+    /// Waits up to `wait` for the next event while a save is gathered: a file change joins
+    /// `save`, anything else is handled at once. `Ok(false)`: nothing came; `Err`: the exit
+    /// code, `run` should stop.
+    fn during_save(
+        &mut self,
+        events: &Receiver<Event>,
+        wait: Duration,
+        save: &mut watch::Gather,
+    ) -> Result<bool, i32> {
+        match events.recv_timeout(wait) {
+            Ok(Event::Changed(more, kind)) => save.add(more, kind),
+            Ok(other) => {
+                if let Some(code) = self.handle(other) {
+                    return Err(code);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => return Ok(false),
+            Err(RecvTimeoutError::Disconnected) => return Err(1),
+        }
+        Ok(true)
     }
 
     /// Handles every event but a file change; returns the exit code when `run` should stop.
