@@ -21,8 +21,8 @@
 //!
 //! It is read rather than `cargo metadata`'s graph because the choice is needed before the build
 //! starts, and the full `cargo metadata` costs a tenth of a second of CPU on a small program;
-//! the file is machine-written (`[[package]]` tables of `name`, `version`, `source`,
-//! `dependencies`), so a line reader does.
+//! the file is TOML (`[[package]]` tables of `name`, `version`, `source`, `dependencies`), read
+//! with `toml_edit` as `init.rs` reads manifests.
 //!
 //! Changing a package's profile changes its `-C metadata`, so the first hot build after this
 //! change (or after a dependency moves between the user's and the runtime's side) builds those
@@ -132,67 +132,35 @@ fn resolve(packages: &[Locked], entry: &str) -> Option<usize> {
 
 /// The `[[package]]` tables of a lock file as cargo writes it.
 fn parse(text: &str) -> Vec<Locked> {
-    let mut packages: Vec<Locked> = Vec::new();
-    let mut in_package = false;
-    let mut in_dependencies = false;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') && !in_dependencies {
-            in_package = line == "[[package]]";
-            if in_package {
-                packages.push(Locked::default());
-            }
-            continue;
-        }
-        let Some(package) = packages.last_mut().filter(|_| in_package) else {
-            continue;
-        };
-        if in_dependencies {
-            // ` "name version",` lines up to `]`.
-            let (items, end) = match line.strip_suffix(']') {
-                Some(items) => (items, true),
-                None => (line, false),
-            };
-            package.dependencies.extend(strings(items));
-            in_dependencies = !end;
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let value = value.trim();
-        match key.trim() {
-            "name" => package.name = unquote(value),
-            "version" => package.version = unquote(value),
-            "source" => package.source = Some(unquote(value)),
-            "dependencies" => {
-                let inner = value.strip_prefix('[').unwrap_or(value);
-                match inner.strip_suffix(']') {
-                    Some(items) => package.dependencies.extend(strings(items)),
-                    None => {
-                        package.dependencies.extend(strings(inner));
-                        in_dependencies = true;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    packages.retain(|p| !p.name.is_empty());
+    let Ok(lock) = text.parse::<toml_edit::DocumentMut>() else {
+        return Vec::new();
+    };
+    let Some(packages) = lock.get("package").and_then(|p| p.as_array_of_tables()) else {
+        return Vec::new();
+    };
+    let text_of = |table: &toml_edit::Table, key: &str| {
+        table.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    };
     packages
-}
-
-/// The quoted strings of a comma-separated list.
-fn strings(items: &str) -> impl Iterator<Item = String> + '_ {
-    items
-        .split(',')
-        .map(str::trim)
-        .filter(|item| item.starts_with('"'))
-        .map(unquote)
-}
-
-fn unquote(value: &str) -> String {
-    value.trim().trim_matches('"').to_owned()
+        .iter()
+        .filter_map(|table| {
+            Some(Locked {
+                name: text_of(table, "name")?,
+                version: text_of(table, "version").unwrap_or_default(),
+                source: text_of(table, "source"),
+                dependencies: table
+                    .get("dependencies")
+                    .and_then(|d| d.as_array())
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|item| item.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
