@@ -572,14 +572,16 @@ impl HotFn<'_> {
     /// `types`/`pointees` and manifest entry, written by `hotswap::__hot_items!` from what this
     /// function works out (see that macro for why it is a template).
     fn support_items(&self) -> TokenStream {
-        let names = ["slot", "boot", "guarded", "types", "pointees"].map(|kind| self.item(kind));
+        let names = ["slot", "guarded", "types", "pointees"].map(|kind| self.item(kind));
         let impl_path = self.impl_path();
         let (generics, where_clause) = self.generics();
         let types = self.arg_types_of(self.dispatch_sig());
         let args: Vec<Ident> = (0..types.len())
             .map(|i| format_ident!("__hotswap_arg{}", i))
             .collect();
-        let holes: Vec<TokenStream> = types.iter().map(|_| quote!(_)).collect();
+        // The boot and guarded shims of `hotswap::__private` for this arity (`validate.rs`
+        // refuses more parameters than they go to).
+        let boot = format_ident!("boot{}", types.len());
         let output = match self.dispatch_return() {
             Some(ty) => quote!(-> #ty),
             None => quote!(),
@@ -604,16 +606,18 @@ impl HotFn<'_> {
             .collect();
         let type_count = layout_types.len();
         let layouts = layout_types.iter().map(|ty| quote!({ #ty }));
-        // For each position: the described type behind any references (`!` is never described:
-        // `types` answers null for it, as for any position it does not list).
-        let described =
-            layout_types
-                .iter()
-                .enumerate()
-                .filter_map(|(i, ty)| match strip_references(ty) {
-                    Type::Never(_) => None,
-                    inner => Some(quote!(#i: #inner)),
-                });
+        // For each position: the described type behind any references. A position no
+        // description can exist for (`u64`, `&str`, `!`…) is left out: `types` answers null for
+        // it, as for any position it does not list, and with none listed there is no `types`.
+        let described: Vec<TokenStream> = layout_types
+            .iter()
+            .enumerate()
+            .filter(|(_, ty)| !never_described(ty))
+            .map(|(i, ty)| {
+                let inner = strip_references(ty);
+                quote!(#i: #inner)
+            })
+            .collect();
         let references: u64 = layout_types
             .iter()
             .enumerate()
@@ -621,7 +625,7 @@ impl HotFn<'_> {
             .fold(0, |bits, (i, _)| bits | 1 << i);
         // For each position that is a reference (the runtime asks for no other): its name and
         // what it is behind its references.
-        let pointed = layout_types
+        let pointed: Vec<TokenStream> = layout_types
             .iter()
             .enumerate()
             .filter(|(i, _)| *i < 64 && references & (1 << i) != 0)
@@ -629,7 +633,8 @@ impl HotFn<'_> {
                 let inner = strip_references(ty);
                 let name = tidy(&inner.to_token_stream().to_string());
                 quote!(#i: #name #inner)
-            });
+            })
+            .collect();
         let display_name = match (self.self_ty, self.trait_) {
             (Some(ty), Some(trait_)) => format!(
                 "<{} as {}>::{}",
@@ -648,17 +653,37 @@ impl HotFn<'_> {
             None => quote!(sync),
             Some(_) => quote!(async),
         };
-        let [slot, boot, guarded, describe, pointees] = names;
+        let [slot, guarded, describe, pointees] = names;
+        // What the entry points at: the functions written for this one, or the shared ones.
+        let types_ref = if described.is_empty() {
+            quote!(::hotswap::__private::no_types)
+        } else {
+            quote!(#describe)
+        };
+        let pointees_ref = if pointed.is_empty() {
+            quote!(::hotswap::__private::no_pointees)
+        } else {
+            quote!(#pointees)
+        };
+        let guarded_ref = match &self.asyncness {
+            Some(_) => quote!(#guarded as *const ()),
+            None => {
+                let of = format_ident!("guarded{}", types.len());
+                // SAFETY (in the expansion): the implementation is a function item.
+                quote!(unsafe { ::hotswap::__private::#of(#impl_path) })
+            }
+        };
         quote! {
             ::hotswap::__hot_items! {
-                names { #slot #boot #guarded #describe #pointees #entry #registration }
-                implementation { #impl_path }
+                names { #slot #guarded #describe #pointees #entry #registration }
+                implementation { #impl_path } boot #boot
                 generics { #generics } where { #where_clause }
-                args { #(#args: #types),* } output { #output } like { fn(#(#holes),*) -> _ }
+                args { #(#args: #types),* } output { #output }
                 name #display_name signature #signature
                 layouts { #(#layouts)* } type_count #type_count
                 types { #(#described),* }
                 pointees { #(#pointed),* } references #references
+                refs { types #types_ref, pointees #pointees_ref, guarded #guarded_ref }
                 #mode
             }
         }
@@ -1199,6 +1224,48 @@ fn is_reference(ty: &Type) -> bool {
     }
 }
 
+/// Whether no description (`#[derive(Layout)]`) can exist for `ty`: a primitive type, `str`,
+/// `()` or `!`, or a type built from those by references, raw pointers, slices, arrays and
+/// tuples. Named as written: a type of one's own called `u64` would be taken for the
+/// primitive, and the runtime would not compare its fields (the fingerprint still has its size
+/// and alignment, and the CLI's layout check reads its fields from the debug information).
+fn never_described(ty: &Type) -> bool {
+    const PRIMITIVES: [&str; 17] = [
+        "bool", "char", "str", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64",
+    ];
+    match ty {
+        Type::Path(path) if path.qself.is_none() => {
+            let segments: Vec<String> = path
+                .path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect();
+            let primitive = match segments.as_slice() {
+                [name] => Some(name),
+                [krate, module, name]
+                    if (krate == "core" || krate == "std") && module == "primitive" =>
+                {
+                    Some(name)
+                }
+                _ => None,
+            };
+            path.path.segments.iter().all(|s| s.arguments.is_none())
+                && primitive.is_some_and(|name| PRIMITIVES.contains(&name.as_str()))
+        }
+        Type::Reference(reference) => never_described(&reference.elem),
+        Type::Ptr(pointer) => never_described(&pointer.elem),
+        Type::Slice(slice) => never_described(&slice.elem),
+        Type::Array(array) => never_described(&array.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().all(never_described),
+        Type::Paren(paren) => never_described(&paren.elem),
+        Type::Group(group) => never_described(&group.elem),
+        Type::Never(_) => true,
+        _ => false,
+    }
+}
+
 /// `&T`, `&mut T` → `T`: the type whose fields matter.
 fn strip_references(ty: &Type) -> &Type {
     match ty {
@@ -1347,10 +1414,12 @@ mod tests {
                 !has_attr(implementation, "no_mangle") && !has_attr(implementation, "export_name"),
                 "the implementation carries a symbol attribute"
             );
-            // The boot function and the guarded shim are written by the template from the
-            // parameter and return types alone: Rust functions with no symbol attribute.
+            // The boot and guarded shims are the runtime's generic Rust functions for one
+            // parameter, instantiated for the implementation: nothing of the wrapper's ABI or
+            // symbol attributes reaches them.
             let support = support_invocation(&file);
-            assert!(support.contains("__hotswap_boot_step __hotswap_guarded_step"));
+            assert!(support.contains("implementation { __hotswap_impl_step } boot boot1"));
+            assert!(support.contains("guarded1 (__hotswap_impl_step)"));
             assert!(support.contains("args { __hotswap_arg0 : u64 } output { -> u64 }"));
             let functions = &support[..support.find(" name ").expect("a name")];
             for attr in ["extern", "no_mangle", "export_name"] {
@@ -1409,5 +1478,67 @@ mod tests {
         )
         .unwrap_err();
         assert!(asyncness.to_string().contains("async extern"));
+    }
+
+    #[test]
+    fn positions_no_description_can_exist_for_get_no_types_function() {
+        for ty in [
+            quote!(u64),
+            quote!(&str),
+            quote!(&mut [u8]),
+            quote!([f32; 4]),
+            quote!((bool, char)),
+            quote!(()),
+            quote!(*const i128),
+            quote!(::core::primitive::usize),
+            quote!(std::primitive::u8),
+        ] {
+            assert!(never_described(&syn::parse2(ty.clone()).unwrap()), "{ty}");
+        }
+        for ty in [
+            quote!(Counter),
+            quote!(&mut World),
+            quote!((u8, Counter)),
+            quote!([Counter; 2]),
+            quote!(String),
+            quote!(Vec<u8>),
+            quote!(game::u64),
+            quote!(dyn Fn(u8)),
+        ] {
+            assert!(!never_described(&syn::parse2(ty.clone()).unwrap()), "{ty}");
+        }
+        // All positions plain: the shared `types`; one that may be described: its own.
+        let plain = support_invocation(&hot_items(quote!(
+            fn f(n: u64, s: &str) -> (u8, bool) {
+                (n as u8, s.is_empty())
+            }
+        )));
+        assert!(plain.contains("types { }"), "{plain}");
+        assert!(
+            plain.contains("types :: hotswap :: __private :: no_types"),
+            "{plain}"
+        );
+        let described = support_invocation(&hot_items(quote!(
+            fn f(n: u64, counter: &mut Counter) {}
+        )));
+        assert!(
+            described.contains("types { 1usize : Counter }"),
+            "{described}"
+        );
+        assert!(described.contains("types __hotswap_types_f"), "{described}");
+    }
+
+    #[test]
+    fn more_parameters_than_the_shims_take_are_refused() {
+        let args: Vec<TokenStream> = (0..13usize)
+            .map(|i| {
+                let name = format_ident!("a{}", i);
+                quote!(#name: u8)
+            })
+            .collect();
+        let error = expand(TokenStream::new(), quote!(fn f(#(#args),*) {})).unwrap_err();
+        assert!(error.to_string().contains("up to 12 parameters"), "{error}");
+        let args = &args[..12];
+        assert!(expand(TokenStream::new(), quote!(fn f(#(#args),*) {})).is_ok());
     }
 }

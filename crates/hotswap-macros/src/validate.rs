@@ -3,6 +3,9 @@
 use syn::visit::Visit;
 use syn::{FnArg, Signature, Type};
 
+/// `hotswap::__private::MAX_ARITY`: the most parameters a `#[hot]` function may have.
+const MAX_PARAMETERS: usize = 12;
+
 /// Checks that a signature can sit behind a plain function pointer that a patch may replace.
 /// `in_impl` is true for methods of an inherent `impl` block marked `#[hot]`.
 pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
@@ -57,6 +60,17 @@ pub fn signature(sig: &Signature, in_impl: bool) -> syn::Result<()> {
         return Err(syn::Error::new_spanned(
             variadic,
             "`#[hot]` cannot be used on a variadic function",
+        ));
+    }
+    // The boot and guarded shims of `hotswap::__private` (`shims.rs`) go up to this arity.
+    if sig.inputs.len() > MAX_PARAMETERS {
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
+            format!(
+                "`#[hot]` supports functions of up to {MAX_PARAMETERS} parameters (`self` counts): \
+                 pass some of these {} together in a struct or a tuple",
+                sig.inputs.len()
+            ),
         ));
     }
     for param in &sig.generics.params {

@@ -71,15 +71,6 @@ impl Slot {
     pub(crate) fn set(&self, implementation: *const ()) {
         self.0.store(implementation as *mut (), Ordering::Release);
     }
-
-    fn replace_if(&self, current: *const (), new: *const ()) {
-        let _ = self.0.compare_exchange(
-            current as *mut (),
-            new as *mut (),
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
-    }
 }
 
 /// Size and alignment of one parameter or return type, part of a signature's fingerprint.
@@ -239,36 +230,7 @@ pub struct Entry {
 // data of the same image, which lives until the process exits (patches are never unloaded).
 unsafe impl Sync for Entry {}
 
-/// First call of a `#[hot]` function: start the runtime, then point the slot at the compiled-in
-/// implementation unless a patch was swapped in meanwhile.
-#[cold]
-pub fn boot(slot: &Slot, boot: *const (), implementation: *const ()) {
-    crate::runtime::start();
-    slot.replace_if(boot, implementation);
-}
-
-/// Reads `slot` as a function pointer of the same type as `_like`.
-///
-/// # Safety
-/// The slot must hold a function of exactly the type `F`.
-#[inline(always)]
-pub unsafe fn load<F: Copy>(slot: &Slot, _like: F) -> F {
-    #[repr(C)]
-    union Pun<F: Copy> {
-        pointer: *const (),
-        function: F,
-    }
-    const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<*const ()>()) };
-    // A union rather than `transmute_copy`: no call at opt-level 0.
-    // SAFETY: `F` is a function pointer type of pointer size (checked above) and the caller
-    // promises the slot holds a function of that type.
-    unsafe {
-        Pun {
-            pointer: slot.get(),
-        }
-        .function
-    }
-}
+pub use crate::shims::*;
 
 /// Runs patched code behind a panic guard: in a self-contained library a panic becomes a panic
 /// of the host; under the roll-back policy the patch that panicked is rolled back first.
@@ -308,6 +270,13 @@ pub fn guard_call(function: &'static str, f: &mut dyn FnMut()) {
 #[inline(never)]
 pub fn guard_returned_nothing(function: &str) -> ! {
     panic!("hotswap: the panic guard of `{function}` returned without running it")
+}
+
+/// The `types` of an entry none of whose positions can have a description (every position is
+/// a primitive type, `str`, `()` or `!`, or built from those by references, pointers, slices,
+/// arrays and tuples: `#[derive(Layout)]` can describe none of them).
+pub fn no_types(_index: usize) -> *const TypeLayout {
+    std::ptr::null()
 }
 
 /// The `pointees` of an entry none of whose positions is a reference (the runtime asks

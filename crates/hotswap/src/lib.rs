@@ -102,6 +102,8 @@ pub mod __private;
 pub mod platform;
 #[cfg(any(hotswap, feature = "hot"))]
 mod runtime;
+#[cfg(any(hotswap, feature = "hot"))]
+mod shims;
 
 /// Keeps the `hot { .. }` tokens in hot mode and the `cold { .. }` tokens otherwise. The choice
 /// is made here, when `hotswap` itself is compiled, so user crates never test a cfg of ours.
@@ -190,75 +192,59 @@ macro_rules! __register {
     };
 }
 
-/// The items behind one `#[hot]` function's slot, from what `#[hot]` worked out: the slot, the
-/// boot function (the slot's first value: starts the runtime, then points the slot at the
-/// implementation), the guarded shim (the implementation behind a panic guard, for
-/// self-contained libraries and the roll-back policy), the `types` and `pointees` functions
-/// the runtime's signature check calls, the manifest entry and its registration.
+/// The items behind one `#[hot]` function's slot, from what `#[hot]` worked out: the slot,
+/// whose first value is the function's boot shim (`shims.rs`: starts the runtime, which points
+/// every slot at its implementation); the `types` and `pointees` functions the runtime's
+/// signature check calls, where some position needs them; the guarded shim of an `async fn`;
+/// the manifest entry and its registration. A synchronous function's guarded shim (the
+/// implementation behind a panic guard, for self-contained libraries and the roll-back policy)
+/// and every function's boot shim are instances of the generic ones in `shims.rs`, which the
+/// compiler caches; what is written here is expanded again on every build of the crate.
 ///
 /// A `macro_rules!` template rather than tokens the procedural macro writes out: every token a
 /// procedural macro returns crosses the compiler's proc-macro bridge, and this expansion is
 /// the same for every hot function, so the macro hands over only what differs. A crate of
 /// 10,000 `#[hot]` functions compiles seconds faster per edit that way.
 ///
-/// Inputs: the item names; the implementation's path; the generic parameters and where clause
-/// of the generated functions; the parameters (`name: Type`) and return type of the function
-/// behind the slot and that function's pointer type with `_` holes; the entry's name (after
-/// `module_path!()`) and signature text; for each position (parameters, then the return type)
-/// its type in braces (`{ ! }` for the never type) and their count, the positions that may be described
-/// (`index: Type`), and those that are references (`index: "name" Type`, the type behind the
-/// references) with their bit mask; and `sync` or `async` (the guarded shim of an `async fn`
-/// also guards each poll of its future).
+/// Inputs: the item names; the implementation's path; the boot shim for its arity; the generic
+/// parameters and where clause of the generated functions; the parameters (`name: Type`) and
+/// return type of the function behind the slot; the entry's name (after `module_path!()`) and
+/// signature text; for each position (parameters, then the return type) its type in braces
+/// (`{ ! }` for the never type) and their count, the positions that may be described
+/// (`index: Type`; none: no `types` function, the entry takes the shared one), and those that
+/// are references (`index: "name" Type`, the type behind the references; none: no `pointees`)
+/// with their bit mask; what the entry points at for `types`, `pointees` and `guarded`; and
+/// `sync` or `async` (the guarded shim of an `async fn` is written here: it also guards each
+/// poll of its future).
 #[cfg(any(hotswap, feature = "hot"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __hot_items {
     (
-        names { $slot:ident $boot:ident $guarded:ident $types:ident $pointees:ident $entry:ident
+        names { $slot:ident $guarded:ident $types:ident $pointees:ident $entry:ident
             $registration:ident }
-        implementation { $($implementation:tt)* }
+        implementation { $($implementation:tt)* } boot $boot:ident
         generics { $($generics:tt)* } where { $($where:tt)* }
-        args { $($arg:ident: $ty:ty),* } output { $($output:tt)* } like { $like:ty }
+        args { $($arg:ident: $ty:ty),* } output { $($output:tt)* }
         name $display:literal signature $signature:literal
         layouts { $({ $($layout:tt)* })* } type_count $count:literal
         types { $($index:literal: $described:ty),* }
         pointees { $($pointed:tt)* } references $references:literal
+        refs { types $types_ref:path, pointees $pointees_ref:path, guarded $guarded_ref:expr }
         $mode:ident
     ) => {
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
-        static $slot: $crate::__private::Slot = $crate::__private::Slot::new($boot as *const ());
-
-        #[doc(hidden)]
-        #[allow(non_snake_case, clippy::too_many_arguments)]
-        fn $boot $($generics)* ($($arg: $ty),*) $($output)* $($where)* {
-            $crate::__private::boot(
-                &$slot,
-                $boot as *const (),
-                $($implementation)* as *const (),
-            );
-            let __hotswap_like: $like = $($implementation)*;
-            // SAFETY: the slot only ever holds the boot function, the compiled-in
-            // implementation or a patch's implementation whose signature fingerprint matched
-            // this one, all of this exact function pointer type.
-            let __hotswap_f = unsafe { $crate::__private::load(&$slot, __hotswap_like) };
-            __hotswap_f($($arg),*)
-        }
+        // SAFETY: the implementation is a function item (what `boot` asks).
+        static $slot: $crate::__private::Slot =
+            $crate::__private::Slot::new(unsafe { $crate::__private::$boot($($implementation)*) });
 
         $crate::__hot_items! { @guarded $mode $guarded { $($implementation)* }
             { $($generics)* } { $($where)* } { $($arg: $ty),* } { $($output)* }
             ::core::concat!(::core::module_path!(), "::", $display)
         }
 
-        #[doc(hidden)]
-        #[allow(non_snake_case, unused_imports)]
-        fn $types(index: usize) -> *const $crate::__private::TypeLayout {
-            use $crate::__private::{ProbeDescribed as _, ProbeOpaque as _};
-            match index {
-                $($index => (&&$crate::__private::Probe::<$described>::new()).describe(),)*
-                _ => ::core::ptr::null(),
-            }
-        }
+        $crate::__hot_items! { @types $types { $($index: $described),* } }
 
         $crate::__hot_items! { @pointees $pointees { $($pointed)* } }
 
@@ -284,12 +270,12 @@ macro_rules! __hot_items {
                 }
             ),
             slot: &$slot,
-            types: $types,
+            types: $types_ref,
             type_count: $count,
-            pointees: $pointees,
+            pointees: $pointees_ref,
             references: $references,
             implementation: $($implementation)* as *const (),
-            guarded: $guarded as *const (),
+            guarded: $guarded_ref,
         };
 
         $crate::__register! { ENTRIES,
@@ -299,27 +285,8 @@ macro_rules! __hot_items {
         }
     };
 
-    // The guarded shim of a synchronous function: the arguments move into one closure, which
-    // the (not generic) guard runs; the result comes back through `__hotswap_out`.
-    (@guarded sync $guarded:ident { $($implementation:tt)* } { $($generics:tt)* }
-        { $($where:tt)* } { $($arg:ident: $ty:ty),* } { $($output:tt)* } $name:expr) => {
-        #[doc(hidden)]
-        // `unreachable_code`: the shim of a function returning `!`.
-        #[allow(non_snake_case, clippy::too_many_arguments, unreachable_code)]
-        fn $guarded $($generics)* ($($arg: $ty),*) $($output)* $($where)* {
-            let mut __hotswap_args = ::core::option::Option::Some(($($arg,)*));
-            let mut __hotswap_out = ::core::option::Option::None;
-            $crate::__private::guard_call($name, &mut || {
-                if let ::core::option::Option::Some(($($arg,)*)) = __hotswap_args.take() {
-                    __hotswap_out = ::core::option::Option::Some($($implementation)*($($arg),*));
-                }
-            });
-            match __hotswap_out {
-                ::core::option::Option::Some(value) => value,
-                ::core::option::Option::None => $crate::__private::guard_returned_nothing($name),
-            }
-        }
-    };
+    // A synchronous function's guarded shim is `shims.rs`'s, for its arity.
+    (@guarded sync $($rest:tt)*) => {};
     // An `async fn`'s: the future is made behind the guard, and each poll of it runs behind it.
     (@guarded async $guarded:ident { $($implementation:tt)* } { $($generics:tt)* }
         { $($where:tt)* } { $($arg:ident: $ty:ty),* } { $($output:tt)* } $name:expr) => {
@@ -330,12 +297,23 @@ macro_rules! __hot_items {
         }
     };
 
-    // No position is a reference: the runtime never asks, and one shared function answers.
-    (@pointees $pointees:ident {}) => {
+    // No position may be described: the entry takes `__private::no_types`.
+    (@types $types:ident {}) => {};
+    (@types $types:ident { $($index:literal: $described:ty),+ }) => {
         #[doc(hidden)]
-        #[allow(non_upper_case_globals)]
-        const $pointees: fn(usize) -> $crate::__private::Pointee = $crate::__private::no_pointees;
+        #[allow(non_snake_case, unused_imports)]
+        fn $types(index: usize) -> *const $crate::__private::TypeLayout {
+            use $crate::__private::{ProbeDescribed as _, ProbeOpaque as _};
+            match index {
+                $($index => (&&$crate::__private::Probe::<$described>::new()).describe(),)+
+                _ => ::core::ptr::null(),
+            }
+        }
     };
+
+    // No position is a reference: the runtime never asks, and the entry takes
+    // `__private::no_pointees`.
+    (@pointees $pointees:ident {}) => {};
     (@pointees $pointees:ident { $($index:literal: $name:literal $pointee:ty),+ }) => {
         #[doc(hidden)]
         #[allow(non_snake_case, unused_imports)]

@@ -151,6 +151,29 @@ fn adopt(context: &HostContext) {
 /// generic guard was compiled again, `catch_unwind` and all, for each hot function).
 #[inline(never)]
 pub(crate) fn guard(function: &'static str, f: &mut dyn FnMut()) {
+    guard_as(Guarded::Named(function), f)
+}
+
+/// [`guard`] for the guarded shim at `shim` (`shims.rs`), which knows its own address rather
+/// than its function's name: the name is looked up only if the code panics.
+#[inline(never)]
+pub(crate) fn guard_shim(shim: *const (), f: &mut dyn FnMut()) {
+    guard_as(Guarded::Shim(shim), f)
+}
+
+/// Which function a guard runs.
+#[derive(Clone, Copy)]
+enum Guarded {
+    Named(&'static str),
+    /// A guarded shim's address: its entry says the name.
+    Shim(*const ()),
+}
+
+/// What a function's name is when a guarded shim's address says nothing (never expected: every
+/// shim a slot or a host calls is some entry's).
+const UNKNOWN_FUNCTION: &str = "a `#[hot]` function";
+
+fn guard_as(guarded: Guarded, f: &mut dyn FnMut()) {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(()) => {}
         Err(payload) => {
@@ -159,10 +182,21 @@ pub(crate) fn guard(function: &'static str, f: &mut dyn FnMut()) {
                 Some(raise) => {
                     drop(payload);
                     let location = LAST_LOCATION.with(|last| last.borrow().clone());
+                    // In a guest, the shim is one of this library's own entries.
+                    let function = match guarded {
+                        Guarded::Named(function) => function,
+                        Guarded::Shim(shim) => crate::__private::ENTRIES
+                            .iter()
+                            .find(|entry| entry.guarded == shim)
+                            .map_or(UNKNOWN_FUNCTION, |entry| entry.name.as_str()),
+                    };
                     raise(function, &message, &location)
                 }
                 None => {
-                    super::panicked(function, &message);
+                    match guarded {
+                        Guarded::Named(function) => super::panicked(function, &message),
+                        Guarded::Shim(shim) => super::panicked_in(shim, &message),
+                    }
                     std::panic::resume_unwind(payload)
                 }
             }

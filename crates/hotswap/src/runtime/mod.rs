@@ -78,6 +78,17 @@ pub(crate) fn panicked(function: &str, message: &str) {
     }
 }
 
+/// Patched code panicked behind the guarded shim at `shim` (called from the shim's guard, in
+/// the program's runtime): the function is the one a patch pointed at that shim.
+#[inline(never)]
+pub(crate) fn panicked_in(shim: *const (), message: &str) {
+    if let Some(runtime) = RUNTIME.get() {
+        if let Some(function) = runtime.guarded_function(shim) {
+            runtime.roll_back(function, message);
+        }
+    }
+}
+
 pub(crate) fn events() -> &'static Events {
     static EVENTS: OnceLock<Events> = OnceLock::new();
     EVENTS.get_or_init(Events::default)
@@ -153,6 +164,11 @@ impl Runtime {
             if registry.insert(entry.name.as_str(), *entry).is_some() {
                 ambiguous.push(entry.name.as_str());
             }
+            // Every slot starts at its function's boot shim (`shims.rs`), which starts the
+            // runtime: from now on calls go straight to the implementation. No patch can have
+            // been swapped in yet (patches arrive only after `launch`), so the slot holds the
+            // boot shim; a thread still inside it runs the implementation too.
+            entry.slot.set(entry.implementation);
         }
         let runtime = Runtime {
             registry,
@@ -357,6 +373,18 @@ impl Runtime {
     }
 
     /// Rolls back the newest live patch that contains `function`, under the roll-back policy.
+    /// The name of the function whose slot a patch pointed at the guarded shim `shim`.
+    fn guarded_function(&self, shim: *const ()) -> Option<&'static str> {
+        let history = self
+            .history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        history.iter().rev().find_map(|record| {
+            let i = record.written.iter().position(|w| w.after == shim)?;
+            record.names.get(i).copied()
+        })
+    }
+
     fn roll_back(&self, function: &str, message: &str) {
         if !ROLL_BACK.load(Ordering::Acquire) {
             return;
