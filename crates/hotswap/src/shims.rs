@@ -46,6 +46,7 @@ macro_rules! shims {
         /// First call of a `#[hot]` function: start the runtime (which points every slot of the
         /// program at its implementation, see `Runtime::new`), then run the implementation.
         #[inline(never)]
+        #[allow(clippy::too_many_arguments)]
         fn $boot_shim<F: Fn($($ty),*) -> R + Copy, $($ty,)* R>($($arg: $ty),*) -> R {
             crate::runtime::start();
             // SAFETY: `F` comes from `$boot`, whose caller promised a function item type.
