@@ -649,24 +649,35 @@ impl HotFn<'_> {
             (None, _) => self.sig.ident.to_string(),
         };
         let signature = self.signature_text();
-        let mode = match &self.asyncness {
-            None => quote!(sync),
-            Some(_) => quote!(async),
-        };
         let [slot, guarded, describe, pointees] = names;
-        // What the entry points at: the functions written for this one, or the shared ones.
+        // What the entry points at (the functions written for this one, or the shared ones),
+        // and the template's arms for those written for this one.
+        let mut extra = TokenStream::new();
         let types_ref = if described.is_empty() {
             quote!(::hotswap::__private::no_types)
         } else {
+            extra.extend(quote!(
+                ::hotswap::__hot_items! { @types #describe { #(#described),* } }
+            ));
             quote!(#describe)
         };
         let pointees_ref = if pointed.is_empty() {
             quote!(::hotswap::__private::no_pointees)
         } else {
+            extra.extend(quote!(
+                ::hotswap::__hot_items! { @pointees #pointees { #(#pointed),* } }
+            ));
             quote!(#pointees)
         };
         let guarded_ref = match &self.asyncness {
-            Some(_) => quote!(#guarded as *const ()),
+            Some(_) => {
+                extra.extend(quote! {
+                    ::hotswap::__hot_items! { @guarded_async #guarded { #impl_path }
+                        { #generics } { #where_clause } { #(#args: #types),* } { #output }
+                        #display_name }
+                });
+                quote!(#guarded as *const ())
+            }
             None => {
                 let of = format_ident!("guarded{}", types.len());
                 // SAFETY (in the expansion): the implementation is a function item.
@@ -675,17 +686,13 @@ impl HotFn<'_> {
         };
         quote! {
             ::hotswap::__hot_items! {
-                names { #slot #guarded #describe #pointees #entry #registration }
+                names { #slot #entry #registration }
                 implementation { #impl_path } boot #boot
-                generics { #generics } where { #where_clause }
-                args { #(#args: #types),* } output { #output }
                 name #display_name signature #signature
-                layouts { #(#layouts)* } type_count #type_count
-                types { #(#described),* }
-                pointees { #(#pointed),* } references #references
+                layouts { #(#layouts)* } type_count #type_count references #references
                 refs { types #types_ref, pointees #pointees_ref, guarded #guarded_ref }
-                #mode
             }
+            #extra
         }
     }
 
@@ -1420,7 +1427,6 @@ mod tests {
             let support = support_invocation(&file);
             assert!(support.contains("implementation { __hotswap_impl_step } boot boot1"));
             assert!(support.contains("guarded1 (__hotswap_impl_step)"));
-            assert!(support.contains("args { __hotswap_arg0 : u64 } output { -> u64 }"));
             let functions = &support[..support.find(" name ").expect("a name")];
             for attr in ["extern", "no_mangle", "export_name"] {
                 assert!(
@@ -1513,19 +1519,27 @@ mod tests {
                 (n as u8, s.is_empty())
             }
         )));
-        assert!(plain.contains("types { }"), "{plain}");
         assert!(
             plain.contains("types :: hotswap :: __private :: no_types"),
             "{plain}"
         );
-        let described = support_invocation(&hot_items(quote!(
+        let file = hot_items(quote!(
             fn f(n: u64, counter: &mut Counter) {}
-        )));
-        assert!(
-            described.contains("types { 1usize : Counter }"),
-            "{described}"
-        );
+        ));
+        let described = support_invocation(&file);
         assert!(described.contains("types __hotswap_types_f"), "{described}");
+        // Only a function with a position that may be described gets `@types`.
+        let all = file.to_token_stream().to_string();
+        assert!(
+            all.contains("@ types __hotswap_types_f { 1usize : Counter }"),
+            "{all}"
+        );
+        let plain_file = hot_items(quote!(
+            fn g(n: u64) -> u64 {
+                n
+            }
+        ));
+        assert!(!plain_file.to_token_stream().to_string().contains("@ types"));
     }
 
     #[test]

@@ -130,11 +130,11 @@ macro_rules! __select {
 ///
 /// # Safety
 /// The caller (the generated wrapper) promises the slot holds a function of `$f`'s type.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __load_slot {
     ($slot:path => $f:ident) => {
-        #[cfg(all(target_arch = "x86_64", not(miri)))]
         // SAFETY: reads one aligned pointer-sized word from the live static `$slot` (a
         // `Slot` is one `AtomicPtr<()>`, laid out as a pointer); x86-64 loads are atomic with
         // acquire ordering, as `Ordering::Acquire` asks. The word is a function of `$f`'s type,
@@ -143,15 +143,22 @@ macro_rules! __load_slot {
             ::core::arch::asm!(
                 "mov {f}, qword ptr [{slot}]",
                 f = out(reg) $f,
-                slot = in(reg) ::core::ptr::addr_of!($slot),
+                slot = in(reg) &raw const $slot,
                 options(nostack, preserves_flags, readonly),
             );
         }
-        #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-        // SAFETY: as above; the slot holds a function of `$f`'s type.
-        {
-            $f = unsafe { ::core::mem::transmute::<*const (), _>($slot.get()) };
-        }
+    };
+}
+
+/// See the x86-64 version (chosen when `hotswap` is compiled, so the caller's expansion holds
+/// no `cfg` to evaluate).
+#[cfg(not(all(target_arch = "x86_64", not(miri))))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __load_slot {
+    ($slot:path => $f:ident) => {
+        // SAFETY: the slot holds a function of `$f`'s type (the caller's promise).
+        $f = unsafe { ::core::mem::transmute::<*const (), _>($slot.get()) };
     };
 }
 
@@ -194,59 +201,40 @@ macro_rules! __register {
 
 /// The items behind one `#[hot]` function's slot, from what `#[hot]` worked out: the slot,
 /// whose first value is the function's boot shim (`shims.rs`: starts the runtime, which points
-/// every slot at its implementation); the `types` and `pointees` functions the runtime's
-/// signature check calls, where some position needs them; the guarded shim of an `async fn`;
-/// the manifest entry and its registration. A synchronous function's guarded shim (the
-/// implementation behind a panic guard, for self-contained libraries and the roll-back policy)
-/// and every function's boot shim are instances of the generic ones in `shims.rs`, which the
-/// compiler caches; what is written here is expanded again on every build of the crate.
+/// every slot at its implementation), the manifest entry and its registration. With `@types`,
+/// `@pointees` and `@guarded_async`, which `#[hot]` invokes only for a function that needs
+/// them: the `types` and `pointees` functions the runtime's signature check calls, and the
+/// guarded shim of an `async fn`. A synchronous function's guarded shim (the implementation
+/// behind a panic guard, for self-contained libraries and the roll-back policy) and every
+/// function's boot shim are instances of the generic ones in `shims.rs`, which the compiler
+/// caches; whatever is written here is expanded again on every build of the crate.
 ///
 /// A `macro_rules!` template rather than tokens the procedural macro writes out: every token a
 /// procedural macro returns crosses the compiler's proc-macro bridge, and this expansion is
 /// the same for every hot function, so the macro hands over only what differs. A crate of
 /// 10,000 `#[hot]` functions compiles seconds faster per edit that way.
 ///
-/// Inputs: the item names; the implementation's path; the boot shim for its arity; the generic
-/// parameters and where clause of the generated functions; the parameters (`name: Type`) and
-/// return type of the function behind the slot; the entry's name (after `module_path!()`) and
-/// signature text; for each position (parameters, then the return type) its type in braces
-/// (`{ ! }` for the never type) and their count, the positions that may be described
-/// (`index: Type`; none: no `types` function, the entry takes the shared one), and those that
-/// are references (`index: "name" Type`, the type behind the references; none: no `pointees`)
-/// with their bit mask; what the entry points at for `types`, `pointees` and `guarded`; and
-/// `sync` or `async` (the guarded shim of an `async fn` is written here: it also guards each
-/// poll of its future).
+/// Inputs: the item names; the implementation's path; the boot shim for its arity; the entry's
+/// name (after `module_path!()`) and signature text; for each position (parameters, then the
+/// return type) its type in braces (`{ ! }` for the never type), their count and the bit mask
+/// of those that are references; and what the entry points at for `types`, `pointees` and
+/// `guarded` (the functions written for this one, or the shared ones).
 #[cfg(any(hotswap, feature = "hot"))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __hot_items {
     (
-        names { $slot:ident $guarded:ident $types:ident $pointees:ident $entry:ident
-            $registration:ident }
+        names { $slot:ident $entry:ident $registration:ident }
         implementation { $($implementation:tt)* } boot $boot:ident
-        generics { $($generics:tt)* } where { $($where:tt)* }
-        args { $($arg:ident: $ty:ty),* } output { $($output:tt)* }
         name $display:literal signature $signature:literal
-        layouts { $({ $($layout:tt)* })* } type_count $count:literal
-        types { $($index:literal: $described:ty),* }
-        pointees { $($pointed:tt)* } references $references:literal
+        layouts { $({ $($layout:tt)* })* } type_count $count:literal references $references:literal
         refs { types $types_ref:path, pointees $pointees_ref:path, guarded $guarded_ref:expr }
-        $mode:ident
     ) => {
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
         // SAFETY: the implementation is a function item (what `boot` asks).
         static $slot: $crate::__private::Slot =
             $crate::__private::Slot::new(unsafe { $crate::__private::$boot($($implementation)*) });
-
-        $crate::__hot_items! { @guarded $mode $guarded { $($implementation)* }
-            { $($generics)* } { $($where)* } { $($arg: $ty),* } { $($output)* }
-            ::core::concat!(::core::module_path!(), "::", $display)
-        }
-
-        $crate::__hot_items! { @types $types { $($index: $described),* } }
-
-        $crate::__hot_items! { @pointees $pointees { $($pointed)* } }
 
         // Not exported: a thin patch binds data references to the program wherever the
         // program exports the symbol, and the patch's registration below must point at the
@@ -285,20 +273,20 @@ macro_rules! __hot_items {
         }
     };
 
-    // A synchronous function's guarded shim is `shims.rs`'s, for its arity.
-    (@guarded sync $($rest:tt)*) => {};
-    // An `async fn`'s: the future is made behind the guard, and each poll of it runs behind it.
-    (@guarded async $guarded:ident { $($implementation:tt)* } { $($generics:tt)* }
-        { $($where:tt)* } { $($arg:ident: $ty:ty),* } { $($output:tt)* } $name:expr) => {
+    // The guarded shim of an `async fn` (a synchronous function's is `shims.rs`'s): the future
+    // is made behind the guard, and each poll of it runs behind it.
+    (@guarded_async $guarded:ident { $($implementation:tt)* } { $($generics:tt)* }
+        { $($where:tt)* } { $($arg:ident: $ty:ty),* } { $($output:tt)* } $display:literal) => {
         #[doc(hidden)]
         #[allow(non_snake_case, clippy::too_many_arguments)]
         fn $guarded $($generics)* ($($arg: $ty),*) $($output)* $($where)* {
-            $crate::__private::guard($name, move || $($implementation)*($($arg),*)).guarded($name)
+            const NAME: &str = ::core::concat!(::core::module_path!(), "::", $display);
+            $crate::__private::guard(NAME, move || $($implementation)*($($arg),*)).guarded(NAME)
         }
     };
 
-    // No position may be described: the entry takes `__private::no_types`.
-    (@types $types:ident {}) => {};
+    // `types`, for a function with a position that may be described (for the others the entry
+    // takes `__private::no_types`).
     (@types $types:ident { $($index:literal: $described:ty),+ }) => {
         #[doc(hidden)]
         #[allow(non_snake_case, unused_imports)]
@@ -311,9 +299,8 @@ macro_rules! __hot_items {
         }
     };
 
-    // No position is a reference: the runtime never asks, and the entry takes
-    // `__private::no_pointees`.
-    (@pointees $pointees:ident {}) => {};
+    // `pointees`, for a function with a position that is a reference (for the others the
+    // runtime never asks, and the entry takes `__private::no_pointees`).
     (@pointees $pointees:ident { $($index:literal: $name:literal $pointee:ty),+ }) => {
         #[doc(hidden)]
         #[allow(non_snake_case, unused_imports)]
