@@ -7,7 +7,8 @@
 #
 # HOTSWAP_CRATE_DIR: the `hotswap` crate to build against (default: this repository's), e.g. a
 # `git worktree` of an older commit, to compare. Prints `N hot|plain: M million instructions`.
-# Needs valgrind. Takes about a minute for N = 100.
+# The macros are built at opt-level 3, as `cargo hotswap run` builds them.
+# Needs valgrind. Takes about a minute for N = 100, three for N = 500.
 set -eu
 n=$1
 kind=$2
@@ -24,6 +25,15 @@ edition = "2021"
 [dependencies]
 hotswap = { path = "$hotswap", features = ["hot"] }
 [workspace]
+# As \`cargo hotswap run\` builds them (host.rs, FAST_MACROS): the macros at opt-level 3.
+[profile.dev.package.hotswap-macros]
+opt-level = 3
+[profile.dev.package.syn]
+opt-level = 3
+[profile.dev.package.quote]
+opt-level = 3
+[profile.dev.package.proc-macro2]
+opt-level = 3
 TOML
 attr=""
 [ "$kind" = hot ] && attr="#[hotswap::hot]"

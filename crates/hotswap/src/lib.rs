@@ -230,7 +230,8 @@ macro_rules! __hot_items {
         layouts { $({ $($layout:tt)* })* } type_count $count:literal references $references:literal
         refs { types $types_ref:path, pointees $pointees_ref:path, guarded $guarded_ref:expr }
     ) => {
-        #[doc(hidden)]
+        // (No `#[doc(hidden)]` on these private statics: documentation never shows them, and
+        // every attribute is lowered and encoded again on each build of the crate.)
         #[allow(non_upper_case_globals)]
         // SAFETY: the implementation is a function item (what `boot` asks).
         static $slot: $crate::__private::Slot =
@@ -239,7 +240,6 @@ macro_rules! __hot_items {
         // Not exported: a thin patch binds data references to the program wherever the
         // program exports the symbol, and the patch's registration below must point at the
         // patch's own entry. The runtime finds entries through the registration section.
-        #[doc(hidden)]
         #[allow(non_upper_case_globals)]
         static $entry: $crate::__private::Entry = $crate::__private::Entry {
             abi: $crate::__private::ENTRY_ABI,
@@ -267,7 +267,6 @@ macro_rules! __hot_items {
         };
 
         $crate::__register! { ENTRIES,
-            #[doc(hidden)]
             #[allow(non_upper_case_globals)]
             static $registration: &$crate::__private::Entry = &$entry;
         }
