@@ -605,7 +605,11 @@ impl HotFn<'_> {
             .map(erase_lifetimes)
             .collect();
         let type_count = layout_types.len();
-        let layouts = layout_types.iter().map(|ty| quote!({ #ty }));
+        // The fingerprint's layouts come from the implementation's own types (`shims.rs`).
+        let fingerprint = match &self.asyncness {
+            Some(_) => format_ident!("fingerprint_async{}", types.len()),
+            None => format_ident!("fingerprint{}", types.len()),
+        };
         // For each position: the described type behind any references. A position no
         // description can exist for (`u64`, `&str`, `!`…) is left out: `types` answers null for
         // it, as for any position it does not list, and with none listed there is no `types`.
@@ -689,7 +693,7 @@ impl HotFn<'_> {
                 names { #slot #entry #registration }
                 implementation { #impl_path } boot #boot
                 name #display_name signature #signature
-                layouts { #(#layouts)* } type_count #type_count references #references
+                fingerprint #fingerprint type_count #type_count references #references
                 refs { types #types_ref, pointees #pointees_ref, guarded #guarded_ref }
             }
             #extra
@@ -1389,7 +1393,7 @@ mod tests {
         let text = support_invocation(file);
         let at = text.find("signature").expect("a signature");
         let rest = text[at + "signature".len()..].trim_start();
-        let end = rest.find(" layouts").expect("layouts after the signature");
+        let end = rest.find(" fingerprint").expect("the fingerprint after the signature");
         rest[..end].trim().to_owned()
     }
 

@@ -215,10 +215,11 @@ macro_rules! __register {
 /// 10,000 `#[hot]` functions compiles seconds faster per edit that way.
 ///
 /// Inputs: the item names; the implementation's path; the boot shim for its arity; the entry's
-/// name (after `module_path!()`) and signature text; for each position (parameters, then the
-/// return type) its type in braces (`{ ! }` for the never type), their count and the bit mask
-/// of those that are references; and what the entry points at for `types`, `pointees` and
-/// `guarded` (the functions written for this one, or the shared ones).
+/// name (after `module_path!()`) and signature text; the `shims.rs` function that computes the
+/// fingerprint for its arity (from the implementation's own parameter and return types); the
+/// number of positions (parameters, then the return type) and the bit mask of those that are
+/// references; and what the entry points at for `types`, `pointees` and `guarded` (the
+/// functions written for this one, or the shared ones).
 #[cfg(any(hotswap, feature = "hot"))]
 #[doc(hidden)]
 #[macro_export]
@@ -227,7 +228,7 @@ macro_rules! __hot_items {
         names { $slot:ident $entry:ident $registration:ident }
         implementation { $($implementation:tt)* } boot $boot:ident
         name $display:literal signature $signature:literal
-        layouts { $({ $($layout:tt)* })* } type_count $count:literal references $references:literal
+        fingerprint $fingerprint:ident type_count $count:literal references $references:literal
         refs { types $types_ref:path, pointees $pointees_ref:path, guarded $guarded_ref:expr }
     ) => {
         // (No `#[doc(hidden)]` on these private statics: documentation never shows them, and
@@ -247,10 +248,7 @@ macro_rules! __hot_items {
                 ::core::concat!(::core::module_path!(), "::", $display)
             ),
             signature: $crate::__private::RawStr::new($signature),
-            fingerprint: $crate::__private::fingerprint(
-                $signature,
-                &[$($crate::__size_align!($($layout)*)),*],
-            ),
+            fingerprint: $crate::__private::$fingerprint($($implementation)*, $signature),
             token: $crate::__private::RawStr::new(
                 match ::core::option_env!("HOTSWAP_BUILD_TOKEN") {
                     ::core::option::Option::Some(token) => token,
@@ -313,19 +311,6 @@ macro_rules! __hot_items {
                 _ => $crate::__private::no_pointees(index),
             }
         }
-    };
-}
-
-/// `SizeAlign` of the type written (`SizeAlign::NEVER` for `!`, which has no size).
-#[cfg(any(hotswap, feature = "hot"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __size_align {
-    (!) => {
-        $crate::__private::SizeAlign::NEVER
-    };
-    ($ty:ty) => {
-        $crate::__private::SizeAlign::of::<$ty>()
     };
 }
 

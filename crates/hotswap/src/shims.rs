@@ -31,7 +31,41 @@ unsafe fn conjure<F: Copy>() -> F {
 }
 
 macro_rules! shims {
-    ($($boot:ident $boot_shim:ident $guarded:ident $guarded_shim:ident ($($arg:ident: $ty:ident),*);)*) => {$(
+    ($($boot:ident $boot_shim:ident $guarded:ident $guarded_shim:ident $fingerprint:ident
+        $fingerprint_async:ident ($($arg:ident: $ty:ident),*);)*) => {$(
+        /// The [`fingerprint`](crate::__private::fingerprint) of the `#[hot]` function whose
+        /// implementation is `_implementation`: `signature` and the size and alignment of each
+        /// parameter and of the return type, as the compiler sees them (no macro writes the
+        /// types out for this).
+        pub const fn $fingerprint<F: Fn($($ty),*) -> R + Copy, $($ty,)* R>(
+            _implementation: F,
+            signature: &str,
+        ) -> u64 {
+            crate::__private::fingerprint(
+                signature,
+                &[$(crate::__private::SizeAlign::of::<$ty>(),)* crate::__private::SizeAlign::of::<R>()],
+            )
+        }
+
+        /// [`$fingerprint`] for an `async fn`, whose implementation returns its body's boxed
+        /// future: the last layout is the future's output's.
+        pub const fn $fingerprint_async<
+            F: Fn($($ty),*) -> B + Copy,
+            $($ty,)*
+            B: std::future::Future,
+        >(
+            _implementation: F,
+            signature: &str,
+        ) -> u64 {
+            crate::__private::fingerprint(
+                signature,
+                &[
+                    $(crate::__private::SizeAlign::of::<$ty>(),)*
+                    crate::__private::SizeAlign::of::<B::Output>(),
+                ],
+            )
+        }
+
         /// The address of the boot function of the `#[hot]` function whose implementation is
         /// `_implementation`: the slot's first value.
         ///
@@ -93,25 +127,25 @@ macro_rules! shims {
 pub const MAX_ARITY: usize = 12;
 
 shims! {
-    boot0 __hotswap_boot0 guarded0 __hotswap_guarded0 ();
-    boot1 __hotswap_boot1 guarded1 __hotswap_guarded1 (a0: A0);
-    boot2 __hotswap_boot2 guarded2 __hotswap_guarded2 (a0: A0, a1: A1);
-    boot3 __hotswap_boot3 guarded3 __hotswap_guarded3 (a0: A0, a1: A1, a2: A2);
-    boot4 __hotswap_boot4 guarded4 __hotswap_guarded4 (a0: A0, a1: A1, a2: A2, a3: A3);
-    boot5 __hotswap_boot5 guarded5 __hotswap_guarded5 (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4);
-    boot6 __hotswap_boot6 guarded6 __hotswap_guarded6
+    boot0 __hotswap_boot0 guarded0 __hotswap_guarded0 fingerprint0 fingerprint_async0 ();
+    boot1 __hotswap_boot1 guarded1 __hotswap_guarded1 fingerprint1 fingerprint_async1 (a0: A0);
+    boot2 __hotswap_boot2 guarded2 __hotswap_guarded2 fingerprint2 fingerprint_async2 (a0: A0, a1: A1);
+    boot3 __hotswap_boot3 guarded3 __hotswap_guarded3 fingerprint3 fingerprint_async3 (a0: A0, a1: A1, a2: A2);
+    boot4 __hotswap_boot4 guarded4 __hotswap_guarded4 fingerprint4 fingerprint_async4 (a0: A0, a1: A1, a2: A2, a3: A3);
+    boot5 __hotswap_boot5 guarded5 __hotswap_guarded5 fingerprint5 fingerprint_async5 (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4);
+    boot6 __hotswap_boot6 guarded6 __hotswap_guarded6 fingerprint6 fingerprint_async6
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5);
-    boot7 __hotswap_boot7 guarded7 __hotswap_guarded7
+    boot7 __hotswap_boot7 guarded7 __hotswap_guarded7 fingerprint7 fingerprint_async7
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6);
-    boot8 __hotswap_boot8 guarded8 __hotswap_guarded8
+    boot8 __hotswap_boot8 guarded8 __hotswap_guarded8 fingerprint8 fingerprint_async8
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7);
-    boot9 __hotswap_boot9 guarded9 __hotswap_guarded9
+    boot9 __hotswap_boot9 guarded9 __hotswap_guarded9 fingerprint9 fingerprint_async9
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8);
-    boot10 __hotswap_boot10 guarded10 __hotswap_guarded10
+    boot10 __hotswap_boot10 guarded10 __hotswap_guarded10 fingerprint10 fingerprint_async10
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9);
-    boot11 __hotswap_boot11 guarded11 __hotswap_guarded11
+    boot11 __hotswap_boot11 guarded11 __hotswap_guarded11 fingerprint11 fingerprint_async11
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10);
-    boot12 __hotswap_boot12 guarded12 __hotswap_guarded12
+    boot12 __hotswap_boot12 guarded12 __hotswap_guarded12 fingerprint12 fingerprint_async12
         (a0: A0, a1: A1, a2: A2, a3: A3, a4: A4, a5: A5, a6: A6, a7: A7, a8: A8, a9: A9, a10: A10,
          a11: A11);
 }
