@@ -595,7 +595,6 @@ impl HotFn<'_> {
             self.base_name(),
             counter
         );
-        let registration = self.item("registration");
         // What the caller hands over and gets back, as written (for an `async fn`: the
         // arguments and the future's output).
         let layout_types: Vec<Type> = self
@@ -690,7 +689,7 @@ impl HotFn<'_> {
         };
         quote! {
             ::hotswap::__hot_items! {
-                names { #slot #entry #registration }
+                names { #slot #entry }
                 implementation { #impl_path } boot #boot
                 name #display_name signature #signature
                 fingerprint #fingerprint type_count #type_count references #references
@@ -1393,7 +1392,9 @@ mod tests {
         let text = support_invocation(file);
         let at = text.find("signature").expect("a signature");
         let rest = text[at + "signature".len()..].trim_start();
-        let end = rest.find(" fingerprint").expect("the fingerprint after the signature");
+        let end = rest
+            .find(" fingerprint")
+            .expect("the fingerprint after the signature");
         rest[..end].trim().to_owned()
     }
 

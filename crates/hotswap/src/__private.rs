@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 pub use linkme;
 
 /// Version of [`Entry`]'s layout. A patch whose entries carry another value is refused.
-pub const ENTRY_ABI: u32 = 2;
+pub const ENTRY_ABI: u32 = 3;
 
-/// The registry of entries: one per `#[hot]` function linked into an image. In the program it
+/// The registry of entries: one per `#[hot]` function linked into an image, each entry in
+/// place (not a reference to it: one static fewer per function to compile). In the program it
 /// lists the program's; in a patch, the section of the same name lists the patch's, and the
 /// loader reads it there (see `platform::ENTRIES_SECTION`).
 #[linkme::distributed_slice]
-pub static ENTRIES: [&'static Entry];
+pub static ENTRIES: [Entry];
 
 /// The registry of `#[derive(Migrate)]` types, read the same way.
 #[linkme::distributed_slice]

@@ -162,8 +162,8 @@ macro_rules! __load_slot {
     };
 }
 
-/// Registers `$item` (a `static` holding a `&'static` element) in the distributed slice
-/// `__private::$slice` (`ENTRIES`, `STATES`): what `#[linkme::distributed_slice(..)]` on the
+/// Registers `$item` (a `static` holding an element: an `Entry` itself, a `&'static
+/// StateEntry`) in the distributed slice `__private::$slice` (`ENTRIES`, `STATES`): what `#[linkme::distributed_slice(..)]` on the
 /// element does, written out for ELF, where linkme puts a slice's elements in the section
 /// `linkme_<SLICE>` (bounded by the linker's `__start_`/`__stop_` symbols, which the slice reads)
 /// and keeps them with `#[used]`. The runtime reads a patch's registrations from the same section
@@ -201,7 +201,7 @@ macro_rules! __register {
 
 /// The items behind one `#[hot]` function's slot, from what `#[hot]` worked out: the slot,
 /// whose first value is the function's boot shim (`shims.rs`: starts the runtime, which points
-/// every slot at its implementation), the manifest entry and its registration. With `@types`,
+/// every slot at its implementation) and the manifest entry, registered in place. With `@types`,
 /// `@pointees` and `@guarded_async`, which `#[hot]` invokes only for a function that needs
 /// them: the `types` and `pointees` functions the runtime's signature check calls, and the
 /// guarded shim of an `async fn`. A synchronous function's guarded shim (the implementation
@@ -225,7 +225,7 @@ macro_rules! __register {
 #[macro_export]
 macro_rules! __hot_items {
     (
-        names { $slot:ident $entry:ident $registration:ident }
+        names { $slot:ident $entry:ident }
         implementation { $($implementation:tt)* } boot $boot:ident
         name $display:literal signature $signature:literal
         fingerprint $fingerprint:ident type_count $count:literal references $references:literal
@@ -238,9 +238,10 @@ macro_rules! __hot_items {
         static $slot: $crate::__private::Slot =
             $crate::__private::Slot::new(unsafe { $crate::__private::$boot($($implementation)*) });
 
-        // Not exported: a thin patch binds data references to the program wherever the
-        // program exports the symbol, and the patch's registration below must point at the
-        // patch's own entry. The runtime finds entries through the registration section.
+        // Registered in place (the section holds the entries themselves) and not exported: the
+        // runtime finds a patch's entries in its registration section, and a thin patch binds
+        // data references to the program wherever the program exports the symbol.
+        $crate::__register! { ENTRIES,
         #[allow(non_upper_case_globals)]
         static $entry: $crate::__private::Entry = $crate::__private::Entry {
             abi: $crate::__private::ENTRY_ABI,
@@ -263,10 +264,6 @@ macro_rules! __hot_items {
             implementation: $($implementation)* as *const (),
             guarded: $guarded_ref,
         };
-
-        $crate::__register! { ENTRIES,
-            #[allow(non_upper_case_globals)]
-            static $registration: &$crate::__private::Entry = &$entry;
         }
     };
 

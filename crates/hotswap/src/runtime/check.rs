@@ -108,8 +108,9 @@ pub(crate) fn inspect(data: &[u8]) -> Result<Manifest, String> {
         })
     };
     let pointer = std::mem::size_of::<usize>() as u64;
+    let entry = std::mem::size_of::<crate::__private::Entry>() as u64;
     let entries = registrations(platform::ENTRIES_SECTION)
-        .filter(|section| section.size >= pointer && section.size % pointer == 0)
+        .filter(|section| section.size >= entry && section.size % entry == 0)
         .ok_or_else(|| {
             "it has no hotswap manifest (no `#[hot]` functions registered): build the library \
              in hot mode (`--cfg hotswap` or the `hot` feature of hotswap)"

@@ -62,9 +62,11 @@ pub(crate) fn open(staged: Staged, fixed: Option<Claim>) -> Result<Loaded, Strin
 impl Loaded {
     /// The patch's manifest entries, from its registration section.
     pub fn entries(&self, manifest: &Manifest) -> Result<Vec<&'static Entry>, String> {
-        // SAFETY: the check found the `ENTRIES` section of this library, which `linkme` fills
-        // with `&'static Entry`s only (one per `#[hot]` function), relocated by the loader.
-        let entries = unsafe { self.registrations(manifest.entries) };
+        // SAFETY: the check found the `ENTRIES` section of this library, a whole number of
+        // `Entry`s long, which `__register!` fills with `Entry`s only (one per `#[hot]`
+        // function, each aligned as `Entry` is, so they lie end to end), relocated by the
+        // loader. Their `abi` is checked before anything else of them is used.
+        let entries = unsafe { self.in_place(manifest.entries) };
         self.own(manifest, entries)
     }
 
@@ -105,6 +107,20 @@ impl Loaded {
     /// Whether the library carries its own copy of the runtime (full library mode).
     pub fn is_guest(&self) -> bool {
         self.function(super::guest::GUEST_INIT_SYMBOL).is_some()
+    }
+
+    /// The `T`s a registration section of this library holds in place.
+    ///
+    /// # Safety
+    /// `section` must be a section of this library holding only `T`s, end to end.
+    unsafe fn in_place<T>(&self, section: Section) -> Vec<&'static T> {
+        let start = self.base.wrapping_add(section.address as usize) as *const T;
+        let count = section.size as usize / std::mem::size_of::<T>();
+        // SAFETY: per the contract, `count` values of `T` live at `start` (the section is
+        // mapped at base + its address, and the library is never unloaded).
+        unsafe { std::slice::from_raw_parts(start, count) }
+            .iter()
+            .collect()
     }
 
     /// The `&'static T`s a registration section of this library holds.

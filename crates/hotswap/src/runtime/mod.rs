@@ -161,7 +161,7 @@ impl Runtime {
         let mut registry = HashMap::new();
         let mut ambiguous = Vec::new();
         for entry in ENTRIES.iter() {
-            if registry.insert(entry.name.as_str(), *entry).is_some() {
+            if registry.insert(entry.name.as_str(), entry).is_some() {
                 ambiguous.push(entry.name.as_str());
             }
             // Every slot starts at its function's boot shim (`shims.rs`), which starts the
