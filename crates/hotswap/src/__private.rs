@@ -45,6 +45,16 @@ impl RawStr {
         }
     }
 
+    /// The build token a crate was compiled with (`option_env!("HOTSWAP_BUILD_TOKEN")`), empty
+    /// if none: a function rather than a `match` in every entry, which each build of the crate
+    /// would lower again.
+    pub const fn token(token: Option<&'static str>) -> Self {
+        match token {
+            Some(token) => RawStr::new(token),
+            None => RawStr::new(""),
+        }
+    }
+
     /// The string.
     pub fn as_str(&self) -> &'static str {
         // SAFETY: built by `new` from a `&'static str`; patches are never unloaded, so a patch's

@@ -250,12 +250,7 @@ macro_rules! __hot_items {
             ),
             signature: $crate::__private::RawStr::new($signature),
             fingerprint: $crate::__private::$fingerprint($($implementation)*, $signature),
-            token: $crate::__private::RawStr::new(
-                match ::core::option_env!("HOTSWAP_BUILD_TOKEN") {
-                    ::core::option::Option::Some(token) => token,
-                    ::core::option::Option::None => "",
-                }
-            ),
+            token: $crate::__private::RawStr::token(::core::option_env!("HOTSWAP_BUILD_TOKEN")),
             slot: &$slot,
             types: $types_ref,
             type_count: $count,

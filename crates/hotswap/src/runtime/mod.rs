@@ -347,6 +347,12 @@ impl Runtime {
         migration.prepare()?;
         phases.mark("migrate");
         let written = swap::apply(&plan, kind, ROLL_BACK.load(Ordering::Acquire));
+        // A function new in the patch has only the patch's own slot, which starts at its boot
+        // shim like any slot (`shims.rs`); the program's runtime, started long ago, points it
+        // at the implementation here, so the patch's code calls it directly.
+        for entry in entries.iter().filter(|e| !self.registry.contains_key(e.name.as_str())) {
+            entry.slot.set(entry.implementation);
+        }
         let functions = written.len();
         let states = migration.commit();
         phases.mark("swap");
