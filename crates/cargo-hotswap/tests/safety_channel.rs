@@ -134,7 +134,8 @@ fn hostile_patches_and_messages_are_refused_and_the_old_code_keeps_running() {
     let valid = file("valid.so");
     let rlib = ws.build_patch(&game_source("v2"), &token_a, &valid);
     // The same code, linked by hand without the command's version script: its manifest
-    // symbols are global, so the loader binds them to the program's entries of the same names.
+    // symbols are global, so the loader binds its entries' slot references to the program's
+    // slots of the same names.
     let global_manifest = file("global-manifest.so");
     link_patch_with_global_manifest(&rlib, &global_manifest);
     let v5 = file("v5.so");

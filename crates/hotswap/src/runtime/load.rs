@@ -8,7 +8,7 @@ use std::mem::ManuallyDrop;
 use super::check::{Manifest, Section};
 use super::reserve::Claim;
 use super::stage::Staged;
-use crate::__private::{Entry, StateEntry};
+use crate::__private::{Entry, Slot, StateEntry, ENTRY_ABI};
 use crate::platform;
 
 /// A patch in memory. Dropping it does not unload it.
@@ -59,6 +59,11 @@ pub(crate) fn open(staged: Staged, fixed: Option<Claim>) -> Result<Loaded, Strin
     })
 }
 
+/// Why a patch whose manifest points outside it is refused.
+const NOT_OWN: &str = "its manifest points into the running program instead of into the patch \
+                       (the patch was linked with its manifest symbols global): link patches \
+                       with `cargo hotswap`, which keeps them local";
+
 impl Loaded {
     /// The patch's manifest entries, from its registration section.
     pub fn entries(&self, manifest: &Manifest) -> Result<Vec<&'static Entry>, String> {
@@ -66,8 +71,30 @@ impl Loaded {
         // `Entry`s long, which `__register!` fills with `Entry`s only (one per `#[hot]`
         // function, each aligned as `Entry` is, so they lie end to end), relocated by the
         // loader. Their `abi` is checked before anything else of them is used.
-        let entries = unsafe { self.in_place(manifest.entries) };
-        self.own(manifest, entries)
+        let entries: Vec<&'static Entry> = unsafe { self.in_place(manifest.entries) };
+        let (start, end) = self.image(manifest);
+        let inside = |address: *const ()| (start..end).contains(&(address as usize));
+        // An entry lies in the patch by construction; what it points at must too. A patch
+        // linked so that its manifest symbols stay global has its entries' slot references
+        // bound by the loader to the running program's slots of the same names. (Entries of
+        // another `ENTRY_ABI` have other fields: `check::compatible` refuses them by that.)
+        if entries.iter().filter(|e| e.abi == ENTRY_ABI).all(|entry| {
+            inside(entry.slot as *const Slot as *const ())
+                && inside(entry.implementation)
+                && inside(entry.guarded)
+        }) {
+            Ok(entries)
+        } else {
+            Err(NOT_OWN.into())
+        }
+    }
+
+    /// Where the patch's image lies in this process.
+    fn image(&self, manifest: &Manifest) -> (usize, usize) {
+        (
+            self.base.wrapping_add(manifest.image.start as usize),
+            self.base.wrapping_add(manifest.image.end as usize),
+        )
     }
 
     /// The patch's `#[derive(Migrate)]` entries, from its registration section.
@@ -87,20 +114,14 @@ impl Loaded {
         manifest: &Manifest,
         found: Vec<&'static T>,
     ) -> Result<Vec<&'static T>, String> {
-        let start = self.base.wrapping_add(manifest.image.start as usize);
-        let end = self.base.wrapping_add(manifest.image.end as usize);
+        let (start, end) = self.image(manifest);
         if found
             .iter()
             .all(|item| (start..end).contains(&(*item as *const T as usize)))
         {
             Ok(found)
         } else {
-            Err(
-                "its manifest points into the running program instead of into the patch (the \
-                 patch was linked with its manifest symbols global): link patches with \
-                 `cargo hotswap`, which keeps them local"
-                    .into(),
-            )
+            Err(NOT_OWN.into())
         }
     }
 

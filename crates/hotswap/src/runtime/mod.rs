@@ -350,7 +350,10 @@ impl Runtime {
         // A function new in the patch has only the patch's own slot, which starts at its boot
         // shim like any slot (`shims.rs`); the program's runtime, started long ago, points it
         // at the implementation here, so the patch's code calls it directly.
-        for entry in entries.iter().filter(|e| !self.registry.contains_key(e.name.as_str())) {
+        for entry in entries
+            .iter()
+            .filter(|e| !self.registry.contains_key(e.name.as_str()))
+        {
             entry.slot.set(entry.implementation);
         }
         let functions = written.len();
