@@ -1,20 +1,23 @@
-//! The boot function and the guarded shim of a synchronous `#[hot]` function, written once per
-//! arity here and instantiated by the compiler for each function, instead of written out by
+//! The boot function, the guarded shim and the fingerprint of a `#[hot]` function, written once
+//! per arity here and instantiated by the compiler for each function, instead of written out by
 //! `#[hot]` for each function.
 //!
 //! Why: whatever `#[hot]` writes out is expanded, resolved, lowered, hashed and encoded again
 //! on every build of its crate, since a procedural macro's output is never cached. A generic
 //! instance costs none of that: it exists only from monomorphisation on, and the compiler
-//! caches its code with the rest. For a crate of 500 `#[hot]` functions, the two shims written
-//! out per function cost about 3.4 M rustc instructions per function and edit; as instances of
-//! these, 0.4 M (`crates/hotswap-bench/scripts/compile-cost.sh`, BENCHMARKS.md).
+//! caches its code with the rest. In a crate of 500 `#[hot]` functions, the boot function and
+//! the guarded shim written out cost about 3.4 M rustc instructions per function and edit; as
+//! instances of these, 0.4 M (hand-written variants of the expansion under callgrind; the
+//! template's own figures are in BENCHMARKS.md, `crates/hotswap-bench/scripts/compile-cost.sh`).
 //!
 //! Each shim is generic over `F`, the type of the function item `__hotswap_impl_f`: a
 //! zero-sized type that names one function, so the shim calls it without being handed a
 //! pointer, and each hot function gets a shim of its own (its address is its identity: the
 //! guarded shim's address is how the runtime finds the function's name when it panics).
 //! `boot{N}` and `guarded{N}` return the address of the instance for the function item they
-//! are given, in a `const` context (the slot's and the entry's initialisers).
+//! are given, and `fingerprint{N}` the fingerprint from its parameter and return types, in a
+//! `const` context (the slot's and the entry's initialisers). An `async fn`'s guarded shim also
+//! guards each poll of its future, so it is written out (`__hot_items!`'s `@guarded_async`).
 
 /// A value of the zero-sized function item type `F`.
 ///
