@@ -50,7 +50,7 @@ macro_rules! shims {
             )
         }
 
-        /// [`$fingerprint`] for an `async fn`, whose implementation returns its body's boxed
+        /// The fingerprint of an `async fn`, whose implementation returns its body's boxed
         /// future: the last layout is the future's output's.
         pub const fn $fingerprint_async<
             F: Fn($($ty),*) -> B + Copy,
@@ -73,7 +73,9 @@ macro_rules! shims {
         /// `_implementation`: the slot's first value.
         ///
         /// # Safety
-        /// `F` must be a function item type (see [`conjure`]).
+        /// `F` must be a function item type: the shim conjures its value (a zero-sized type
+        /// with exactly one value; a closure that captures a zero-sized token is zero-sized
+        /// too, and conjuring it would forge the token).
         pub const unsafe fn $boot<F: Fn($($ty),*) -> R + Copy, $($ty,)* R>(
             _implementation: F,
         ) -> *const () {
@@ -95,7 +97,9 @@ macro_rules! shims {
         /// `_implementation` (see [`crate::__private::Entry::guarded`]).
         ///
         /// # Safety
-        /// `F` must be a function item type (see [`conjure`]).
+        /// `F` must be a function item type: the shim conjures its value (a zero-sized type
+        /// with exactly one value; a closure that captures a zero-sized token is zero-sized
+        /// too, and conjuring it would forge the token).
         pub const unsafe fn $guarded<F: Fn($($ty),*) -> R + Copy, $($ty,)* R>(
             _implementation: F,
         ) -> *const () {
