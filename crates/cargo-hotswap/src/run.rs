@@ -605,40 +605,18 @@ impl Session {
                 };
                 match hot.kind {
                     CrateKind::Library => patch::compile_library(capture).and_then(|compiled| {
-                        // The new build is kept for the checks now, and its machine code (the
-                        // largest part of what they read) is read while the patch links.
-                        let build = self
-                            .keep_patch_build(&hot, &capture.rlib(), id)
-                            .map_err(Failure::Other)?;
-                        let rlib = build.kept_rlib().map(Path::to_path_buf);
-                        let (patch, code) = std::thread::scope(|scope| {
-                            let reading = rlib.map(|rlib| {
-                                scope.spawn(move || crate::reach::Code::read_rlib(&rlib))
-                            });
-                            let patch = patch::link_library(
-                                capture,
-                                &linked.linker,
-                                &sharing,
-                                share,
-                                &self.dir,
-                                id,
-                                compiled,
-                            );
-                            // The reading's time past the link's counts as the checks'.
-                            let started = Instant::now();
-                            let code = reading.map(|reading| {
-                                reading.join().unwrap_or_else(|_| {
-                                    Err("reading the patch's machine code failed".into())
-                                })
-                            });
-                            waited = started.elapsed();
-                            (patch, code)
-                        });
-                        early = Some(match code {
-                            Some(code) => build.with_code(code),
-                            None => build,
-                        });
-                        patch
+                        let (patch, build, past_link) = self.link_library_patch(
+                            &hot,
+                            capture,
+                            &linked.linker,
+                            &sharing,
+                            share,
+                            id,
+                            compiled,
+                        )?;
+                        early = Some(build);
+                        waited = past_link;
+                        Ok(patch)
                     }),
                     CrateKind::Program => {
                         patch::build_program(capture, &linked.linker, &sharing, &self.dir, id)
@@ -787,13 +765,8 @@ impl Session {
             Some(patched) => patched,
             None => {
                 let sources = crate::sources::read_crate(&hot.root).map_err(|err| vec![err])?;
-                let keep = self.builds_dir()?;
-                Build::keep_objects(
-                    &patch.objects,
-                    &keep.join(format!("patch-{key}-{id}")),
-                    sources,
-                )
-                .map_err(|err| vec![err])?
+                let keep = self.patch_build_dir(hot, id)?;
+                Build::keep_objects(&patch.objects, &keep, sources).map_err(|err| vec![err])?
             }
         };
         let mut shared = self.shared_statics(&hot.crate_name);
@@ -818,15 +791,48 @@ impl Session {
         Ok((verdict, replaced))
     }
 
-    /// Keeps the build of library `hot` that `rlib` holds (just compiled for patch `id`), with
-    /// its sources as they are now, for the checks.
-    fn keep_patch_build(&self, hot: &HotCrate, rlib: &Path, id: u64) -> Result<Build, String> {
-        let sources = crate::sources::read_crate(&hot.root)?;
+    /// Links patch `id` of library `hot`, just compiled (`compiled`), and keeps its build, with
+    /// its sources as they are now, for the checks: the build's machine code (the largest part
+    /// of what they read) is read on another thread while the patch links. Also returns how
+    /// long that reading outlasted the link, which counts as the checks' time.
+    #[allow(clippy::too_many_arguments)]
+    fn link_library_patch(
+        &self,
+        hot: &HotCrate,
+        capture: &crate::capture::Invocation,
+        linker: &str,
+        sharing: &Sharing,
+        share: bool,
+        id: u64,
+        compiled: patch::Compiled,
+    ) -> Result<(patch::Patch, Build, Duration), Failure> {
+        let sources = crate::sources::read_crate(&hot.root).map_err(Failure::Other)?;
         let keep = self
-            .builds_dir()
-            .map_err(|err| err.join("; "))?
-            .join(format!("patch-{}-{id}", hot.key()));
-        Build::keep(rlib, &keep, sources)
+            .patch_build_dir(hot, id)
+            .map_err(|err| Failure::Other(err.join("; ")))?;
+        let build = Build::keep(&capture.rlib(), &keep, sources).map_err(Failure::Other)?;
+        let rlib = build.kept_rlib().map(Path::to_path_buf);
+        std::thread::scope(|scope| {
+            let reading =
+                rlib.map(|rlib| scope.spawn(move || crate::reach::Code::read_rlib(&rlib)));
+            let patch =
+                patch::link_library(capture, linker, sharing, share, &self.dir, id, compiled);
+            let started = Instant::now();
+            let build = match reading {
+                Some(reading) => build.with_code(
+                    reading
+                        .join()
+                        .unwrap_or_else(|_| Err("reading the patch's machine code failed".into())),
+                ),
+                None => build,
+            };
+            Ok((patch?, build, started.elapsed()))
+        })
+    }
+
+    /// Where the build of patch `id` of `hot` is kept for the checks.
+    fn patch_build_dir(&self, hot: &HotCrate, id: u64) -> Result<PathBuf, Vec<String>> {
+        Ok(self.builds_dir()?.join(format!("patch-{}-{id}", hot.key())))
     }
 
     /// A patch of the binary crate is delivered: its code calls the hot libraries as the

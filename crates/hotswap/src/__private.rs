@@ -100,12 +100,6 @@ impl SizeAlign {
             align: std::mem::align_of::<T>(),
         }
     }
-
-    /// Stands for `!`, which has no `size_of`.
-    pub const NEVER: SizeAlign = SizeAlign {
-        size: usize::MAX,
-        align: usize::MAX,
-    };
 }
 
 impl SizeAlign {
@@ -115,7 +109,7 @@ impl SizeAlign {
         align: usize::MAX - 1,
     };
 
-    /// Whether this is a real size (not `UNSIZED` or `NEVER`).
+    /// Whether this is a real size (not `UNSIZED`).
     pub fn is_sized(&self) -> bool {
         self.size < usize::MAX - 1
     }
@@ -248,10 +242,8 @@ pub use crate::shims::*;
 ///
 /// For the guarded shim of an `async fn` and each poll of its future. What is generic here is
 /// only the closure that moves `f`'s result out: the guard itself (`catch_unwind` and the
-/// handling of a panic) takes a `dyn FnMut` and is compiled once, in this crate. The shim of a
-/// synchronous function calls [`guard_call`] with one closure of its own instead, which
-/// compiles to less (`hotswap::__hot_items!`; 1,019 against 1,098 M rustc instructions for
-/// 100 functions, `crates/hotswap-bench/scripts/compile-cost.sh 100 hot`).
+/// handling of a panic) takes a `dyn FnMut` and is compiled once, in this crate. A synchronous
+/// function's guarded shim is `shims.rs`'s, which calls the guard with its own address.
 #[inline(always)]
 pub fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
     let mut f = Some(f);
@@ -265,13 +257,6 @@ pub fn guard<R>(function: &'static str, f: impl FnOnce() -> R) -> R {
         Some(value) => value,
         None => guard_returned_nothing(function),
     }
-}
-
-/// The guard of [`guard`], for a caller that moves its own result out of `f` (the guarded shim
-/// of a synchronous `#[hot]` function: one closure, nothing generic).
-#[inline(always)]
-pub fn guard_call(function: &'static str, f: &mut dyn FnMut()) {
-    crate::runtime::guest::guard(function, f)
 }
 
 /// `guest::guard` returns only after its closure ran to completion (a panic never returns: it
